@@ -1,0 +1,14 @@
+"""JSON API v1: bearer tokens from ``flask create-api-token``; same services as the pages.
+
+Each resource lives in its own module and adds its paths to ``OPENAPI_PATHS`` for the published
+OpenAPI document.
+"""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__)
+
+OPENAPI_PATHS: dict = {}
+OPENAPI_SCHEMAS: dict = {}
+
+from app.api import certificate_requests, exemptions, routes  # noqa: E402,F401

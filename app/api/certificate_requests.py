@@ -1,0 +1,1 @@
+"""JSON API: certificate-of-insurance requests (mobile app)."""

@@ -1,0 +1,1 @@
+"""JSON API: exemption requests and the exemption lookup."""

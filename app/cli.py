@@ -1,0 +1,254 @@
+"""Flask CLI commands: seed-demo, create-user, create-api-token, worker, sweep."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import click
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from app.enums import CoverageLine, CustomerStatus, PaymentMethod, Role
+from app.extensions import db
+from app.models import ApiToken, Customer, Policy, Program, User
+from app.models.users import hash_token
+from app.payments import APPROVE_CARD, DECLINE_CARD, ERROR_CARD, card_outcome, sandbox_token
+
+DEMO_PASSWORD = "certdesk-demo"
+
+DEMO_STAFF = [
+    ("admin@certdesk.demo", "Avery Admin", Role.ADMIN),
+    ("reviewer@certdesk.demo", "Riley Reviewer", Role.REVIEWER),
+    ("processor@certdesk.demo", "Parker Processor", Role.PROCESSOR),
+    ("advisor@certdesk.demo", "Addison Advisor", Role.ADVISOR),
+]
+
+# name, status, payment method, card number (card/amex only), program, customer-user e-mail
+DEMO_CUSTOMERS = [
+    ("Acme Roofing LLC", CustomerStatus.ACTIVE, PaymentMethod.CARD, APPROVE_CARD, "Contractors Select",
+     "customer@acme.demo"),
+    ("Bluebird Landscaping Inc", CustomerStatus.ACTIVE, PaymentMethod.AMEX, APPROVE_CARD, "Contractors Select",
+     "customer@bluebird.demo"),
+    ("Copperline Electric Co", CustomerStatus.ACTIVE, PaymentMethod.CARD, DECLINE_CARD, "Contractors Select",
+     "customer@copperline.demo"),
+    ("Delta Staffing Partners", CustomerStatus.ACTIVE, PaymentMethod.ACH, None, "Staffing PEO",
+     "customer@delta.demo"),
+    ("Evergreen Plumbing", CustomerStatus.ACTIVE, PaymentMethod.WIRE, None, "Manual Review",
+     "customer@evergreen.demo"),
+    ("Foxtail Freight Lines", CustomerStatus.ACTIVE, PaymentMethod.CARD, ERROR_CARD, "Contractors Select",
+     None),
+    ("Granite Demolition", CustomerStatus.INACTIVE, PaymentMethod.ACH, None, "Manual Review",
+     "customer@granite.demo"),
+    ("Harbor Painting", CustomerStatus.SUSPENDED, PaymentMethod.CARD, APPROVE_CARD, "Contractors Select",
+     None),
+]
+
+DEMO_PROGRAMS = [
+    ("Contractors Select", True, False),
+    ("Staffing PEO", True, True),
+    ("Manual Review", False, False),
+]
+
+INSURERS = [
+    ("Granite State Casualty Co", "10234"),
+    ("Prairie Mutual Insurance", "20987"),
+    ("Harborline Specialty Ins Co", "31456"),
+    ("Keystone Workers Comp Fund", "40012"),
+]
+
+
+def _policies_for(customer: Customer, today: date) -> list[Policy]:
+    start = date(today.year, 1, 1)
+    end = date(today.year + 1, 1, 1)
+    prefix = "".join(w[0] for w in customer.name.split()[:3]).upper()
+    return [
+        Policy(line=CoverageLine.GENERAL_LIABILITY, insurer_name=INSURERS[0][0], naic_number=INSURERS[0][1],
+               policy_number=f"GL-{prefix}-{customer.id:05d}", effective_date=start, expiry_date=end,
+               limits={"each_occurrence": 1_000_000, "damage_to_rented_premises": 100_000,
+                       "med_exp": 5_000, "personal_adv_injury": 1_000_000, "general_aggregate": 2_000_000,
+                       "products_comp_op_agg": 2_000_000}),
+        Policy(line=CoverageLine.AUTOMOBILE, insurer_name=INSURERS[1][0], naic_number=INSURERS[1][1],
+               policy_number=f"CA-{prefix}-{customer.id:05d}", effective_date=start, expiry_date=end,
+               limits={"combined_single_limit": 1_000_000}),
+        Policy(line=CoverageLine.UMBRELLA, insurer_name=INSURERS[2][0], naic_number=INSURERS[2][1],
+               policy_number=f"UMB-{prefix}-{customer.id:05d}", effective_date=start, expiry_date=end,
+               limits={"each_occurrence": 5_000_000, "aggregate": 5_000_000}),
+        Policy(line=CoverageLine.WORKERS_COMP, insurer_name=INSURERS[3][0], naic_number=INSURERS[3][1],
+               policy_number=f"WC-{prefix}-{customer.id:05d}", effective_date=start, expiry_date=end,
+               limits={"el_each_accident": 1_000_000, "el_disease_each_employee": 1_000_000,
+                       "el_disease_policy_limit": 1_000_000}),
+    ]
+
+
+def seed_demo(today: date | None = None) -> dict:
+    """Create the demo data if missing (idempotent) and return what exists, for printing."""
+    today = today or date.today()
+    programs = {}
+    for name, automation, peo in DEMO_PROGRAMS:
+        program = db.session.scalar(sa.select(Program).filter_by(name=name))
+        if program is None:
+            program = Program(name=name, automation_enabled=automation, is_peo=peo)
+            db.session.add(program)
+        programs[name] = program
+    db.session.flush()
+
+    users_out = []
+    for email, name, role in DEMO_STAFF:
+        _ensure_user(email, name, role)
+        users_out.append({"email": email, "name": name, "role": str(role), "password": DEMO_PASSWORD})
+
+    customers_out = []
+    for index, (name, status, method, card, program_name, user_email) in enumerate(DEMO_CUSTOMERS):
+        customer = db.session.scalar(sa.select(Customer).filter_by(name=name))
+        if customer is None:
+            slug = name.split()[0].lower()
+            customer = Customer(
+                name=name, status=status, payment_method=method, program=programs[program_name],
+                contact_name=f"{name.split()[0]} Office", contact_email=f"office@{slug}.demo",
+                contact_phone=f"+1555010{index:04d}", address=f"{100 + index * 11} Main Street",
+                city="Austin", state="TX", zip_code=f"7870{index % 10}",
+            )
+            if card:
+                customer.card_token = sandbox_token(card)
+                customer.card_last4 = card[-4:]
+            db.session.add(customer)
+            db.session.flush()
+            for policy in _policies_for(customer, today):
+                customer.policies.append(policy)
+        if user_email:
+            _ensure_user(user_email, f"{name} (customer)", Role.CUSTOMER, customer_id=customer.id)
+            users_out.append({"email": user_email, "name": f"{name} (customer)", "role": "customer",
+                              "password": DEMO_PASSWORD, "customer_id": customer.id})
+        customers_out.append({
+            "id": customer.id, "name": customer.name, "status": str(customer.status),
+            "payment_method": str(customer.payment_method),
+            "card_outcome": card_outcome(customer.card_token),
+            "automation_enabled": customer.automation_enabled,
+        })
+    for hook in SEED_HOOKS:
+        hook(today)
+    db.session.commit()
+    return {"users": users_out, "customers": customers_out}
+
+
+# Later capabilities (holders, ...) add their demo rows through these hooks.
+SEED_HOOKS: list = []
+
+
+def _ensure_user(email: str, name: str, role: Role, customer_id: int | None = None) -> User:
+    user = db.session.scalar(sa.select(User).filter_by(email=email))
+    if user is None:
+        user = User(email=email, name=name, role=role, customer_id=customer_id)
+        user.set_password(DEMO_PASSWORD)
+        db.session.add(user)
+        db.session.flush()
+    return user
+
+
+def create_api_token(user: User, name: str = "") -> str:
+    token = ApiToken.new_token()
+    db.session.add(ApiToken(user=user, token_hash=hash_token(token), name=name))
+    return token
+
+
+def print_logins(data: dict) -> None:
+    click.echo(f"Demo logins (password for all: {DEMO_PASSWORD})")
+    for user in data["users"]:
+        click.echo(f"  {user['role']:<10} {user['email']}")
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.command("seed-demo")
+    @click.option("--json", "as_json", is_flag=True, help="Print users and customers as one JSON object.")
+    @with_appcontext
+    def seed_demo_command(as_json: bool):
+        """Create demo staff, customers, customer users and policies (safe to run again)."""
+        data = seed_demo()
+        if as_json:
+            click.echo(json.dumps(data, indent=2))
+        else:
+            print_logins(data)
+
+    @app.cli.command("seed-if-empty")
+    @with_appcontext
+    def seed_if_empty_command():
+        """Seed demo data only when the database has no users; print the demo logins."""
+        if db.session.scalar(sa.select(sa.func.count(User.id))) == 0:
+            click.echo("Empty database: loading demo data.")
+        print_logins(seed_demo())
+
+    @app.cli.command("create-user")
+    @click.option("--email", required=True)
+    @click.option("--name", default="")
+    @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+    @click.option("--customer-id", type=int, default=None, help="Required for the customer role.")
+    @click.password_option()
+    @with_appcontext
+    def create_user_command(email, name, role, customer_id, password):
+        """Create a staff or customer user."""
+        role = Role(role)
+        if (role is Role.CUSTOMER) != (customer_id is not None):
+            raise click.UsageError("--customer-id is required for customer users and only for them.")
+        if customer_id is not None and db.session.get(Customer, customer_id) is None:
+            raise click.UsageError(f"No customer with id {customer_id}.")
+        if db.session.scalar(sa.select(User).filter_by(email=email)):
+            raise click.UsageError(f"A user with e-mail {email} exists already.")
+        user = User(email=email, name=name or email, role=role, customer_id=customer_id)
+        user.set_password(password)
+        db.session.add(user)
+        db.session.commit()
+        click.echo(f"Created {role} {email} (id {user.id}).")
+
+    @app.cli.command("create-api-token")
+    @click.option("--email", required=True, help="The user the token acts as.")
+    @click.option("--name", default="", help="A label for the token.")
+    @with_appcontext
+    def create_api_token_command(email, name):
+        """Print a new bearer token for the JSON API (only its hash is stored)."""
+        user = db.session.scalar(sa.select(User).filter_by(email=email))
+        if user is None:
+            raise click.UsageError(f"No user with e-mail {email}.")
+        token = create_api_token(user, name)
+        db.session.commit()
+        click.echo(f"Token for {email} ({user.role}); it is shown once:")
+        click.echo(token)
+
+    @app.cli.command("worker")
+    @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+    @click.option("--queues", default="email,pdf,default")
+    @with_appcontext
+    def worker_command(burst: bool, queues: str):
+        """Run an RQ worker with the scheduler, inside the app context."""
+        from rq import Worker
+
+        from app.extensions import jobs
+        from app.jobs import schedule_next_sweep
+
+        names = [q.strip() for q in queues.split(",") if q.strip()]
+        schedule_next_sweep(delay_seconds=1)
+        worker = Worker([jobs.queue(n) for n in names], connection=jobs.redis)
+        worker.work(burst=burst, with_scheduler=True)
+
+    @app.cli.command("sweep")
+    @with_appcontext
+    def sweep_command():
+        """Run the periodic sweep once (expiry, re-delivery, cleanup) and print what it did."""
+        from app.models.base import utcnow
+        from app.sweeper import run_sweep
+
+        results = run_sweep(utcnow())
+        db.session.commit()
+        click.echo(json.dumps(results))
+
+    @app.cli.command("check-services")
+    @with_appcontext
+    def check_services_command():
+        """Fail loudly unless the database and Redis answer."""
+        db.session.execute(sa.text("SELECT 1"))
+        click.echo(f"database ok: {db.engine.url.render_as_string(hide_password=True)}")
+        from app.extensions import jobs
+
+        jobs.redis.ping()
+        click.echo(f"redis ok: {current_app.config['REDIS_URL']}")

@@ -1,0 +1,37 @@
+import sqlalchemy as sa
+from flask import abort, render_template, request
+
+from app.auth.access import requires
+from app.customers import bp
+from app.extensions import db
+from app.models import Customer
+
+
+def get_customer_or_404(customer_id: int) -> Customer:
+    customer = db.session.get(Customer, customer_id)
+    if customer is None:
+        abort(404)
+    return customer
+
+
+@bp.route("/")
+@requires("view_dashboard")
+def index():
+    q = request.args.get("q", "").strip()
+    stmt = sa.select(Customer).order_by(Customer.name)
+    if q:
+        clauses = [Customer.name.ilike(f"%{q}%")]
+        if q.isdigit():
+            clauses.append(Customer.id == int(q))
+        stmt = stmt.where(sa.or_(*clauses))
+    customers = db.paginate(stmt, per_page=25, error_out=False)
+    return render_template("customers/index.html", customers=customers, q=q)
+
+
+@bp.route("/<int:customer_id>")
+@requires("view_dashboard")
+def detail(customer_id: int):
+    customer = get_customer_or_404(customer_id)
+    from app.activity import customer_timeline
+
+    return render_template("customers/detail.html", customer=customer, activities=customer_timeline(customer.id))

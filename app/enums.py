@@ -1,0 +1,129 @@
+"""Status enums and the transition table of every lifecycle.
+
+Stored with ``enum_column`` below: a VARCHAR holding the lowercase value plus a CHECK constraint.
+"""
+
+from enum import StrEnum
+
+import sqlalchemy as sa
+
+
+def enum_column(enum_cls: type[StrEnum], length: int = 32) -> sa.Enum:
+    return sa.Enum(
+        enum_cls,
+        native_enum=False,
+        create_constraint=True,
+        length=length,
+        name=enum_cls.__name__.lower(),
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    REVIEWER = "reviewer"
+    PROCESSOR = "processor"
+    ADVISOR = "advisor"
+    CUSTOMER = "customer"
+
+    @property
+    def is_staff(self) -> bool:
+        return self is not Role.CUSTOMER
+
+
+class CustomerStatus(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    SUSPENDED = "suspended"
+
+
+class PaymentMethod(StrEnum):
+    CARD = "card"
+    AMEX = "amex"
+    ACH = "ach"
+    WIRE = "wire"
+
+    @property
+    def charged_up_front(self) -> bool:
+        return self in (PaymentMethod.CARD, PaymentMethod.AMEX)
+
+
+class CoverageLine(StrEnum):
+    GENERAL_LIABILITY = "general_liability"
+    AUTOMOBILE = "automobile"
+    UMBRELLA = "umbrella"
+    WORKERS_COMP = "workers_comp"
+    OTHER = "other"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class MessageStatus(StrEnum):
+    PENDING = "pending"      # waiting for the delivery job
+    SENDING = "sending"      # claimed by one delivery job
+    SENT = "sent"            # handed to the SMTP server / SMS gateway
+    HELD = "held"            # no transport configured: kept in the outbox only
+    FAILED = "failed"        # gave up after repeated errors
+
+
+class InvalidTransition(Exception):
+    """A status change the lifecycle does not allow (often: somebody else acted first)."""
+
+    def __init__(self, current, target):
+        super().__init__(f"cannot go from {current} to {target}")
+        self.current = current
+        self.target = target
+
+
+def can_transition(table: dict, current, target) -> bool:
+    return target in table.get(current, frozenset())
+
+
+class RequestType(StrEnum):
+    COI = "coi"
+    COI_WOS = "coi_wos"
+    POI = "poi"
+
+    @property
+    def label(self) -> str:
+        return {"coi": "Certificate of insurance", "coi_wos": "Certificate of insurance with WOS",
+                "poi": "Proof of insurance"}[self.value]
+
+
+class RequestSource(StrEnum):
+    PORTAL = "portal"
+    API = "api"
+    INTERNAL = "internal"
+
+
+class RequestStatus(StrEnum):
+    NEW = "new"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+REQUEST_TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
+    RequestStatus.NEW: frozenset({RequestStatus.IN_PROGRESS, RequestStatus.COMPLETED, RequestStatus.REJECTED,
+                                  RequestStatus.CANCELLED}),
+    RequestStatus.IN_PROGRESS: frozenset({RequestStatus.COMPLETED, RequestStatus.REJECTED, RequestStatus.CANCELLED}),
+    RequestStatus.COMPLETED: frozenset(),
+    RequestStatus.REJECTED: frozenset(),
+    RequestStatus.CANCELLED: frozenset(),
+}
+
+
+class PaymentStatus(StrEnum):
+    APPROVED = "approved"
+    DECLINED = "declined"
+    ERROR = "error"
+
+
+class CertificateSource(StrEnum):
+    GENERATED = "generated"
+    UPLOADED = "uploaded"

@@ -1,0 +1,1 @@
+"""Certificates of insurance: intake, processing, PDF."""

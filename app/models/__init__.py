@@ -1,0 +1,26 @@
+"""All models, one module per aggregate, re-exported here."""
+
+from app.models.activity import Activity
+from app.models.customers import Customer, Policy, Program
+from app.models.holders import CustomerHolder, Holder
+from app.models.insurance import CertificateRequest, IssuedCertificate, Payment, RejectionReason
+from app.models.outbox import OutboxMessage
+from app.models.settings import Setting
+from app.models.users import ApiToken, User
+
+__all__ = [
+    "Activity",
+    "ApiToken",
+    "CertificateRequest",
+    "Customer",
+    "CustomerHolder",
+    "Holder",
+    "IssuedCertificate",
+    "Payment",
+    "RejectionReason",
+    "OutboxMessage",
+    "Policy",
+    "Program",
+    "Setting",
+    "User",
+]

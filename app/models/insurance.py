@@ -1,0 +1,154 @@
+"""Certificates of insurance: requests, payments, issued certificates, rejection reasons."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.enums import (
+    CertificateSource,
+    PaymentStatus,
+    RequestSource,
+    RequestStatus,
+    RequestType,
+    enum_column,
+)
+from app.extensions import db
+from app.models.base import TimestampMixin, UTCDateTime, utcnow
+
+
+class CertificateRequest(TimestampMixin, db.Model):
+    """A request for a COI, COI with waiver of subrogation, or proof of insurance.
+
+    The holder fields are a snapshot of what was asked for. ``version`` is SQLAlchemy's version
+    counter: two staff saving the same request at once -> the second gets StaleDataError (a 409).
+    """
+
+    __tablename__ = "certificate_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id"), index=True)
+    type: Mapped[RequestType] = mapped_column(enum_column(RequestType), index=True)
+    source: Mapped[RequestSource] = mapped_column(enum_column(RequestSource))
+    status: Mapped[RequestStatus] = mapped_column(enum_column(RequestStatus), default=RequestStatus.NEW, index=True)
+
+    holder_name: Mapped[str] = mapped_column(sa.String(200))
+    holder_email: Mapped[str] = mapped_column(sa.String(254), default="")
+    holder_phone: Mapped[str] = mapped_column(sa.String(32), default="")
+    holder_address: Mapped[str] = mapped_column(sa.String(200), default="")
+    holder_city: Mapped[str] = mapped_column(sa.String(100), default="")
+    holder_state: Mapped[str] = mapped_column(sa.String(2), default="")
+    holder_zip: Mapped[str] = mapped_column(sa.String(10), default="")
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    project_name: Mapped[str] = mapped_column(sa.String(200), default="")
+    project_location: Mapped[str] = mapped_column(sa.String(300), default="")
+    project_duration: Mapped[str] = mapped_column(sa.String(120), default="")
+    contract_details: Mapped[str] = mapped_column(sa.Text, default="")
+    instructions: Mapped[str] = mapped_column(sa.Text, default="")
+
+    needs_manual: Mapped[bool] = mapped_column(default=True)
+    manual_reason: Mapped[str] = mapped_column(sa.String(300), default="")
+    rejection_reason: Mapped[str] = mapped_column(sa.String(300), default="")
+    fee_cents: Mapped[int] = mapped_column(default=0)
+
+    submitted_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    assigned_to_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(default=1)
+
+    customer: Mapped["Customer"] = relationship()  # noqa: F821
+    submitted_by: Mapped["User | None"] = relationship(foreign_keys=[submitted_by_id])  # noqa: F821
+    assigned_to: Mapped["User | None"] = relationship(foreign_keys=[assigned_to_id])  # noqa: F821
+    payments: Mapped[list["Payment"]] = relationship(back_populates="request")
+    certificates: Mapped[list["IssuedCertificate"]] = relationship(
+        back_populates="request", order_by="IssuedCertificate.id"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (sa.Index("ix_certificate_requests_status_type", "status", "type"),)
+
+    @property
+    def holder_address_lines(self) -> list[str]:
+        return [self.holder_address, f"{self.holder_city}, {self.holder_state} {self.holder_zip}".strip(", ")]
+
+
+class Payment(TimestampMixin, db.Model):
+    """A card charge attempt. ``idempotency_key`` is unique: one charge at most per submission."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id"), index=True)
+    request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("certificate_requests.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    status: Mapped[PaymentStatus] = mapped_column(enum_column(PaymentStatus))
+    fee_cents: Mapped[int] = mapped_column(default=0)
+    convenience_fee_cents: Mapped[int] = mapped_column(default=0)
+    amount_cents: Mapped[int] = mapped_column(default=0)
+    gateway_charge_id: Mapped[str | None] = mapped_column(sa.String(100))
+    card_last4: Mapped[str] = mapped_column(sa.String(4), default="")
+    message: Mapped[str] = mapped_column(sa.String(300), default="")
+
+    request: Mapped[CertificateRequest | None] = relationship(back_populates="payments")
+    customer: Mapped["Customer"] = relationship()  # noqa: F821
+
+
+class IssuedCertificate(TimestampMixin, db.Model):
+    """One issued certificate document (COI, COI with WOS, or POI) for one holder.
+
+    Re-issuing for the same customer + holder increments ``revision``; only the newest is
+    ``is_current``, older ones stay as read-only history.
+    """
+
+    __tablename__ = "issued_certificates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    certificate_number: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    revision: Mapped[int] = mapped_column(default=0)
+    is_current: Mapped[bool] = mapped_column(default=True)
+    kind: Mapped[RequestType] = mapped_column(enum_column(RequestType))
+    source: Mapped[CertificateSource] = mapped_column(enum_column(CertificateSource),
+                                                      default=CertificateSource.GENERATED)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id"), index=True)
+    request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("certificate_requests.id"), index=True)
+    holder_id: Mapped[int | None] = mapped_column(sa.ForeignKey("holders.id"), index=True)
+    holder_name: Mapped[str] = mapped_column(sa.String(200))
+    holder_email: Mapped[str] = mapped_column(sa.String(254), default="")
+    holder_address: Mapped[str] = mapped_column(sa.String(300), default="")
+    # Normalised holder identity used to find earlier revisions for the same holder.
+    holder_key: Mapped[str] = mapped_column(sa.String(300), index=True)
+    document_key: Mapped[str] = mapped_column(sa.String(80))
+    filename: Mapped[str] = mapped_column(sa.String(200))
+    # The values printed on the certificate (policies, limits, wording), kept for history.
+    data: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    issued_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+
+    request: Mapped[CertificateRequest | None] = relationship(back_populates="certificates")
+    customer: Mapped["Customer"] = relationship()  # noqa: F821
+    issued_by: Mapped["User | None"] = relationship()  # noqa: F821
+
+
+class RejectionReason(TimestampMixin, db.Model):
+    """Reasons staff pick when rejecting a COI / WOS / POI request; admins manage the list."""
+
+    __tablename__ = "rejection_reasons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    position: Mapped[int] = mapped_column(default=0)
+
+
+DEFAULT_REJECTION_REASONS = [
+    "Duplicate request",
+    "Needs a WOS endorsement",
+    "License edit – carrier approval required",
+    "Special wording not acceptable – carrier approval required",
+    "Internal test",
+    "Incomplete address",
+    "Holder name incomplete",
+]

@@ -1,0 +1,38 @@
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.enums import Channel, MessageStatus, enum_column
+from app.extensions import db
+from app.models.base import TimestampMixin, UTCDateTime
+
+
+class OutboxMessage(TimestampMixin, db.Model):
+    """An e-mail or SMS. Written in the same transaction as the change it reports, then delivered
+    by a job. ``dedupe_key`` makes "send this once" a database constraint."""
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[Channel] = mapped_column(enum_column(Channel), default=Channel.EMAIL)
+    to_address: Mapped[str] = mapped_column(sa.String(254))
+    subject: Mapped[str] = mapped_column(sa.String(300), default="")
+    body_text: Mapped[str] = mapped_column(sa.Text, default="")
+    body_html: Mapped[str] = mapped_column(sa.Text, default="")
+    # [{"key": storage key, "filename": ..., "content_type": ...}]
+    attachments: Mapped[list] = mapped_column(sa.JSON, default=list)
+    status: Mapped[MessageStatus] = mapped_column(
+        enum_column(MessageStatus), default=MessageStatus.PENDING, index=True
+    )
+    dedupe_key: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("customers.id"), index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(sa.Text, default="")
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def message_id(self) -> str:
+        """Stable Message-ID, so a receiving server can drop a duplicate if one ever escapes."""
+        return f"<certdesk-outbox-{self.id}@certdesk>"

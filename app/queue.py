@@ -1,0 +1,144 @@
+"""Background jobs: RQ on Redis, enqueued only after the database commit.
+
+Services never talk to Redis. They call ``defer(...)``, which parks the job on the current
+SQLAlchemy session; an ``after_commit`` hook hands the parked jobs to RQ once the rows they
+read are durable, and a rollback drops them. If Redis is unreachable at that moment the work is
+not lost: the periodic sweeper finds the rows still waiting (outbox messages, PDF documents,
+links past their expiry) and enqueues them again. Every job is idempotent, so a duplicate is harmless.
+
+``JOB_MODE=inline`` (used by ``make run`` when no Redis can be found) runs the jobs in a
+background thread of the web process instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask_sqlalchemy.session import Session as FlaskSession
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAMES = ("email", "pdf", "default")
+JOB_TIMEOUTS = {"email": 120, "pdf": 1800, "default": 600}
+
+
+@dataclass
+class DeferredJob:
+    func: str
+    args: tuple
+    queue: str = "default"
+    at: datetime | None = None
+    job_id: str | None = None
+    kwargs: dict = field(default_factory=dict)
+
+
+class JobQueue:
+    def __init__(self) -> None:
+        self.app = None
+        self._redis = None
+
+    def init_app(self, app) -> None:
+        self.app = app
+        app.extensions["jobs"] = self
+
+    # -- connection -----------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return self.app.config["JOB_MODE"]
+
+    @property
+    def redis(self):
+        if self._redis is None:
+            from redis import Redis
+
+            self._redis = Redis.from_url(self.app.config["REDIS_URL"], socket_connect_timeout=2)
+        return self._redis
+
+    def queue(self, name: str = "default"):
+        from rq import Queue
+
+        prefix = self.app.config["QUEUE_PREFIX"]
+        return Queue(f"{prefix}{name}", connection=self.redis, default_timeout=JOB_TIMEOUTS[name])
+
+    def all_queues(self):
+        return [self.queue(name) for name in QUEUE_NAMES]
+
+    # -- enqueueing -------------------------------------------------------------------------
+    def enqueue_now(self, job: DeferredJob):
+        """Send one job to RQ (or run it inline). Failures are logged, never raised: the row
+        that asked for the job is already committed and the sweeper will pick it up again."""
+        if self.mode == "inline":
+            return self._run_inline(job)
+        from rq import Retry
+
+        options: dict[str, Any] = {
+            "job_timeout": JOB_TIMEOUTS[job.queue],
+            "failure_ttl": 7 * 24 * 3600,
+            "result_ttl": 3600,
+            "retry": Retry(max=3, interval=[10, 60, 300]),
+        }
+        if job.job_id:
+            options["job_id"] = job.job_id
+        try:
+            q = self.queue(job.queue)
+            if job.at is not None:
+                return q.enqueue_at(job.at, job.func, *job.args, **job.kwargs, **options)
+            return q.enqueue(job.func, *job.args, **job.kwargs, **options)
+        except Exception:  # noqa: BLE001 - Redis down: the sweeper re-enqueues from the database
+            log.exception("could not enqueue %s%r; the sweeper will retry", job.func, job.args)
+            return None
+
+    def _run_inline(self, job: DeferredJob):
+        delay = 0.0
+        if job.at is not None:
+            delay = (job.at - datetime.now(UTC)).total_seconds()
+            if delay > 3600:
+                return None  # far-future schedules are left to the periodic sweep
+        app = self.app
+
+        def run() -> None:
+            from rq.utils import import_attribute
+
+            with app.app_context():
+                try:
+                    import_attribute(job.func)(*job.args, **job.kwargs)
+                except Exception:  # noqa: BLE001
+                    log.exception("inline job %s%r failed", job.func, job.args)
+
+        timer = threading.Timer(max(delay, 0.0), run)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+
+def defer(session, func: str, *args, queue: str = "default", at: datetime | None = None,
+          job_id: str | None = None, **kwargs) -> None:
+    """Park a job on ``session``; it is enqueued after the next successful commit."""
+    session.info.setdefault("deferred_jobs", []).append(
+        DeferredJob(func=func, args=args, queue=queue, at=at, job_id=job_id, kwargs=kwargs)
+    )
+
+
+def defer_in(session, func: str, *args, delay: timedelta, queue: str = "default", **kwargs) -> None:
+    defer(session, func, *args, queue=queue, at=datetime.now(UTC) + delay, **kwargs)
+
+
+@sa.event.listens_for(FlaskSession, "after_commit")
+def _enqueue_after_commit(session) -> None:
+    pending = session.info.pop("deferred_jobs", [])
+    if not pending:
+        return
+    from app.extensions import jobs
+
+    for job in pending:
+        jobs.enqueue_now(job)
+
+
+@sa.event.listens_for(FlaskSession, "after_rollback")
+def _drop_on_rollback(session) -> None:
+    session.info.pop("deferred_jobs", None)

@@ -1,0 +1,89 @@
+"""Configuration, read from environment variables (documented in README.md)."""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'certdesk.db'}"
+    # Accept the common postgres:// spellings and route them through psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
+    SQLALCHEMY_DATABASE_URI = _database_url()
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # "rq": jobs go to Redis for `flask worker`; "inline": jobs run in the web process after commit.
+    JOB_MODE = os.environ.get("JOB_MODE", "rq")
+    QUEUE_PREFIX = os.environ.get("QUEUE_PREFIX", "certdesk:")
+    BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+    MAIL_PORT = _int("MAIL_PORT", 25)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS")
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "CertDesk <no-reply@certdesk.local>")
+    SMS_GATEWAY_URL = os.environ.get("SMS_GATEWAY_URL", "")
+
+    UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
+    MAX_UPLOAD_BYTES = _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+    # Whole-request cap: the upload limit plus room for the form fields.
+    MAX_CONTENT_LENGTH = MAX_UPLOAD_BYTES + 1024 * 1024
+
+    SELLER_NAME = os.environ.get("SELLER_NAME", "CertDesk Demo Supply Co.")
+    EXEMPTION_LINK_DAYS = _int("EXEMPTION_LINK_DAYS", 30)
+    EXEMPTION_REMINDER_DAYS = tuple(
+        int(d) for d in os.environ.get("EXEMPTION_REMINDER_DAYS", "7,1").split(",") if d.strip()
+    )
+    EXPIRING_SOON_DAYS = _int("EXPIRING_SOON_DAYS", 30)
+    GENERATED_FILE_DAYS = _int("GENERATED_FILE_DAYS", 7)
+    SWEEP_INTERVAL_SECONDS = _int("SWEEP_INTERVAL_SECONDS", 60)
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = BASE_URL.startswith("https://")
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    WTF_CSRF_TIME_LIMIT = None
+
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
+    LINK_RATE_LIMIT = os.environ.get("LINK_RATE_LIMIT", "60 per minute")
+
+
+class DevConfig(Config):
+    DEBUG = False
+
+
+class TestConfig(Config):
+    TESTING = True
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    SECRET_KEY = "test-secret"
+    BASE_URL = "http://certdesk.test"
+    SERVER_NAME = None
+    JOB_MODE = "rq"
+    MAIL_SERVER = ""
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_ENABLED = True

@@ -1,0 +1,86 @@
+"""`make run`: migrate, seed demo data if the database is empty, start web + worker, print logins.
+
+Jobs need Redis. If REDIS_URL does not answer, a private redis-server is started when one is
+installed; otherwise jobs run inside the web process (JOB_MODE=inline) with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ENV = dict(os.environ, FLASK_APP="wsgi")
+
+
+def redis_ok(url: str) -> bool:
+    from redis import Redis
+
+    try:
+        return bool(Redis.from_url(url, socket_connect_timeout=1).ping())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def main() -> int:
+    os.chdir(ROOT)
+    host, port = ENV.get("HOST", "127.0.0.1"), ENV.get("PORT", "5000")
+    ENV.setdefault("BASE_URL", f"http://{host}:{port}")
+    procs: list[subprocess.Popen] = []
+    url = ENV.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+    if not redis_ok(url):
+        server = shutil.which("redis-server")
+        if server:
+            private_port = "6391"
+            (ROOT / "instance").mkdir(exist_ok=True)
+            procs.append(subprocess.Popen([server, "--port", private_port, "--bind", "127.0.0.1", "--save", "",
+                                           "--appendonly", "no", "--dir", str(ROOT / "instance")],
+                                          stdout=subprocess.DEVNULL))
+            ENV["REDIS_URL"] = f"redis://127.0.0.1:{private_port}/0"
+            for _ in range(50):
+                if redis_ok(ENV["REDIS_URL"]):
+                    break
+                time.sleep(0.1)
+            print(f"No Redis at {url}: started a private redis-server on port {private_port}.")
+        else:
+            ENV["JOB_MODE"] = "inline"
+            print("WARNING: no Redis reachable and no redis-server installed: background jobs run inside "
+                  "the web process (JOB_MODE=inline). Use Redis + `flask worker` in production.")
+
+    flask = str(BIN / "flask")
+    subprocess.run([flask, "db", "upgrade"], env=ENV, check=True)
+    subprocess.run([flask, "seed-if-empty"], env=ENV, check=True)
+    if ENV.get("JOB_MODE", "rq") == "rq":
+        procs.append(subprocess.Popen([flask, "worker"], env=ENV))
+        web = [str(BIN / "gunicorn"), "-w", "2", "--threads", "4", "-b", f"{host}:{port}", "wsgi:app"]
+    else:
+        web = [flask, "run", "--host", host, "--port", port, "--with-threads"]
+    print(f"\nCertDesk is starting at http://{host}:{port}/  (Ctrl+C to stop)\n", flush=True)
+    procs.append(subprocess.Popen(web, env=ENV))
+
+    def stop(*_):
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while all(p.poll() is None for p in procs):
+        time.sleep(0.5)
+    stop()
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

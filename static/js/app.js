@@ -1,0 +1,46 @@
+// Small progressive enhancements; every page works without this file.
+(function () {
+  function toast(message, level) {
+    var box = document.getElementById("toasts");
+    if (!box) return;
+    var el = document.createElement("div");
+    el.className = "toast toast-" + (level || "success");
+    el.setAttribute("role", "status");
+    el.textContent = message;
+    box.appendChild(el);
+    setTimeout(function () { el.remove(); }, 6500);
+  }
+  // Servers send HX-Trigger: {"toast": {"message": "...", "level": "success"}}
+  document.body.addEventListener("toast", function (evt) {
+    toast(evt.detail.message, evt.detail.level);
+  });
+  document.body.addEventListener("htmx:responseError", function (evt) {
+    var status = evt.detail.xhr.status;
+    var text = status === 403 ? "You do not have permission to do that."
+      : status === 401 ? "Your session ended. Please sign in again."
+      : status === 429 ? "Too many attempts. Please wait a minute."
+      : "Something went wrong (" + status + "). Nothing was saved.";
+    toast(text, "error");
+  });
+  // <button data-confirm="Cancel this request?"> asks before submitting (with or without htmx).
+  document.addEventListener("click", function (evt) {
+    var el = evt.target.closest("[data-confirm]");
+    if (el && !window.confirm(el.getAttribute("data-confirm"))) {
+      evt.preventDefault();
+      evt.stopImmediatePropagation();
+    }
+  }, true);
+  document.addEventListener("click", function (evt) {
+    var el = evt.target.closest("[data-check-all]");
+    if (!el) return;
+    var scope = document.querySelector(el.getAttribute("data-check-all"));
+    if (!scope) return;
+    scope.querySelectorAll("input[type=checkbox]").forEach(function (cb) { cb.checked = el.checked; });
+  });
+  document.addEventListener("click", function (evt) {
+    var opener = evt.target.closest("[data-open-dialog]");
+    if (opener) { var d = document.querySelector(opener.getAttribute("data-open-dialog")); if (d) { evt.preventDefault(); d.showModal(); } }
+    var closer = evt.target.closest("[data-close-dialog]");
+    if (closer) { var dlg = closer.closest("dialog"); if (dlg) dlg.close(); }
+  });
+})();

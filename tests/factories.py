@@ -1,0 +1,71 @@
+"""Model factories for tests (plain functions; every argument has a sensible default)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+
+from app.enums import CoverageLine, CustomerStatus, PaymentMethod, Role
+from app.extensions import db
+from app.models import Customer, Policy, Program, User
+from app.payments import APPROVE_CARD, sandbox_token
+
+PASSWORD = "correct horse battery staple"
+_seq = itertools.count(1)
+
+
+def program(name: str | None = None, automation_enabled: bool = True, is_peo: bool = False) -> Program:
+    p = Program(name=name or f"Program {next(_seq)}", automation_enabled=automation_enabled, is_peo=is_peo)
+    db.session.add(p)
+    db.session.flush()
+    return p
+
+
+def customer(name: str | None = None, status: CustomerStatus = CustomerStatus.ACTIVE,
+             payment_method: PaymentMethod = PaymentMethod.ACH, card: str | None = None,
+             automation_enabled: bool = True, with_policies: bool = True, **kw) -> Customer:
+    n = next(_seq)
+    c = Customer(
+        name=name or f"Customer {n} LLC", status=status, payment_method=payment_method,
+        program=kw.pop("program", None) or program(automation_enabled=automation_enabled),
+        contact_name="Pat Contact", contact_email=kw.pop("contact_email", f"contact{n}@customer.example.com"),
+        contact_phone="+15550100000", address="1 Main St", city="Austin", state="TX", zip_code="78701", **kw,
+    )
+    if payment_method in (PaymentMethod.CARD, PaymentMethod.AMEX):
+        number = card or APPROVE_CARD
+        c.card_token = sandbox_token(number)
+        c.card_last4 = number[-4:]
+    db.session.add(c)
+    db.session.flush()
+    if with_policies:
+        for p in policies(c):
+            c.policies.append(p)
+        db.session.flush()
+    return c
+
+
+def policies(c: Customer, start: date = date(2026, 1, 1), end: date = date(2027, 1, 1)) -> list[Policy]:
+    return [
+        Policy(line=CoverageLine.GENERAL_LIABILITY, insurer_name="Alpha Casualty", naic_number="11111",
+               policy_number=f"GL-{c.id}", effective_date=start, expiry_date=end,
+               limits={"each_occurrence": 1_000_000, "general_aggregate": 2_000_000}),
+        Policy(line=CoverageLine.AUTOMOBILE, insurer_name="Beta Mutual", naic_number="22222",
+               policy_number=f"CA-{c.id}", effective_date=start, expiry_date=end,
+               limits={"combined_single_limit": 1_000_000}),
+        Policy(line=CoverageLine.WORKERS_COMP, insurer_name="Gamma Comp Fund", naic_number="33333",
+               policy_number=f"WC-{c.id}", effective_date=start, expiry_date=end,
+               limits={"el_each_accident": 1_000_000}),
+    ]
+
+
+def user(role: Role = Role.ADMIN, email: str | None = None, customer: Customer | None = None,
+         password: str = PASSWORD, name: str | None = None) -> User:
+    n = next(_seq)
+    if role is Role.CUSTOMER and customer is None:
+        customer = globals()["customer"]()
+    u = User(email=email or f"{role}{n}@example.com", name=name or f"{str(role).title()} {n}", role=role,
+             customer_id=customer.id if customer is not None else None)
+    u.set_password(password)
+    db.session.add(u)
+    db.session.commit()
+    return u

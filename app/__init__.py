@@ -80,6 +80,7 @@ def _register_template_helpers(app: Flask) -> None:
             "Role": enums.Role,
             "can": can,
             "seller_name": app.config["SELLER_NAME"],
+            "has_endpoint": lambda name: name in app.view_functions,
         }
 
     @app.template_filter("datefmt")

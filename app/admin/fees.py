@@ -1,0 +1,1 @@
+"""Configuration: WOS and card convenience fees, and the WOS fee report."""

@@ -1,0 +1,1 @@
+"""Configuration: COI rejection reasons and the agency (producer) printed on certificates."""

@@ -1,0 +1,1 @@
+"""Customer page, "Certificates" tab: issued certificates, resend, POI, internal requests."""

@@ -1,0 +1,1 @@
+"""Customer page, "Additional interests" tab: holders, CSV import, mass generation, sent certificates."""

@@ -1,0 +1,1 @@
+"""The staff certificate queue (COI / WOS / POI requests)."""

@@ -57,6 +57,8 @@ def main() -> int:
     subprocess.run([flask, "db", "upgrade"], env=ENV, check=True)
     subprocess.run([flask, "seed-if-empty"], env=ENV, check=True)
     if ENV.get("JOB_MODE", "rq") == "rq":
+        # Two web processes: rate-limit counters must live in Redis, not in each process.
+        ENV.setdefault("RATELIMIT_STORAGE_URI", ENV["REDIS_URL"])
         procs.append(subprocess.Popen([flask, "worker"], env=ENV))
         web = [str(BIN / "gunicorn"), "-w", "2", "--threads", "4", "-b", f"{host}:{port}", "wsgi:app"]
     else:

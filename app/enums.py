@@ -127,3 +127,56 @@ class PaymentStatus(StrEnum):
 class CertificateSource(StrEnum):
     GENERATED = "generated"
     UPLOADED = "uploaded"
+
+
+# -- exemption certificates ----------------------------------------------------------------------
+
+class ExemptionRequestStatus(StrEnum):
+    SENT = "sent"            # link e-mailed, not opened yet
+    OPENED = "opened"        # the customer viewed the link
+    COMPLETED = "completed"  # the customer submitted a certificate
+    EXPIRED = "expired"      # the link's time ran out
+    CANCELLED = "cancelled"  # withdrawn by staff
+
+
+class ExemptionCertificateStatus(StrEnum):
+    PENDING_REVIEW = "pending_review"
+    ACTIVE = "active"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class ExemptionReason(StrEnum):
+    RESALE = "resale"
+    GOVERNMENT = "government"
+    NON_PROFIT = "non_profit"
+    MANUFACTURING = "manufacturing"
+    AGRICULTURE = "agriculture"
+    DIRECT_PAY = "direct_pay"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").replace("non profit", "non-profit").capitalize()
+
+
+class PurchaseType(StrEnum):
+    BLANKET = "blanket"
+    SINGLE = "single"
+
+
+class ExemptionFormType(StrEnum):
+    UNIFORM_MULTISTATE = "uniform_multistate"
+    STREAMLINED = "streamlined"
+    STATE_SPECIFIC = "state_specific"
+
+    @property
+    def label(self) -> str:
+        return {"uniform_multistate": "Uniform multistate", "streamlined": "Streamlined",
+                "state_specific": "State-specific"}[self.value]
+
+
+class SendRunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"

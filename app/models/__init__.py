@@ -2,6 +2,12 @@
 
 from app.models.activity import Activity
 from app.models.customers import Customer, Policy, Program
+from app.models.exemptions import (
+    CertificateJurisdiction,
+    ExemptionCertificate,
+    ExemptionRequest,
+    ExemptionSendRun,
+)
 from app.models.holders import CustomerHolder, Holder
 from app.models.insurance import CertificateRequest, IssuedCertificate, Payment, RejectionReason
 from app.models.outbox import OutboxMessage
@@ -23,4 +29,8 @@ __all__ = [
     "Program",
     "Setting",
     "User",
+    "CertificateJurisdiction",
+    "ExemptionCertificate",
+    "ExemptionRequest",
+    "ExemptionSendRun",
 ]

@@ -1,0 +1,172 @@
+"""Sales-tax exemption certificates: the request links, the certificates, their jurisdictions,
+and the "send to many" runs.
+
+A request link's token is never stored: only its SHA-256 (``token_hash``). ``version`` columns are
+SQLAlchemy version counters, so two staff acting on the same row at once cannot both win.
+"""
+
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.enums import (
+    ExemptionCertificateStatus,
+    ExemptionFormType,
+    ExemptionReason,
+    ExemptionRequestStatus,
+    PurchaseType,
+    SendRunStatus,
+    enum_column,
+)
+from app.extensions import db
+from app.models.base import TimestampMixin, UTCDateTime
+
+
+class ExemptionRequest(TimestampMixin, db.Model):
+    """One request for a certificate, sent to a customer as a link."""
+
+    __tablename__ = "exemption_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id"), index=True)
+    email: Mapped[str] = mapped_column(sa.String(254))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    status: Mapped[ExemptionRequestStatus] = mapped_column(
+        enum_column(ExemptionRequestStatus), default=ExemptionRequestStatus.SENT, index=True)
+    # "staff", "api", "bulk", "renewal" or "resubmission": how the request came to be.
+    source: Mapped[str] = mapped_column(sa.String(20), default="staff")
+    # Bumped by every resend; part of the reminder dedupe keys, so a fresh link gets fresh reminders.
+    link_version: Mapped[int] = mapped_column(default=1)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Reminder bookkeeping: the "days before expiry" values already reminded for this link version.
+    reminders_sent: Mapped[list] = mapped_column(sa.JSON, default=list)
+    last_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A resubmission after a rejection carries what the customer sent, to pre-fill the form.
+    prefill: Mapped[dict | None] = mapped_column(sa.JSON)
+    previous_certificate_id: Mapped[int | None] = mapped_column(sa.ForeignKey("exemption_certificates.id"))
+    renewal_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("exemption_certificates.id"))
+    send_run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("exemption_send_runs.id"), index=True)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    version: Mapped[int] = mapped_column(default=1)
+
+    customer: Mapped["Customer"] = relationship()  # noqa: F821
+    created_by: Mapped["User | None"] = relationship()  # noqa: F821
+    certificate: Mapped["ExemptionCertificate | None"] = relationship(
+        back_populates="request", foreign_keys="ExemptionCertificate.request_id", uselist=False)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class ExemptionCertificate(TimestampMixin, db.Model):
+    """What the customer submitted through a link, and the reviewer's decision on it."""
+
+    __tablename__ = "exemption_certificates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id"), index=True)
+    request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("exemption_requests.id"), index=True)
+    status: Mapped[ExemptionCertificateStatus] = mapped_column(
+        enum_column(ExemptionCertificateStatus), default=ExemptionCertificateStatus.PENDING_REVIEW, index=True)
+
+    reason: Mapped[ExemptionReason] = mapped_column(enum_column(ExemptionReason))
+    reason_other: Mapped[str] = mapped_column(sa.String(200), default="")
+    purchase_type: Mapped[PurchaseType] = mapped_column(enum_column(PurchaseType), default=PurchaseType.BLANKET)
+    po_number: Mapped[str] = mapped_column(sa.String(60), default="")
+    form_type: Mapped[ExemptionFormType] = mapped_column(enum_column(ExemptionFormType))
+    tax_id_number: Mapped[str] = mapped_column(sa.String(60))
+    effective_date: Mapped[date]
+    expiration_date: Mapped[date | None]
+    purchaser_name: Mapped[str] = mapped_column(sa.String(200))
+    purchaser_address: Mapped[str] = mapped_column(sa.String(400))
+    signer_name: Mapped[str] = mapped_column(sa.String(120))
+    signer_title: Mapped[str] = mapped_column(sa.String(120), default="")
+    signed_on: Mapped[date]
+
+    document_key: Mapped[str] = mapped_column(sa.String(80))
+    document_filename: Mapped[str] = mapped_column(sa.String(120))
+    document_content_type: Mapped[str] = mapped_column(sa.String(40))
+    document_size: Mapped[int] = mapped_column(default=0)
+    document_pages: Mapped[int] = mapped_column(default=1)
+
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reviewed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    review_notes: Mapped[str] = mapped_column(sa.Text, default="")
+    edited_on_review: Mapped[bool] = mapped_column(default=False)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    renewal_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(default=1)
+
+    customer: Mapped["Customer"] = relationship()  # noqa: F821
+    request: Mapped[ExemptionRequest | None] = relationship(back_populates="certificate", foreign_keys=[request_id])
+    reviewed_by: Mapped["User | None"] = relationship()  # noqa: F821
+    jurisdictions: Mapped[list["CertificateJurisdiction"]] = relationship(
+        back_populates="certificate", cascade="all, delete-orphan", order_by="CertificateJurisdiction.state")
+
+    __mapper_args__ = {"version_id_col": version}
+
+    def jurisdiction_expires(self, jurisdiction: "CertificateJurisdiction") -> date | None:
+        return jurisdiction.expiration_date or self.expiration_date
+
+    @property
+    def earliest_expiration(self) -> date | None:
+        dates = [d for d in (self.jurisdiction_expires(j) for j in self.jurisdictions) if d is not None]
+        if not self.jurisdictions and self.expiration_date:
+            dates.append(self.expiration_date)
+        return min(dates) if dates else None
+
+    @property
+    def states(self) -> list[str]:
+        return [j.state for j in self.jurisdictions]
+
+
+class CertificateJurisdiction(db.Model):
+    """One US state (or DC) a certificate covers, with its own ID number and expiration date."""
+
+    __tablename__ = "exemption_certificate_jurisdictions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(sa.ForeignKey("exemption_certificates.id"), index=True)
+    state: Mapped[str] = mapped_column(sa.String(2), index=True)
+    state_id_number: Mapped[str] = mapped_column(sa.String(60), default="")
+    expiration_date: Mapped[date | None]
+
+    certificate: Mapped[ExemptionCertificate] = relationship(back_populates="jurisdictions")
+
+    __table_args__ = (sa.UniqueConstraint("certificate_id", "state", name="certificate_state"),)
+
+
+class ExemptionSendRun(TimestampMixin, db.Model):
+    """"Send to many": one job sending one request per selected customer, with progress."""
+
+    __tablename__ = "exemption_send_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[SendRunStatus] = mapped_column(enum_column(SendRunStatus), default=SendRunStatus.QUEUED)
+    customer_ids: Mapped[list] = mapped_column(sa.JSON, default=list)
+    total: Mapped[int] = mapped_column(default=0)
+    sent_count: Mapped[int] = mapped_column(default=0)
+    skipped_count: Mapped[int] = mapped_column(default=0)
+    # Per-customer problems, e.g. [{"customer_id": 3, "message": "no contact e-mail"}].
+    errors: Mapped[list] = mapped_column(sa.JSON, default=list)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    created_by: Mapped["User | None"] = relationship()  # noqa: F821
+
+    @property
+    def done_count(self) -> int:
+        return self.sent_count + self.skipped_count
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else int(100 * self.done_count / self.total)

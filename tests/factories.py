@@ -69,3 +69,21 @@ def user(role: Role = Role.ADMIN, email: str | None = None, customer: Customer |
     db.session.add(u)
     db.session.commit()
     return u
+
+
+def queue_request(customer: Customer | None = None, type: str = "coi", status: str = "new", **kw):
+    """A certificate request as the intake forms create it (for the staff-queue tests)."""
+    from app.enums import RequestSource, RequestStatus, RequestType
+    from app.models import CertificateRequest
+
+    c = customer or globals()["customer"]()
+    values = dict(
+        holder_name="Northwind Builders Inc", holder_email="certs@northwind.example.com", holder_phone="(512) 555-0199",
+        holder_address="500 Congress Ave", holder_city="Austin", holder_state="TX", holder_zip="78701",
+        description="Roofing work at the holder's sites.", source=RequestSource.PORTAL,
+    )
+    values.update(kw)
+    req = CertificateRequest(customer_id=c.id, type=RequestType(type), status=RequestStatus(status), **values)
+    db.session.add(req)
+    db.session.flush()
+    return req

@@ -1,1 +1,75 @@
 """Configuration: COI rejection reasons and the agency (producer) printed on certificates."""
+
+from flask import abort, flash, redirect, request, url_for
+
+from app.admin import bp
+from app.auth.access import requires
+from app.cli import SEED_HOOKS
+from app.extensions import db
+from app.htmx import hx_trigger, is_htmx, render_page_or_partial
+from app.insurance import processing
+from app.insurance.processing import ActionRefused
+from app.models import RejectionReason
+
+if processing.seed_rejection_reasons not in SEED_HOOKS:
+    SEED_HOOKS.append(processing.seed_rejection_reasons)
+
+
+def _reasons_page(status: int = 200, **extra):
+    return render_page_or_partial("admin/reasons.html", "admin/_reasons_part.html", status=status,
+                                  reasons=processing.rejection_reasons(include_inactive=True),
+                                  form=request.form if request.method == "POST" else {}, **extra)
+
+
+def _done(toast: str):
+    db.session.commit()
+    if not is_htmx():
+        flash(toast, "success")
+        return redirect(url_for("admin.reasons"), code=303)
+    return hx_trigger(_reasons_page(), "reasons-changed", toast=toast)
+
+
+@bp.route("/reasons")
+@requires("configure")
+def reasons():
+    response = _reasons_page()
+    db.session.commit()  # the lazily seeded defaults
+    return response
+
+
+@bp.route("/reasons", methods=["POST"])
+@requires("configure")
+def add_reason():
+    try:
+        processing.add_reason(request.form.get("text", ""))
+    except ActionRefused as exc:
+        db.session.rollback()
+        return _reasons_page(status=422, error=str(exc))
+    return _done("Reason added.")
+
+
+def _reason(reason_id: int) -> RejectionReason:
+    reason = db.session.get(RejectionReason, reason_id)
+    if reason is None:
+        abort(404)
+    return reason
+
+
+@bp.route("/reasons/<int:reason_id>/active", methods=["POST"])
+@requires("configure")
+def toggle_reason(reason_id: int):
+    reason = _reason(reason_id)
+    active = request.form.get("active") == "1"
+    processing.set_reason_active(reason, active)
+    return _done("Reason reactivated." if active else "Reason deactivated: staff no longer see it.")
+
+
+@bp.route("/reasons/<int:reason_id>/move", methods=["POST"])
+@requires("configure")
+def move_reason(reason_id: int):
+    try:
+        processing.move_reason(_reason(reason_id), request.form.get("direction", ""))
+    except ActionRefused as exc:
+        db.session.rollback()
+        return _reasons_page(status=422, error=str(exc))
+    return _done("Order saved.")

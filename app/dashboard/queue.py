@@ -1,1 +1,264 @@
-"""The staff certificate queue (COI / WOS / POI requests)."""
+"""The staff certificate queue (COI / WOS / POI requests): list, request page and actions.
+
+Routes are thin: parse the form -> call app.insurance.processing -> commit -> render. Each action
+answers htmx with the refreshed actions panel plus ``HX-Trigger: request-updated`` (counts and the
+timeline refresh themselves) and a toast; without JS it redirects (303) back to the request page.
+A conflict (somebody else acted first) answers 409 with the current state; bad input 422.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import abort, flash, redirect, request, send_file, url_for
+from flask_login import current_user
+from sqlalchemy.orm.exc import StaleDataError
+
+from app import activity
+from app.auth.access import requires
+from app.dashboard import bp, queries
+from app.enums import CoverageLine, InvalidTransition, RequestType
+from app.extensions import db
+from app.htmx import hx_trigger, is_htmx, render_page_or_partial
+from app.insurance import processing
+from app.insurance.processing import ActionRefused, Conflict, UploadRejected
+from app.models import IssuedCertificate
+from app.models.base import utcnow
+from app.storage import get_store
+
+EVENT = "request-updated"
+
+
+# -- listing ---------------------------------------------------------------------------------------
+
+@bp.route("/queue")
+@requires("view_dashboard")
+def queue():
+    filters = queries.QueueFilters.from_args(request.args)
+    page = queries.queue_page(filters, page=request.args.get("page", 1, type=int))
+    context = {"filters": filters, "requests": page, "counts": queries.pending_counts(), "tabs": queries.TABS,
+               "statuses": list(processing.RequestStatus), "types": list(RequestType)}
+    if request.headers.get("HX-Target") == "queue-results":
+        return render_page_or_partial("dashboard/queue.html", "dashboard/_queue_results.html", **context)
+    return render_page_or_partial("dashboard/queue.html", "dashboard/_queue_part.html", **context)
+
+
+@bp.route("/queue/counts")
+@requires("view_dashboard")
+def queue_counts():
+    filters = queries.QueueFilters.from_args(request.args)
+    return render_page_or_partial("dashboard/queue.html", "dashboard/_queue_tabs.html", filters=filters,
+                                  counts=queries.pending_counts(), tabs=queries.TABS,
+                                  requests=queries.queue_page(filters), statuses=list(processing.RequestStatus),
+                                  types=list(RequestType))
+
+
+# -- the request page --------------------------------------------------------------------------------
+
+def _load(request_id: int):
+    req = queries.request_detail(request_id)
+    if req is None:
+        abort(404)
+    return req
+
+
+def _context(req, **extra) -> dict:
+    return {
+        "req": req,
+        "timeline": activity.timeline(processing.SUBJECT, req.id),
+        "reasons": processing.rejection_reasons(),
+        "automation": processing.automation_available(req),
+        "certificates": list(req.certificates),
+        "form": request.form if request.method == "POST" else {},
+        "coverage_lines": list(CoverageLine),
+        "coverage_rows": processing.coverage_rows,
+        **extra,
+    }
+
+
+def _panel(req, status: int = 200, **extra):
+    return render_page_or_partial("dashboard/request.html", "dashboard/_request_actions.html", status=status,
+                                  **_context(req, **extra))
+
+
+@bp.route("/queue/<int:request_id>")
+@requires("view_dashboard")
+def request_detail(request_id: int):
+    req = _load(request_id)
+    if request.headers.get("HX-Target") == "request-timeline":
+        return render_page_or_partial("dashboard/request.html", "dashboard/_request_timeline.html",
+                                      **_context(req))
+    return render_page_or_partial("dashboard/request.html", "dashboard/_request_actions.html", **_context(req))
+
+
+def _version() -> int | None:
+    raw = request.form.get("version", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def _act(request_id: int, action, toast: str, *, refused_extra=None):
+    """Run one staff action with the conflict / refusal handling shared by every button."""
+    req = _load(request_id)
+    try:
+        result = action(req, _version())
+        db.session.commit()
+    except (Conflict, InvalidTransition, StaleDataError) as exc:
+        db.session.rollback()
+        message = str(exc) if isinstance(exc, Conflict) else None
+        req = _load(request_id)
+        db.session.refresh(req)
+        response = _panel(req, status=409, error=message or processing.conflict_message(req))
+        return hx_trigger(response, EVENT, toast="Someone else changed this request first.", level="error")
+    except (ActionRefused, UploadRejected) as exc:
+        db.session.rollback()
+        req = _load(request_id)
+        extra = refused_extra(req) if refused_extra else {}
+        return _panel(req, status=422, error=str(exc), **extra)
+    if isinstance(result, dict):  # a form to show (automation prefill), not a finished action
+        return hx_trigger(_panel(req, automation_data=result), EVENT, toast=toast)
+    if not is_htmx():
+        flash(toast, "success")
+        return redirect(url_for("dashboard.request_detail", request_id=request_id), code=303)
+    db.session.refresh(req)
+    return hx_trigger(_panel(req), EVENT, toast=toast)
+
+
+@bp.route("/queue/<int:request_id>/start", methods=["POST"])
+@requires("process_queue")
+def mark_in_progress(request_id: int):
+    return _act(request_id, lambda req, v: processing.mark_in_progress(
+        req, actor=current_user, now=utcnow(), expected_version=v), "Marked in progress.")
+
+
+@bp.route("/queue/<int:request_id>/automate", methods=["POST"])
+@requires("process_queue")
+def attempt_automation(request_id: int):
+    return _act(request_id, lambda req, v: processing.attempt_automation(
+        req, actor=current_user, now=utcnow(), expected_version=v),
+        "Certificate prefilled: review and edit, then submit.")
+
+
+LIMIT_RE = re.compile(r"^\$?\s*[\d,]+(\.0+)?$")
+
+
+def parse_overrides(form) -> dict:
+    """Staff edits from the review form -> the ``overrides`` build_certificate_data takes."""
+    overrides: dict = {"coverages": {}, "holder": {}}
+    if "description" in form:
+        overrides["description"] = form.get("description", "")[:5000]
+    for key in ("name", "address", "city", "state", "zip_code", "email"):
+        value = form.get(f"holder_{key}", "").strip()
+        if value:
+            overrides["holder"][key] = value[:200]
+    for name, value in form.items():
+        parts = name.split(".")
+        if parts[0] != "cov" or len(parts) < 3 or parts[1] not in CoverageLine._value2member_map_:
+            continue
+        row = overrides["coverages"].setdefault(parts[1], {})
+        value = value.strip()
+        if parts[2] == "limit" and len(parts) == 4:
+            if not value:
+                continue
+            if not LIMIT_RE.match(value):
+                raise ActionRefused(f"The limit {parts[3].replace('_', ' ')} must be a whole dollar amount "
+                                    f"(you typed {value[:30]!r}).")
+            row.setdefault("limits", {})[parts[3]] = int(value.replace("$", "").replace(",", "").split(".")[0])
+        elif parts[2] in ("policy_number", "insurer_name", "naic_number", "effective_date", "expiry_date") and value:
+            row[parts[2]] = value[:100]
+    if "state" in overrides["holder"]:
+        from app.validation import InvalidInput, normalize_state
+
+        try:
+            overrides["holder"]["state"] = normalize_state(overrides["holder"]["state"])
+        except InvalidInput as exc:
+            raise ActionRefused(f"Holder state: {exc}") from exc
+    return {k: v for k, v in overrides.items() if v not in ({}, None)}
+
+
+def _prefill_again(req) -> dict:
+    """After a refused submit: show the review form again (the typed values come from request.form)."""
+    try:
+        return {"automation_data": processing._build_data(req, now=utcnow())}
+    except ActionRefused:
+        return {}
+
+
+@bp.route("/queue/<int:request_id>/submit", methods=["POST"])
+@requires("process_queue")
+def submit_certificate(request_id: int):
+    def action(req, version):
+        overrides = parse_overrides(request.form)
+        return processing.submit_generated(req, actor=current_user, now=utcnow(), overrides=overrides,
+                                           send_to_holder=bool(request.form.get("send_to_holder")),
+                                           expected_version=version)
+
+    return _act(request_id, action, "Certificate issued and e-mailed.", refused_extra=_prefill_again)
+
+
+@bp.route("/queue/<int:request_id>/upload", methods=["POST"])
+@requires("process_queue")
+def upload_certificate(request_id: int):
+    def action(req, version):
+        upload = request.files.get("certificate")
+        if upload is None or not upload.filename:
+            raise ActionRefused("Choose the certificate PDF to upload.")
+        return processing.submit_uploaded(req, actor=current_user, now=utcnow(), data=upload.read(),
+                                          filename=upload.filename,
+                                          send_to_holder=bool(request.form.get("send_to_holder")),
+                                          expected_version=version)
+
+    return _act(request_id, action, "Uploaded certificate e-mailed.", refused_extra=lambda req: {"show": "upload"})
+
+
+@bp.route("/queue/<int:request_id>/relabel", methods=["POST"])
+@requires("process_queue")
+def relabel_request(request_id: int):
+    return _act(request_id, lambda req, v: processing.relabel(
+        req, request.form.get("type", ""), actor=current_user, now=utcnow(), expected_version=v), "Relabelled.")
+
+
+@bp.route("/queue/<int:request_id>/reject", methods=["POST"])
+@requires("process_queue")
+def reject_request(request_id: int):
+    return _act(request_id, lambda req, v: processing.reject(
+        req, request.form.get("reason_id"), actor=current_user, now=utcnow(), note=request.form.get("note", ""),
+        expected_version=v), "Rejected; the customer is told why.", refused_extra=lambda req: {"show": "reject"})
+
+
+@bp.route("/queue/<int:request_id>/cancel", methods=["POST"])
+@requires("process_queue")
+def cancel_request(request_id: int):
+    return _act(request_id, lambda req, v: processing.cancel(
+        req, actor=current_user, now=utcnow(), note=request.form.get("note", ""), expected_version=v),
+        "Request cancelled.")
+
+
+@bp.route("/queue/<int:request_id>/notes", methods=["POST"])
+@requires("process_queue")
+def add_request_note(request_id: int):
+    req = _load(request_id)
+    try:
+        processing.add_note(req, request.form.get("text", ""), actor=current_user, now=utcnow())
+    except ActionRefused as exc:
+        db.session.rollback()
+        return render_page_or_partial("dashboard/request.html", "dashboard/_request_timeline.html", status=422,
+                                      **_context(req, note_error=str(exc)))
+    db.session.commit()
+    if not is_htmx():
+        flash("Note added.", "success")
+        return redirect(url_for("dashboard.request_detail", request_id=request_id), code=303)
+    response = render_page_or_partial("dashboard/request.html", "dashboard/_request_timeline.html",
+                                      **_context(req, form={}))
+    return hx_trigger(response, "note-added", toast="Note added.")
+
+
+@bp.route("/queue/<int:request_id>/certificates/<int:certificate_id>")
+@requires("view_dashboard")
+def download_certificate(request_id: int, certificate_id: int):
+    cert = db.session.get(IssuedCertificate, certificate_id)
+    if cert is None or cert.request_id != request_id:
+        abort(404)
+    response = send_file(get_store().path(cert.document_key), mimetype="application/pdf", as_attachment=True,
+                         download_name=cert.filename)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,0 +1,423 @@
+"""Processing COI / WOS / POI requests: the staff queue actions and the automatic path.
+
+Plain service functions (explicit ``actor`` and ``now``; no request, no flash). The caller commits.
+
+Conflicts: every staff action takes the ``expected_version`` the user saw on the page. If the
+request changed since (somebody else acted), the action raises :class:`Conflict` before doing
+anything. Two actions racing past that check are caught by the row's version counter
+(SQLAlchemy ``version_id_col``): the status change is flushed *first*, so the loser's UPDATE
+matches no row, raises ``StaleDataError`` and its whole transaction (certificate, e-mails,
+deferred jobs) is rolled back. Nothing is done twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm.exc import StaleDataError
+
+from app import activity
+from app.enums import (
+    REQUEST_TRANSITIONS,
+    InvalidTransition,
+    RequestStatus,
+    RequestType,
+    Role,
+    can_transition,
+)
+from app.extensions import db
+from app.models import CertificateRequest, IssuedCertificate, RejectionReason, User
+from app.models.insurance import DEFAULT_REJECTION_REASONS
+from app.notify import queue_email
+from app.queue import defer
+from app.sweeper import register_sweep
+from app.uploads import PDF, UploadRejected, check_upload
+
+SUBJECT = "certificate_request"
+AUTO_JOB = "app.insurance.jobs.auto_process_request"
+OPEN_STATUSES = (RequestStatus.NEW, RequestStatus.IN_PROGRESS)
+RELABEL = {RequestType.COI: RequestType.COI_WOS, RequestType.COI_WOS: RequestType.COI}
+NO_AUTOMATION = ("Automation is not enabled for this customer's program: "
+                 "upload the issued certificate (PDF) instead.")
+
+__all__ = ["ActionRefused", "Conflict", "InvalidTransition", "StaleDataError", "UploadRejected"]
+
+
+class ActionRefused(Exception):
+    """The action cannot be done on this request as it is; the message is safe to show (422)."""
+
+
+class Conflict(Exception):
+    """Somebody else changed the request since the user loaded it (409)."""
+
+    def __init__(self, req: CertificateRequest, message: str | None = None):
+        self.request = req
+        super().__init__(message or conflict_message(req))
+
+
+def conflict_message(req: CertificateRequest) -> str:
+    who = f" by {req.assigned_to.name}" if req.assigned_to is not None and req.status is not RequestStatus.NEW else ""
+    return (f"Someone else changed this request first: it is now {req.status.value.replace('_', ' ')}{who}. "
+            "Nothing was done; the current state is shown.")
+
+
+# -- lifecycle -------------------------------------------------------------------------------------
+
+_TIMESTAMPS = {
+    RequestStatus.IN_PROGRESS: "started_at",
+    RequestStatus.COMPLETED: "completed_at",
+    RequestStatus.REJECTED: "rejected_at",
+    RequestStatus.CANCELLED: "cancelled_at",
+}
+
+
+def transition(req: CertificateRequest, to: RequestStatus, *, actor: User | None, now: datetime,
+               action: str | None = None, message: str = "") -> None:
+    """The only place that assigns ``CertificateRequest.status``; writes one activity row."""
+    if not can_transition(REQUEST_TRANSITIONS, req.status, to):
+        raise InvalidTransition(req.status, to)
+    req.status = to
+    if to in _TIMESTAMPS:
+        setattr(req, _TIMESTAMPS[to], now)
+    activity.record(SUBJECT, req.id, action or f"status_{to.value}", actor=actor, customer_id=req.customer_id,
+                    message=message, now=now)
+
+
+def _check_open(req: CertificateRequest, expected_version: int | None) -> None:
+    if expected_version is not None and req.version != expected_version:
+        raise Conflict(req)
+    if req.status not in OPEN_STATUSES:
+        raise Conflict(req, f"This request is already {req.status.value.replace('_', ' ')}. Nothing was done.")
+
+
+def _claim(req: CertificateRequest) -> None:
+    """Flush the status change now: the version check in the UPDATE decides who wins a race."""
+    db.session.flush()
+
+
+def get_request(request_id: int, *, for_update: bool = False) -> CertificateRequest | None:
+    stmt = sa.select(CertificateRequest).where(CertificateRequest.id == request_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return db.session.scalar(stmt)
+
+
+# -- staff actions ----------------------------------------------------------------------------------
+
+def mark_in_progress(req: CertificateRequest, *, actor: User, now: datetime,
+                     expected_version: int | None = None) -> CertificateRequest:
+    _check_open(req, expected_version)
+    if req.status is RequestStatus.IN_PROGRESS:
+        raise Conflict(req, f"{req.assigned_to.name if req.assigned_to else 'Someone'} is already working on "
+                            "this request. Nothing was done.")
+    req.assigned_to = actor
+    transition(req, RequestStatus.IN_PROGRESS, actor=actor, now=now, action="marked_in_progress",
+               message=f"{actor.name} is working on it.")
+    _claim(req)
+    return req
+
+
+def automation_available(req: CertificateRequest) -> tuple[bool, str]:
+    if not req.customer.automation_enabled:
+        return False, NO_AUTOMATION
+    return True, ""
+
+
+def _holder(req: CertificateRequest, overrides: dict | None = None):
+    from app.insurance.pdf import HolderInfo
+
+    holder = HolderInfo.from_request(req)
+    edits = {k: str(v).strip() for k, v in ((overrides or {}).get("holder") or {}).items()
+             if k in {f.name for f in dataclasses.fields(HolderInfo)} and str(v).strip()}
+    return dataclasses.replace(holder, **edits) if edits else holder
+
+
+def _build_data(req: CertificateRequest, *, now: datetime, overrides: dict | None = None) -> dict:
+    from app.insurance.pdf import CertificateDataError, build_certificate_data
+
+    try:
+        return build_certificate_data(req.customer, kind=req.type, holder=_holder(req, overrides), on=now.date(),
+                                      request=req, overrides=overrides or None)
+    except CertificateDataError as exc:
+        raise ActionRefused(f"The certificate cannot be prefilled: {exc} Upload the issued certificate instead, "
+                            "or fix the policies on file.") from exc
+
+
+def attempt_automation(req: CertificateRequest, *, actor: User, now: datetime,
+                       expected_version: int | None = None) -> dict:
+    """Prefill the certificate from the policies on file and the request, for staff to review.
+
+    Marks a new request in progress (recording who), so colleagues see somebody is on it.
+    """
+    _check_open(req, expected_version)
+    ok, why = automation_available(req)
+    if not ok:
+        raise ActionRefused(why)
+    data = _build_data(req, now=now)
+    if req.status is RequestStatus.NEW:
+        req.assigned_to = actor
+        transition(req, RequestStatus.IN_PROGRESS, actor=actor, now=now, action="marked_in_progress",
+                   message=f"{actor.name} is working on it (attempted automation).")
+    activity.record(SUBJECT, req.id, "automation_attempted", actor=actor, customer_id=req.customer_id,
+                    message="Certificate prefilled from the policies on file for review.", now=now)
+    _claim(req)
+    return data
+
+
+def customer_recipients(req: CertificateRequest) -> list[str]:
+    """The customer's addresses: the contact on file, plus the customer user who asked (if any)."""
+    out = []
+    if req.customer.contact_email:
+        out.append(req.customer.contact_email)
+    if req.submitted_by is not None and req.submitted_by.role is Role.CUSTOMER and req.submitted_by.email:
+        out.append(req.submitted_by.email)
+    return list(dict.fromkeys(a.lower() for a in out))
+
+
+def delivery_recipients(req: CertificateRequest, *, send_to_holder: bool, holder_email: str = "") -> list[str]:
+    recipients = []
+    email = (holder_email or req.holder_email or "").strip().lower()
+    if send_to_holder and email:
+        recipients.append(email)
+    recipients.extend(customer_recipients(req))
+    return list(dict.fromkeys(recipients))
+
+
+def _complete_and_deliver(req: CertificateRequest, *, actor: User | None, now: datetime, send_to_holder: bool,
+                          action: str, message: str, data: dict | None = None, uploaded_pdf: bytes | None = None,
+                          overrides: dict | None = None) -> IssuedCertificate:
+    from app.insurance.documents import deliver_certificate, issue_certificate
+
+    holder = _holder(req, overrides)
+    transition(req, RequestStatus.COMPLETED, actor=actor, now=now, action=action, message=message)
+    req.needs_manual = actor is not None
+    _claim(req)
+    cert = issue_certificate(req.customer, kind=req.type, holder=holder, actor=actor, now=now, request=req,
+                             data=data, uploaded_pdf=uploaded_pdf)
+    recipients = delivery_recipients(req, send_to_holder=send_to_holder, holder_email=holder.email)
+    if recipients:
+        deliver_certificate(cert, recipients=recipients, actor=actor)
+    activity.record(SUBJECT, req.id, "certificate_sent", actor=actor, customer_id=req.customer_id, now=now,
+                    message=f"Certificate {cert.certificate_number} e-mailed to {', '.join(recipients) or 'nobody'}.")
+    return cert
+
+
+def submit_generated(req: CertificateRequest, *, actor: User, now: datetime, overrides: dict | None = None,
+                     send_to_holder: bool = True, expected_version: int | None = None) -> IssuedCertificate:
+    """Generate the certificate from the (staff-edited) values, complete the request, e-mail it."""
+    _check_open(req, expected_version)
+    ok, why = automation_available(req)
+    if not ok:
+        raise ActionRefused(why)
+    data = _build_data(req, now=now, overrides=overrides)
+    return _complete_and_deliver(req, actor=actor, now=now, send_to_holder=send_to_holder, data=data,
+                                 overrides=overrides, action="completed_generated",
+                                 message="Certificate generated from the reviewed values.")
+
+
+def submit_uploaded(req: CertificateRequest, *, actor: User, now: datetime, data: bytes, filename: str,
+                    send_to_holder: bool = True, expected_version: int | None = None) -> IssuedCertificate:
+    """Send an already-issued certificate (a PDF, checked by content) instead of generating one."""
+    _check_open(req, expected_version)
+    checked = check_upload(data, filename, allowed=frozenset({PDF}))
+    return _complete_and_deliver(req, actor=actor, now=now, send_to_holder=send_to_holder,
+                                 uploaded_pdf=checked.data, action="completed_uploaded",
+                                 message=f"Uploaded certificate {checked.filename} ({checked.page_count} page(s)).")
+
+
+def relabel(req: CertificateRequest, to_type: RequestType | str, *, actor: User, now: datetime,
+            expected_version: int | None = None) -> CertificateRequest:
+    """Switch a request between COI and COI with WOS when the customer picked the wrong type."""
+    _check_open(req, expected_version)
+    try:
+        to_type = RequestType(to_type)
+    except ValueError as exc:
+        raise ActionRefused("Pick a request type to relabel to.") from exc
+    if RELABEL.get(req.type) is not to_type:
+        raise ActionRefused("Only a certificate of insurance can be relabelled, between COI and COI with WOS.")
+    old = req.type
+    req.type = to_type
+    activity.record(SUBJECT, req.id, "relabelled", actor=actor, customer_id=req.customer_id, now=now,
+                    message=f"Relabelled from {old.label} to {to_type.label}.")
+    _claim(req)
+    return req
+
+
+def reject(req: CertificateRequest, reason_id: int | str | None, *, actor: User, now: datetime, note: str = "",
+           expected_version: int | None = None) -> CertificateRequest:
+    """Reject with a reason from the admin list; the customer (only) gets an e-mail with the reason."""
+    _check_open(req, expected_version)
+    reason = None
+    try:
+        reason = db.session.get(RejectionReason, int(reason_id)) if reason_id not in (None, "") else None
+    except (TypeError, ValueError):
+        reason = None
+    if reason is None or not reason.is_active:
+        raise ActionRefused("Pick a rejection reason from the list.")
+    note = (note or "").strip()[:2000]
+    req.rejection_reason = reason.text
+    transition(req, RequestStatus.REJECTED, actor=actor, now=now, action="rejected",
+               message=reason.text + (f" — {note}" if note else ""))
+    _claim(req)
+    for address in customer_recipients(req):
+        queue_email(address, "coi_rejected", subject=f"Your certificate request #{req.id} was not issued",
+                    context={"req": req, "reason": reason.text, "note": note, "customer": req.customer},
+                    customer_id=req.customer_id, dedupe_key=f"coi-rejected:{req.id}:{address}")
+    return req
+
+
+def cancel(req: CertificateRequest, *, actor: User, now: datetime, note: str = "",
+           expected_version: int | None = None) -> CertificateRequest:
+    _check_open(req, expected_version)
+    transition(req, RequestStatus.CANCELLED, actor=actor, now=now, action="cancelled",
+               message=(note or "").strip()[:2000])
+    _claim(req)
+    return req
+
+
+def add_note(req: CertificateRequest, text: str, *, actor: User, now: datetime):
+    try:
+        return activity.add_note(SUBJECT, req.id, text, actor=actor, customer_id=req.customer_id, now=now)
+    except ValueError as exc:
+        raise ActionRefused(str(exc)) from exc
+
+
+# -- automatic path ----------------------------------------------------------------------------------
+
+def should_auto_issue(request: CertificateRequest, discrepancies: list[str]) -> tuple[bool, str]:
+    """Pure decision: may a job issue this request without staff? Returns (yes/no, the reason)."""
+    if request.type is RequestType.COI_WOS:
+        return False, "Waiver of subrogation requests are always processed by staff."
+    if not request.customer.automation_enabled:
+        return False, "Automation is not enabled for this customer's program."
+    if (request.instructions or "").strip():
+        return False, "The request has special instructions."
+    if discrepancies:
+        return False, "Discrepancies: " + "; ".join(discrepancies)
+    return True, "No special instructions, no discrepancies and automation is enabled."
+
+
+def auto_process(req: CertificateRequest, *, now: datetime) -> str:
+    """The job's work: issue and deliver without staff, or send to the manual queue with the reason.
+
+    Idempotent: only a ``new`` request that has not been decided yet (empty ``manual_reason``) is looked at.
+    """
+    if req.status is not RequestStatus.NEW or req.manual_reason:
+        return "nothing to do"
+    discrepancies: list[str] = []
+    if req.type is not RequestType.COI_WOS and req.customer.automation_enabled:
+        from app.insurance.pdf import certificate_discrepancies
+
+        discrepancies = certificate_discrepancies(req.customer, kind=req.type, holder=_holder(req), on=now.date())
+    ok, reason = should_auto_issue(req, discrepancies)
+    if ok:
+        try:
+            data = _build_data(req, now=now)
+        except ActionRefused as exc:
+            ok, reason = False, str(exc)
+    if not ok:
+        req.needs_manual = True
+        req.manual_reason = reason[:300]
+        activity.record(SUBJECT, req.id, "sent_to_manual_queue", customer_id=req.customer_id, now=now,
+                        message=f"Manual processing: {reason}")
+        _claim(req)
+        return "manual"
+    _complete_and_deliver(req, actor=None, now=now, send_to_holder=True, data=data, action="auto_issued",
+                          message=f"Issued automatically: {reason}")
+    return "issued"
+
+
+@register_sweep("coi_auto_process")
+def requeue_undecided(now: datetime) -> int:
+    """Re-enqueue the automatic check for new requests nobody decided (Redis or a worker was down)."""
+    ids = db.session.scalars(
+        sa.select(CertificateRequest.id).where(
+            CertificateRequest.status == RequestStatus.NEW, CertificateRequest.manual_reason == "",
+            CertificateRequest.created_at < now - timedelta(minutes=2),
+        ).limit(500)
+    ).all()
+    for request_id in ids:
+        defer(db.session, AUTO_JOB, request_id)
+    return len(ids)
+
+
+# -- rejection reasons (admins manage the list) ------------------------------------------------------
+
+def ensure_default_reasons() -> None:
+    """Seed the defaults when the table is empty (lazily, and from the demo seed hook)."""
+    if db.session.scalar(sa.select(sa.func.count(RejectionReason.id))):
+        return
+    for position, text in enumerate(DEFAULT_REJECTION_REASONS):
+        db.session.add(RejectionReason(text=text, position=position, is_active=True))
+    db.session.flush()
+
+
+def seed_rejection_reasons(today: date) -> None:
+    ensure_default_reasons()
+
+
+def rejection_reasons(*, include_inactive: bool = False) -> list[RejectionReason]:
+    ensure_default_reasons()
+    stmt = sa.select(RejectionReason).order_by(RejectionReason.position, RejectionReason.id)
+    if not include_inactive:
+        stmt = stmt.where(RejectionReason.is_active.is_(True))
+    return list(db.session.scalars(stmt))
+
+
+def add_reason(text: str) -> RejectionReason:
+    text = " ".join((text or "").split())
+    if not text:
+        raise ActionRefused("Type the reason.")
+    if len(text) > 200:
+        raise ActionRefused("Keep the reason under 200 characters.")
+    ensure_default_reasons()
+    existing = db.session.scalar(sa.select(RejectionReason).where(sa.func.lower(RejectionReason.text) == text.lower()))
+    if existing is not None:
+        if existing.is_active:
+            raise ActionRefused("That reason is already in the list.")
+        existing.is_active = True
+        return existing
+    position = (db.session.scalar(sa.select(sa.func.max(RejectionReason.position))) or 0) + 1
+    reason = RejectionReason(text=text, position=position, is_active=True)
+    db.session.add(reason)
+    db.session.flush()
+    return reason
+
+
+def set_reason_active(reason: RejectionReason, active: bool) -> RejectionReason:
+    reason.is_active = active
+    return reason
+
+
+def move_reason(reason: RejectionReason, direction: str) -> None:
+    """Swap with the neighbour above (``up``) or below (``down``); renumbers positions 0..n."""
+    reasons = rejection_reasons(include_inactive=True)
+    index = next(i for i, r in enumerate(reasons) if r.id == reason.id)
+    other = index - 1 if direction == "up" else index + 1
+    if direction not in ("up", "down"):
+        raise ActionRefused("Move a reason up or down.")
+    if 0 <= other < len(reasons):
+        reasons[index], reasons[other] = reasons[other], reasons[index]
+    for position, r in enumerate(reasons):
+        r.position = position
+
+
+def coverage_rows(data: dict) -> list[dict]:
+    """The coverage rows of certificate data, flattened for the review form."""
+    from app.enums import CoverageLine
+
+    coverages = data.get("coverages") or []
+    items = coverages.items() if isinstance(coverages, dict) else [(row.get("line"), row) for row in coverages]
+    rows = []
+    for line, row in items:
+        if not row or line not in CoverageLine._value2member_map_:
+            continue
+        limits = row.get("limits") or {}
+        if isinstance(limits, list):
+            limits = {item.get("key") or item.get("name"): item.get("amount", item.get("value")) for item in limits}
+        rows.append({"line": line, "label": row.get("label") or row.get("type") or line.replace("_", " ").title(),
+                     "policy_number": row.get("policy_number", ""),
+                     "limits": [(k, "" if v is None else v) for k, v in limits.items() if k]})
+    return rows

@@ -1,0 +1,250 @@
+"""Queue services: transitions, the auto-issue decision, relabel, reject, cancel, conflicts, reasons."""
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.enums import REQUEST_TRANSITIONS, InvalidTransition, RequestStatus, RequestType, Role, can_transition
+from app.extensions import db
+from app.insurance import processing
+from app.models import Activity, CertificateRequest, IssuedCertificate, OutboxMessage, RejectionReason
+from app.models.insurance import DEFAULT_REJECTION_REASONS
+
+NOW = datetime(2026, 6, 1, 15, 0, tzinfo=UTC)
+S = RequestStatus
+
+
+@pytest.mark.parametrize("current", list(S))
+@pytest.mark.parametrize("target", list(S))
+def test_transition_matrix(app, make, current, target):
+    req = make.queue_request(status=current.value)
+    allowed = {S.NEW: {S.IN_PROGRESS, S.COMPLETED, S.REJECTED, S.CANCELLED},
+               S.IN_PROGRESS: {S.COMPLETED, S.REJECTED, S.CANCELLED}}.get(current, set())
+    assert can_transition(REQUEST_TRANSITIONS, current, target) == (target in allowed)
+    if target in allowed:
+        processing.transition(req, target, actor=None, now=NOW)
+        assert req.status is target
+        rows = db.session.scalars(sa.select(Activity).filter_by(subject_type="certificate_request",
+                                                                subject_id=req.id)).all()
+        assert [r.action for r in rows] == [f"status_{target.value}"]
+    else:
+        with pytest.raises(InvalidTransition):
+            processing.transition(req, target, actor=None, now=NOW)
+        assert req.status is current
+
+
+def _req(type_="coi", instructions="", automation=True):
+    return SimpleNamespace(type=RequestType(type_), instructions=instructions,
+                           customer=SimpleNamespace(automation_enabled=automation))
+
+
+@pytest.mark.parametrize(("req", "discrepancies", "expected", "why"), [
+    (_req("coi"), [], True, "no discrepancies"),
+    (_req("poi"), [], True, "no discrepancies"),
+    (_req("coi_wos"), [], False, "waiver of subrogation"),
+    (_req("coi", automation=False), [], False, "not enabled"),
+    (_req("poi", instructions="Please add the project owner as additional insured"), [], False,
+     "special instructions"),
+    (_req("coi", instructions="   "), [], True, "no discrepancies"),
+    (_req("coi"), ["No general liability policy in force"], False, "general liability policy"),
+])
+def test_should_auto_issue(req, discrepancies, expected, why):
+    ok, reason = processing.should_auto_issue(req, discrepancies)
+    assert ok is expected
+    assert why in reason.lower()
+
+
+def test_mark_in_progress_records_who(app, make):
+    staff = make.user(Role.PROCESSOR, name="Pia Processor")
+    req = make.queue_request()
+    processing.mark_in_progress(req, actor=staff, now=NOW, expected_version=req.version)
+    db.session.commit()
+    assert req.status is S.IN_PROGRESS and req.assigned_to_id == staff.id and req.started_at == NOW
+    entry = db.session.scalar(sa.select(Activity).filter_by(subject_id=req.id, action="marked_in_progress"))
+    assert entry.actor_label == "Pia Processor"
+    other = make.user(Role.REVIEWER)
+    with pytest.raises(processing.Conflict, match="Pia Processor is already working"):
+        processing.mark_in_progress(req, actor=other, now=NOW)
+
+
+def test_relabel_both_ways_and_refuses_poi(app, make):
+    staff = make.user(Role.PROCESSOR)
+    req = make.queue_request(type="coi")
+    processing.relabel(req, "coi_wos", actor=staff, now=NOW)
+    assert req.type is RequestType.COI_WOS
+    processing.relabel(req, "coi", actor=staff, now=NOW)
+    assert req.type is RequestType.COI
+    with pytest.raises(processing.ActionRefused):
+        processing.relabel(req, "poi", actor=staff, now=NOW)
+    poi = make.queue_request(type="poi")
+    with pytest.raises(processing.ActionRefused):
+        processing.relabel(poi, "coi", actor=staff, now=NOW)
+    messages = db.session.scalars(sa.select(Activity.message).filter_by(subject_id=req.id, action="relabelled")).all()
+    assert "Relabelled from Certificate of insurance to Certificate of insurance with WOS." in messages
+
+
+def test_reject_with_configured_reason_emails_customer_only(app, make):
+    staff = make.user(Role.PROCESSOR)
+    customer = make.customer(contact_email="owner@acme.example.com")
+    req = make.queue_request(customer=customer)
+    reason = next(r for r in processing.rejection_reasons() if r.text == "Incomplete address")
+    processing.reject(req, str(reason.id), actor=staff, now=NOW, note="Suite number missing",
+                      expected_version=req.version)
+    db.session.commit()
+    assert req.status is S.REJECTED and req.rejection_reason == "Incomplete address" and req.rejected_at == NOW
+    mails = db.session.scalars(sa.select(OutboxMessage)).all()
+    assert [m.to_address for m in mails] == ["owner@acme.example.com"]  # not the holder
+    assert "Reason: Incomplete address" in mails[0].body_text
+    assert "Suite number missing" in mails[0].body_text and "Incomplete address" in mails[0].body_html
+
+
+@pytest.mark.parametrize("reason_id", [None, "", "abc", "99999"])
+def test_reject_needs_a_listed_reason(app, make, reason_id):
+    req = make.queue_request()
+    with pytest.raises(processing.ActionRefused, match="Pick a rejection reason"):
+        processing.reject(req, reason_id, actor=make.user(Role.PROCESSOR), now=NOW)
+    assert req.status is S.NEW
+    assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == 0
+
+
+def test_reject_refuses_deactivated_reason(app, make):
+    reason = processing.rejection_reasons()[0]
+    processing.set_reason_active(reason, False)
+    req = make.queue_request()
+    with pytest.raises(processing.ActionRefused):
+        processing.reject(req, reason.id, actor=make.user(Role.PROCESSOR), now=NOW)
+
+
+def test_cancel_and_closed_requests_refuse_actions(app, make):
+    staff = make.user(Role.PROCESSOR)
+    req = make.queue_request()
+    processing.cancel(req, actor=staff, now=NOW, note="Customer called: not needed")
+    assert req.status is S.CANCELLED and req.cancelled_at == NOW
+    for action in (lambda: processing.mark_in_progress(req, actor=staff, now=NOW),
+                   lambda: processing.relabel(req, "coi_wos", actor=staff, now=NOW),
+                   lambda: processing.cancel(req, actor=staff, now=NOW),
+                   lambda: processing.submit_uploaded(req, actor=staff, now=NOW, data=b"%PDF-1.4", filename="x.pdf")):
+        with pytest.raises(processing.Conflict, match="already cancelled"):
+            action()
+
+
+def test_stale_version_is_a_conflict(app, make):
+    staff = make.user(Role.PROCESSOR)
+    req = make.queue_request()
+    seen = req.version
+    processing.mark_in_progress(req, actor=staff, now=NOW)
+    db.session.commit()
+    with pytest.raises(processing.Conflict, match="Someone else changed this request first"):
+        processing.reject(req, processing.rejection_reasons()[0].id, actor=staff, now=NOW, expected_version=seen)
+    assert req.status is S.IN_PROGRESS
+
+
+def test_concurrent_writers_second_gets_stale_data(app, make):
+    """Both loaded version 1 and passed the version check; the row's version counter stops the second."""
+    a = make.user(Role.PROCESSOR, name="Ann")
+    b = make.user(Role.PROCESSOR, name="Bob")
+    req = make.queue_request()
+    db.session.commit()
+    mine = db.session.get(CertificateRequest, req.id)
+    assert mine.version == 1
+    with Session(db.engine) as other:
+        theirs = other.get(CertificateRequest, req.id)
+        theirs.assigned_to_id = b.id
+        theirs.status = S.IN_PROGRESS  # what another web process did, committed first
+        other.commit()
+    with pytest.raises(processing.StaleDataError):
+        processing.cancel(mine, actor=a, now=NOW, expected_version=1)
+    db.session.rollback()
+    fresh = db.session.get(CertificateRequest, req.id, populate_existing=True)
+    assert fresh.status is S.IN_PROGRESS and fresh.assigned_to_id == b.id
+    assert db.session.scalar(sa.select(sa.func.count(Activity.id)).filter_by(action="cancelled")) == 0
+
+
+@pytest.mark.parametrize(("data", "filename"), [
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 200, "certificate.pdf"),
+    (b"this is not a pdf at all", "certificate.pdf"),
+    (b"", "empty.pdf"),
+    (b"%PDF-1.4\n garbage without pages", "broken.pdf"),
+])
+def test_upload_refuses_non_pdfs_and_stores_nothing(app, make, data, filename, tmp_path):
+    req = make.queue_request()
+    with pytest.raises(processing.UploadRejected):
+        processing.submit_uploaded(req, actor=make.user(Role.PROCESSOR), now=NOW, data=data, filename=filename)
+    assert req.status is S.NEW
+    assert db.session.scalar(sa.select(sa.func.count(IssuedCertificate.id))) == 0
+    uploads = tmp_path / "uploads"
+    assert not any(p.is_file() for p in uploads.rglob("*"))
+
+
+def test_auto_process_skips_decided_and_closed(app, make):
+    req = make.queue_request(manual_reason="Discrepancies: something")
+    assert processing.auto_process(req, now=NOW) == "nothing to do"
+    done = make.queue_request(status="completed")
+    assert processing.auto_process(done, now=NOW) == "nothing to do"
+
+
+def test_auto_process_sends_wos_to_manual_queue_with_reason(app, make):
+    req = make.queue_request(type="coi_wos")
+    assert processing.auto_process(req, now=NOW) == "manual"
+    assert req.status is S.NEW and req.needs_manual and "waiver of subrogation" in req.manual_reason.lower()
+    entry = db.session.scalar(sa.select(Activity).filter_by(subject_id=req.id, action="sent_to_manual_queue"))
+    assert "Waiver of subrogation" in entry.message
+    assert processing.auto_process(req, now=NOW) == "nothing to do"  # idempotent
+
+
+def test_auto_process_manual_when_automation_disabled(app, make):
+    req = make.queue_request(customer=make.customer(automation_enabled=False), type="poi")
+    assert processing.auto_process(req, now=NOW) == "manual"
+    assert "not enabled" in req.manual_reason
+
+
+def test_attempt_automation_refused_without_automation(app, make):
+    req = make.queue_request(customer=make.customer(automation_enabled=False))
+    with pytest.raises(processing.ActionRefused, match="upload the issued certificate"):
+        processing.attempt_automation(req, actor=make.user(Role.PROCESSOR), now=NOW)
+    assert req.status is S.NEW
+
+
+def test_sweep_requeues_undecided_new_requests(app, make):
+    old = make.queue_request(created_at=datetime(2026, 6, 1, 14, 0, tzinfo=UTC))
+    make.queue_request(created_at=datetime(2026, 6, 1, 14, 59, 30, tzinfo=UTC))  # too fresh
+    make.queue_request(created_at=datetime(2026, 6, 1, 14, 0, tzinfo=UTC), manual_reason="decided")
+    assert processing.requeue_undecided(NOW) == 1
+    jobs = db.session.info["deferred_jobs"]
+    assert [(j.func, j.args) for j in jobs] == [(processing.AUTO_JOB, (old.id,))]
+
+
+# -- rejection reasons ------------------------------------------------------------------------------
+
+def test_reasons_seeded_lazily_once(app):
+    assert [r.text for r in processing.rejection_reasons()] == DEFAULT_REJECTION_REASONS
+    processing.ensure_default_reasons()
+    assert db.session.scalar(sa.select(sa.func.count(RejectionReason.id))) == len(DEFAULT_REJECTION_REASONS)
+
+
+def test_reasons_add_deactivate_reorder(app):
+    added = processing.add_reason("  Policy   cancelled ")
+    assert added.text == "Policy cancelled"
+    with pytest.raises(processing.ActionRefused, match="already"):
+        processing.add_reason("policy cancelled")
+    with pytest.raises(processing.ActionRefused):
+        processing.add_reason("   ")
+    processing.move_reason(added, "up")
+    texts = [r.text for r in processing.rejection_reasons()]
+    assert texts[-2:] == ["Policy cancelled", "Holder name incomplete"]
+    first = processing.rejection_reasons()[0]
+    processing.move_reason(first, "up")  # already first: stays
+    assert processing.rejection_reasons()[0].id == first.id
+    processing.set_reason_active(first, False)
+    assert first.id not in [r.id for r in processing.rejection_reasons()]
+    assert first.id in [r.id for r in processing.rejection_reasons(include_inactive=True)]
+    assert processing.add_reason(first.text).is_active  # re-adding reactivates
+
+
+def test_seed_hook_registered(app):
+    from app.cli import SEED_HOOKS
+
+    assert SEED_HOOKS.count(processing.seed_rejection_reasons) == 1

@@ -1,0 +1,318 @@
+"""The staff queue pages: listing, filters, counts, the request page, each action, conflicts."""
+
+import io
+import json
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from app.enums import PaymentMethod, PaymentStatus, RequestStatus, Role
+from app.extensions import db
+from app.insurance import processing
+from app.models import Activity, CertificateRequest, IssuedCertificate, OutboxMessage, Payment
+from tests.conftest import AuthActions
+
+
+@pytest.fixture
+def processor(make, auth):
+    user = make.user(Role.PROCESSOR, name="Pia Processor")
+    auth.login(user)
+    return user
+
+
+def rows_of(html: str) -> int:
+    return html.count("data-request-id=")
+
+
+def test_queue_page_and_partial(client, htmx, processor, make):
+    make.queue_request(holder_name="Visible Holder Co")
+    db.session.commit()
+    page = client.get("/dashboard/queue")
+    assert page.status_code == 200 and "<html" in page.text and "Visible Holder Co" in page.text
+    assert "HX-Request" in page.headers["Vary"]
+    part = htmx.get("/dashboard/queue?customer=x", target="queue-results")
+    assert part.status_code == 200 and "<html" not in part.text and 'id="queue-results"' in part.text
+    counts = htmx.get("/dashboard/queue/counts", target="queue-tabs")
+    assert 'id="queue-tabs"' in counts.text and "<html" not in counts.text
+
+
+def test_nav_and_home_show_queue_to_processors_only(client, auth, make):
+    auth.login(make.user(Role.PROCESSOR))
+    assert 'href="/dashboard/queue"' in client.get("/dashboard/").text
+    auth.logout()
+    auth.login(make.user(Role.ADVISOR))
+    assert 'href="/dashboard/queue"' not in client.get("/dashboard/").text
+
+
+def test_default_lists_only_pending_and_tabs_count(client, processor, make):
+    c = make.customer(name="Zephyr Tools")
+    for status in ("new", "in_progress", "completed", "rejected", "cancelled"):
+        make.queue_request(customer=c, status=status, holder_name=f"Holder {status}")
+    make.queue_request(customer=c, type="coi_wos", holder_name="Holder wos")
+    make.queue_request(customer=c, type="poi", holder_name="Holder poi")
+    db.session.commit()
+    html = client.get("/dashboard/queue").text
+    assert rows_of(html) == 4
+    assert "Holder completed" not in html and "Holder new" in html and "Holder in_progress" in html
+    tabs = html[html.index('id="queue-tabs"'):html.index("</nav>", html.index('id="queue-tabs"'))]
+    assert 'data-tab="all"' in tabs
+    counts = {t: tabs.split(f'data-tab="{t}">')[1].split('class="count"')[1].split(">")[1].split("<")[0]
+              for t in ("all", "wos", "coi")}
+    assert counts == {"all": "4", "wos": "1", "coi": "3"}
+    wos = client.get("/dashboard/queue?tab=wos").text
+    assert rows_of(wos) == 1 and "Holder wos" in wos
+    assert rows_of(client.get("/dashboard/queue?tab=coi").text) == 3
+    assert rows_of(client.get("/dashboard/queue?status=any").text) == 7
+    done = client.get("/dashboard/queue?status=completed&status=rejected").text
+    assert rows_of(done) == 2 and "Holder rejected" in done
+    poi = client.get("/dashboard/queue?tab=coi&type=poi").text
+    assert rows_of(poi) == 1 and "Holder poi" in poi
+
+
+def test_filters_by_customer_and_date_and_sorting(client, htmx, processor, make):
+    acme, bolt = make.customer(name="Acme Roofing"), make.customer(name="Bolt Electric")
+    make.queue_request(customer=acme, holder_name="Early Holder", created_at=datetime(2026, 3, 1, 12, tzinfo=UTC))
+    make.queue_request(customer=bolt, holder_name="Late Holder", created_at=datetime(2026, 5, 1, 12, tzinfo=UTC))
+    db.session.commit()
+    typed = htmx.get("/dashboard/queue?customer=acme", target="queue-results").text  # search as you type
+    assert "Early Holder" in typed and "Late Holder" not in typed
+    by_id = client.get(f"/dashboard/queue?customer={bolt.id}").text
+    assert "Late Holder" in by_id and "Early Holder" not in by_id
+    april = client.get("/dashboard/queue?date_from=2026-04-01&date_to=2026-05-01").text
+    assert "Late Holder" in april and "Early Holder" not in april
+    bad = client.get("/dashboard/queue?date_from=yesterday")
+    assert bad.status_code == 200 and "use YYYY-MM-DD" in bad.text and rows_of(bad.text) == 2
+    asc = client.get("/dashboard/queue?sort=customer&dir=asc").text
+    desc = client.get("/dashboard/queue?sort=customer&dir=desc").text
+    assert asc.index("Early Holder") < asc.index("Late Holder")
+    assert desc.index("Late Holder") < desc.index("Early Holder")
+
+
+def test_counts_and_filters_without_n_plus_one(client, processor, make):
+    """A page of the queue costs a constant number of SQL statements, whatever the row count."""
+    customers = [make.customer(with_policies=False) for _ in range(12)]
+    staff = [make.user(Role.PROCESSOR) for _ in range(5)]
+
+    def add(n):
+        for i in range(n):
+            req = make.queue_request(customer=customers[i % len(customers)], type=("coi", "coi_wos", "poi")[i % 3],
+                                     status=("new", "in_progress")[i % 2])
+            if req.status is RequestStatus.IN_PROGRESS:
+                req.assigned_to_id = staff[i % len(staff)].id
+        db.session.commit()
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    def measure(url):
+        db.session.expire_all()
+        statements.clear()
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            response = client.get(url)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+        assert response.status_code == 200
+        return len(statements), response.text
+
+    add(30)
+    urls = ["/dashboard/queue", "/dashboard/queue?tab=coi&sort=customer&dir=desc",
+            "/dashboard/queue?customer=customer&status=any&date_from=2020-01-01", "/dashboard/queue?page=2"]
+    small = [measure(u)[0] for u in urls]
+    add(300)
+    large = [measure(u) for u in urls]
+    assert [n for n, _ in large] == small
+    assert max(small) <= 6, small
+    assert rows_of(large[0][1]) == 25 and "Page 1 of 14 (330)" in large[0][1]
+
+
+def test_card_wos_requests_appear_only_after_approved_payment(client, processor, make):
+    """A card WOS request exists only once its payment is approved, so a declined charge never reaches the queue."""
+    card = make.customer(name="Card Payer Co", payment_method=PaymentMethod.CARD)
+    db.session.add(Payment(customer_id=card.id, idempotency_key="declined-1", status=PaymentStatus.DECLINED,
+                           amount_cents=5300, message="Merchant payment failed"))
+    db.session.commit()
+    assert "Card Payer Co" not in client.get("/dashboard/queue?tab=wos").text
+    req = make.queue_request(customer=card, type="coi_wos", fee_cents=5000, holder_name="Paid Holder")
+    db.session.add(Payment(customer_id=card.id, request_id=req.id, idempotency_key="approved-1",
+                           status=PaymentStatus.APPROVED, amount_cents=5300))
+    db.session.commit()
+    html = client.get("/dashboard/queue?tab=wos").text
+    assert rows_of(html) == 1 and "Paid Holder" in html
+    unpaid_card_wos = db.session.scalars(
+        sa.select(CertificateRequest).join(CertificateRequest.customer)
+        .where(CertificateRequest.type == "coi_wos")
+    ).all()
+    for r in unpaid_card_wos:
+        if r.customer.payment_method.charged_up_front:
+            assert any(p.status is PaymentStatus.APPROVED for p in r.payments)
+
+
+def test_request_page_shows_submission_and_notes_first(client, htmx, processor, make):
+    req = make.queue_request(type="coi_wos", instructions="Name the landlord too", project_name="Tower Renovation",
+                             project_location="12 Elm St, Austin TX", contract_details="Contract 77-B")
+    processing.transition(req, RequestStatus.IN_PROGRESS, actor=processor, now=datetime(2026, 1, 1, tzinfo=UTC))
+    db.session.commit()
+    page = client.get(f"/dashboard/queue/{req.id}")
+    text = page.text
+    for value in ("Northwind Builders Inc", "500 Congress Ave", "certs@northwind.example.com", "Tower Renovation",
+                  "12 Elm St, Austin TX", "Contract 77-B", "Name the landlord too"):
+        assert value in text
+    empty = htmx.post(f"/dashboard/queue/{req.id}/notes", target="request-timeline", data={"text": "  "})
+    assert empty.status_code == 422 and "cannot be empty" in empty.text
+    added = htmx.post(f"/dashboard/queue/{req.id}/notes", target="request-timeline",
+                      data={"text": "Called the customer about the landlord"})
+    assert added.status_code == 200 and "note-added" in added.headers["HX-Trigger"]
+    timeline = added.text
+    assert timeline.index("Called the customer about the landlord") < timeline.index("status in progress")
+    assert "<html" not in timeline
+
+
+def test_mark_in_progress_htmx_and_plain(client, htmx, processor, make):
+    req = make.queue_request()
+    db.session.commit()
+    response = htmx.post(f"/dashboard/queue/{req.id}/start", target=f"request-{req.id}-panel",
+                         data={"version": str(req.version)})
+    assert response.status_code == 200
+    trigger = json.loads(response.headers["HX-Trigger"])
+    assert trigger["request-updated"] and trigger["toast"]["message"] == "Marked in progress."
+    assert "Pia Processor is working on it" in response.text and 'data-status="in_progress"' in response.text
+    other = make.queue_request()
+    db.session.commit()
+    plain = client.post(f"/dashboard/queue/{other.id}/start", data={"version": "1"})
+    assert plain.status_code == 303 and plain.headers["Location"].endswith(f"/dashboard/queue/{other.id}")
+
+
+def test_relabel_via_page(htmx, processor, make):
+    req = make.queue_request(type="coi")
+    db.session.commit()
+    response = htmx.post(f"/dashboard/queue/{req.id}/relabel", data={"version": "1", "type": "coi_wos"})
+    assert response.status_code == 200 and "Certificate of insurance with WOS" in response.text
+    assert "Relabel as COI" in response.text
+    bad = htmx.post(f"/dashboard/queue/{req.id}/relabel", data={"version": "2", "type": "poi"})
+    assert bad.status_code == 422 and "Only a certificate of insurance can be relabelled" in bad.text
+
+
+def test_reject_via_page_with_reason(htmx, client, processor, make):
+    customer = make.customer(contact_email="office@zephyr.example.com")
+    req = make.queue_request(customer=customer)
+    db.session.commit()
+    page = client.get(f"/dashboard/queue/{req.id}").text
+    assert "Holder name incomplete" in page
+    missing = htmx.post(f"/dashboard/queue/{req.id}/reject", data={"version": "1", "note": "typed note"})
+    assert missing.status_code == 422 and "Pick a rejection reason" in missing.text and "typed note" in missing.text
+    assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == 0
+    reason = next(r for r in processing.rejection_reasons() if r.text == "Holder name incomplete")
+    ok = htmx.post(f"/dashboard/queue/{req.id}/reject", data={"version": "1", "reason_id": str(reason.id)})
+    assert ok.status_code == 200 and 'data-status="rejected"' in ok.text
+    mails = db.session.scalars(sa.select(OutboxMessage)).all()
+    assert [m.to_address for m in mails] == ["office@zephyr.example.com"]
+    assert "Holder name incomplete" in mails[0].body_text
+
+
+def test_cancel_via_page(htmx, processor, make):
+    req = make.queue_request()
+    db.session.commit()
+    response = htmx.post(f"/dashboard/queue/{req.id}/cancel", data={"version": "1"})
+    assert response.status_code == 200 and 'data-status="cancelled"' in response.text
+    assert "Cancel request" not in response.text  # no more actions on a closed request
+
+
+@pytest.mark.parametrize(("payload", "name", "message"), [
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "renamed.pdf", "not a PDF document"),
+    (b"garbage garbage garbage", "cert.pdf", "not a PDF document"),
+    (b"%PDF-1.7\nnot really", "cert.pdf", "damaged"),
+])
+def test_upload_refuses_non_pdfs(htmx, processor, make, payload, name, message, app):
+    req = make.queue_request()
+    db.session.commit()
+    response = htmx.post(f"/dashboard/queue/{req.id}/upload", data={
+        "version": "1", "send_to_holder": "1", "certificate": (io.BytesIO(payload), name)},
+        content_type="multipart/form-data")
+    assert response.status_code == 422 and message in response.text
+    assert db.session.scalar(sa.select(sa.func.count(IssuedCertificate.id))) == 0
+    assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == 0
+    assert db.session.get(CertificateRequest, req.id).status is RequestStatus.NEW
+    from pathlib import Path
+
+    assert not any(p.is_file() for p in Path(app.config["UPLOAD_DIR"]).rglob("*"))
+
+
+def test_upload_without_file(htmx, processor, make):
+    req = make.queue_request()
+    db.session.commit()
+    response = htmx.post(f"/dashboard/queue/{req.id}/upload", data={"version": "1"})
+    assert response.status_code == 422 and "Choose the certificate PDF" in response.text
+
+
+def test_two_staff_at_once_second_gets_conflict(app, client, htmx, processor, make):
+    req = make.queue_request()
+    db.session.commit()
+    # both open the page and see version 1
+    assert 'name="version" value="1"' in client.get(f"/dashboard/queue/{req.id}").text
+    reviewer = make.user(Role.REVIEWER, name="Rae Reviewer")
+    reason = processing.rejection_reasons()[0]
+    db.session.commit()
+    second = app.test_client()
+    with app.app_context():  # another browser: its own app context (Flask-Login keeps the user in g)
+        AuthActions(second).login(reviewer.email)
+        assert 'name="version" value="1"' in second.get(f"/dashboard/queue/{req.id}").text
+    first = htmx.post(f"/dashboard/queue/{req.id}/start", data={"version": "1"})
+    assert first.status_code == 200
+    with app.app_context():
+        late = second.post(f"/dashboard/queue/{req.id}/reject", headers={"HX-Request": "true"},
+                           data={"version": "1", "reason_id": str(reason.id)})
+    assert late.status_code == 409
+    assert "Someone else changed this request first" in late.text and "in progress by Pia Processor" in late.text
+    assert 'data-status="in_progress"' in late.text
+    assert json.loads(late.headers["HX-Trigger"])["toast"]["level"] == "error"
+    db.session.expire_all()
+    assert db.session.get(CertificateRequest, req.id).status is RequestStatus.IN_PROGRESS
+    assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == 0
+    assert db.session.scalar(sa.select(sa.func.count(Activity.id)).filter_by(action="rejected")) == 0
+    # the same button pressed twice by the same person does nothing the second time
+    again = htmx.post(f"/dashboard/queue/{req.id}/start", data={"version": "1"})
+    assert again.status_code == 409
+    assert db.session.scalar(sa.select(sa.func.count(Activity.id)).filter_by(action="marked_in_progress")) == 1
+
+
+def test_advisor_reads_but_cannot_act(client, auth, make):
+    auth.login(make.user(Role.ADVISOR))
+    req = make.queue_request()
+    db.session.commit()
+    page = client.get(f"/dashboard/queue/{req.id}")
+    assert page.status_code == 200 and "Mark in progress" not in page.text
+    assert client.post(f"/dashboard/queue/{req.id}/start", data={"version": "1"}).status_code == 403
+
+
+def test_unknown_request_is_404(client, processor):
+    assert client.get("/dashboard/queue/999999").status_code == 404
+    assert client.post("/dashboard/queue/999999/start", data={}).status_code == 404
+
+
+# -- admin: rejection reasons -----------------------------------------------------------------------
+
+def test_admin_manages_reasons(client, htmx, auth, make):
+    auth.login(make.user(Role.ADMIN))
+    page = client.get("/admin/reasons")
+    assert page.status_code == 200 and "Needs a WOS endorsement" in page.text
+    empty = htmx.post("/admin/reasons", data={"text": ""})
+    assert empty.status_code == 422 and "Type the reason" in empty.text
+    added = htmx.post("/admin/reasons", data={"text": "Certificate already on file"})
+    assert added.status_code == 200 and "Certificate already on file" in added.text
+    assert "reasons-changed" in added.headers["HX-Trigger"]
+    reason = next(r for r in processing.rejection_reasons() if r.text == "Certificate already on file")
+    moved = htmx.post(f"/admin/reasons/{reason.id}/move", data={"direction": "up"})
+    assert moved.text.index("Certificate already on file") < moved.text.index("Holder name incomplete")
+    bad = htmx.post(f"/admin/reasons/{reason.id}/move", data={"direction": "sideways"})
+    assert bad.status_code == 422
+    off = htmx.post(f"/admin/reasons/{reason.id}/active", data={"active": "0"})
+    assert off.status_code == 200 and "deactivated" in off.text
+    req = make.queue_request()
+    auth.logout()
+    auth.login(make.user(Role.PROCESSOR))
+    db.session.commit()
+    assert "Certificate already on file" not in client.get(f"/dashboard/queue/{req.id}").text

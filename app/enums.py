@@ -180,3 +180,59 @@ class SendRunStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
+
+
+# -- holders: CSV import and mass certificate generation ------------------------------------------
+
+class ImportKind(StrEnum):
+    HOLDERS = "holders"  # pass 1: certificate holders, attached to no customer
+    LINKS = "links"      # pass 2: customer ID <-> holder links with their flags
+
+    @property
+    def label(self) -> str:
+        return {"holders": "Pass 1: certificate holders", "links": "Pass 2: customer links"}[self.value]
+
+
+class ImportStatus(StrEnum):
+    VALIDATING = "validating"  # the file is being checked row by row (nothing written yet)
+    PREVIEW = "preview"        # checked: waiting for a person to confirm
+    IMPORTING = "importing"    # confirmed: rows are being written
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+IMPORT_TRANSITIONS: dict[ImportStatus, frozenset[ImportStatus]] = {
+    ImportStatus.VALIDATING: frozenset({ImportStatus.PREVIEW, ImportStatus.FAILED, ImportStatus.CANCELLED}),
+    ImportStatus.PREVIEW: frozenset({ImportStatus.IMPORTING, ImportStatus.CANCELLED}),
+    ImportStatus.IMPORTING: frozenset({ImportStatus.DONE, ImportStatus.FAILED}),
+    ImportStatus.DONE: frozenset(),
+    ImportStatus.FAILED: frozenset(),
+    ImportStatus.CANCELLED: frozenset(),
+}
+
+
+class GenerationMode(StrEnum):
+    ZIP = "zip"        # one PDF per holder, in a ZIP archive
+    MERGED = "merged"  # one combined PDF
+
+    @property
+    def label(self) -> str:
+        return {"zip": "Individual PDFs (ZIP)", "merged": "One combined PDF"}[self.value]
+
+
+class GenerationStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    EXPIRED = "expired"  # the file was removed after GENERATED_FILE_DAYS
+
+
+GENERATION_TRANSITIONS: dict[GenerationStatus, frozenset[GenerationStatus]] = {
+    GenerationStatus.QUEUED: frozenset({GenerationStatus.RUNNING, GenerationStatus.FAILED}),
+    GenerationStatus.RUNNING: frozenset({GenerationStatus.DONE, GenerationStatus.FAILED}),
+    GenerationStatus.DONE: frozenset({GenerationStatus.EXPIRED}),
+    GenerationStatus.FAILED: frozenset(),
+    GenerationStatus.EXPIRED: frozenset(),
+}

@@ -8,7 +8,7 @@ from app.models.exemptions import (
     ExemptionRequest,
     ExemptionSendRun,
 )
-from app.models.holders import CustomerHolder, Holder
+from app.models.holders import CustomerHolder, GenerationRun, Holder, ImportRun, SentCertificate
 from app.models.insurance import CertificateRequest, IssuedCertificate, Payment, RejectionReason
 from app.models.outbox import OutboxMessage
 from app.models.settings import Setting
@@ -33,4 +33,7 @@ __all__ = [
     "ExemptionCertificate",
     "ExemptionRequest",
     "ExemptionSendRun",
+    "GenerationRun",
+    "ImportRun",
+    "SentCertificate",
 ]

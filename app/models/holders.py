@@ -1,12 +1,14 @@
 """Certificate holders and their links to customers (the customer's additional interests)."""
 
 import re
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.enums import GenerationMode, GenerationStatus, ImportKind, ImportStatus, RequestType, enum_column
 from app.extensions import db
-from app.models.base import TimestampMixin
+from app.models.base import TimestampMixin, UTCDateTime, utcnow
 
 
 def holder_key(name: str, address: str, city: str = "", state: str = "", zip_code: str = "") -> str:
@@ -52,3 +54,100 @@ class CustomerHolder(TimestampMixin, db.Model):
     customer: Mapped["Customer"] = relationship()  # noqa: F821
 
     __table_args__ = (sa.UniqueConstraint("customer_id", "holder_id", name="uq_customer_holders_pair"),)
+
+
+class ImportRun(TimestampMixin, db.Model):
+    """One uploaded holders / links CSV: checked first (preview with per-row errors), written on confirmation."""
+
+    __tablename__ = "holder_import_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[ImportKind] = mapped_column(enum_column(ImportKind))
+    status: Mapped[ImportStatus] = mapped_column(enum_column(ImportStatus), default=ImportStatus.VALIDATING,
+                                                 index=True)
+    filename: Mapped[str] = mapped_column(sa.String(200), default="")
+    file_key: Mapped[str | None] = mapped_column(sa.String(80))
+    total_rows: Mapped[int] = mapped_column(default=0)
+    processed_rows: Mapped[int] = mapped_column(default=0)
+    valid_rows: Mapped[int] = mapped_column(default=0)
+    error_rows: Mapped[int] = mapped_column(default=0)
+    created_count: Mapped[int] = mapped_column(default=0)
+    updated_count: Mapped[int] = mapped_column(default=0)
+    unchanged_count: Mapped[int] = mapped_column(default=0)
+    # [{"row": 3, "messages": ["..."]}, ...] (the first IMPORT_ERROR_LIMIT rows with errors)
+    errors: Mapped[list] = mapped_column(sa.JSON, default=list)
+    # {"new": n, "existing": n, "sample": [{...}, ...]} written by the check
+    preview: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    message: Mapped[str] = mapped_column(sa.String(500), default="")
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    created_by: Mapped["User | None"] = relationship()  # noqa: F821
+
+    @property
+    def percent(self) -> int:
+        if not self.total_rows:
+            return 100 if self.status in (ImportStatus.PREVIEW, ImportStatus.DONE) else 0
+        return min(100, int(self.processed_rows * 100 / self.total_rows))
+
+
+class GenerationRun(TimestampMixin, db.Model):
+    """One mass generation of certificates for one customer's holders (a ZIP or one merged PDF)."""
+
+    __tablename__ = "generation_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id"), index=True)
+    status: Mapped[GenerationStatus] = mapped_column(enum_column(GenerationStatus),
+                                                     default=GenerationStatus.QUEUED, index=True)
+    mode: Mapped[GenerationMode] = mapped_column(enum_column(GenerationMode))
+    kind: Mapped[RequestType] = mapped_column(enum_column(RequestType), default=RequestType.COI)
+    holder_ids: Mapped[list] = mapped_column(sa.JSON, default=list)
+    record_sent: Mapped[bool] = mapped_column(default=False)
+    email_holders: Mapped[bool] = mapped_column(default=False)
+    total: Mapped[int] = mapped_column(default=0)
+    done: Mapped[int] = mapped_column(default=0)
+    emailed_count: Mapped[int] = mapped_column(default=0)
+    file_key: Mapped[str | None] = mapped_column(sa.String(80))
+    filename: Mapped[str] = mapped_column(sa.String(200), default="")
+    error: Mapped[str] = mapped_column(sa.String(500), default="")
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+    customer: Mapped["Customer"] = relationship()  # noqa: F821
+    created_by: Mapped["User | None"] = relationship()  # noqa: F821
+
+    @property
+    def percent(self) -> int:
+        if self.status in (GenerationStatus.DONE, GenerationStatus.EXPIRED):
+            return 100
+        return min(100, int(self.done * 100 / self.total)) if self.total else 0
+
+
+class SentCertificate(TimestampMixin, db.Model):
+    """History of certificates sent to a holder: holder, date (created_at), who, file."""
+
+    __tablename__ = "sent_certificates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id"), index=True)
+    holder_id: Mapped[int | None] = mapped_column(sa.ForeignKey("holders.id", ondelete="SET NULL"), index=True)
+    generation_run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("generation_runs.id"), index=True)
+    holder_name: Mapped[str] = mapped_column(sa.String(200))
+    holder_email: Mapped[str] = mapped_column(sa.String(254), default="")
+    kind: Mapped[RequestType] = mapped_column(enum_column(RequestType), default=RequestType.COI)
+    document_key: Mapped[str] = mapped_column(sa.String(80))
+    filename: Mapped[str] = mapped_column(sa.String(200))
+    emailed: Mapped[bool] = mapped_column(default=False)
+    sent_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+
+    customer: Mapped["Customer"] = relationship()  # noqa: F821
+    holder: Mapped[Holder | None] = relationship()
+    sent_by: Mapped["User | None"] = relationship()  # noqa: F821
+
+    __table_args__ = (sa.UniqueConstraint("generation_run_id", "holder_id", name="uq_sent_certificates_run_holder"),)

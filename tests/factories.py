@@ -87,3 +87,75 @@ def queue_request(customer: Customer | None = None, type: str = "coi", status: s
     db.session.add(req)
     db.session.flush()
     return req
+
+
+# -- exemption certificates ------------------------------------------------------------------------
+
+def exemption_request(customer: Customer | None = None, email: str = "buyer@customer.example.com", now=None,
+                      actor: User | None = None):
+    """A request in ``sent`` (through the service); returns (request, plain token)."""
+    from app.exemptions.services import send_request
+    from app.models.base import utcnow
+
+    req, token = send_request(customer or globals()["customer"](), email, actor=actor, now=now or utcnow())
+    db.session.commit()
+    return req, token
+
+
+def exemption_certificate(customer: Customer | None = None, status=None, states=(("TX", "", None),),
+                          effective: date = date(2026, 1, 1), expiration: date | None = None, document: bytes = b"",
+                          now=None):
+    """A certificate written directly (no link), in ``status`` (default active)."""
+    from app.enums import (
+        ExemptionCertificateStatus,
+        ExemptionFormType,
+        ExemptionReason,
+        PurchaseType,
+    )
+    from app.models import CertificateJurisdiction, ExemptionCertificate
+    from app.models.base import utcnow
+    from app.storage import get_store
+
+    now = now or utcnow()
+    c = customer or globals()["customer"]()
+    cert = ExemptionCertificate(
+        customer_id=c.id, status=status or ExemptionCertificateStatus.ACTIVE, reason=ExemptionReason.RESALE,
+        purchase_type=PurchaseType.BLANKET, form_type=ExemptionFormType.UNIFORM_MULTISTATE,
+        tax_id_number="12-3456789", effective_date=effective, expiration_date=expiration,
+        purchaser_name=c.name, purchaser_address="1 Main St, Austin, TX 78701", signer_name="Pat Buyer",
+        signed_on=effective, document_key=get_store().save(document or tiny_pdf()), document_filename="cert.pdf",
+        document_content_type="application/pdf", document_pages=1, submitted_at=now, created_at=now,
+        jurisdictions=[CertificateJurisdiction(state=s, state_id_number=n, expiration_date=d) for s, n, d in states],
+    )
+    db.session.add(cert)
+    db.session.commit()
+    return cert
+
+
+def tiny_pdf(text: str = "Exemption certificate") -> bytes:
+    import io
+
+    from reportlab.pdfgen import canvas
+
+    buf = io.BytesIO()
+    pdf = canvas.Canvas(buf)
+    pdf.drawString(72, 720, text)
+    pdf.showPage()
+    pdf.save()
+    return buf.getvalue()
+
+
+def exemption_form(**overrides) -> dict:
+    """A complete, valid POST body for an exemption link form (without the document)."""
+    data = {
+        "reason": "resale", "reason_other": "", "purchase_type": "blanket", "po_number": "",
+        "form_type": "uniform_multistate", "tax_id_number": "TX-12345678", "effective_date": "2026-01-01",
+        "expiration_date": "", "purchaser_name": "Acme Buyer Inc", "purchaser_address": "9 Elm St\nDallas, TX 75201",
+        "signer_name": "Jo Signer", "signer_title": "Controller", "signed_on": "2026-01-02",
+        "jurisdictions-0-state": "TX", "jurisdictions-0-state_id_number": "32000000001",
+        "jurisdictions-0-expiration_date": "2027-12-31",
+        "jurisdictions-1-state": "NY", "jurisdictions-1-state_id_number": "",
+        "jurisdictions-1-expiration_date": "",
+    }
+    data.update(overrides)
+    return data

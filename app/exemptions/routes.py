@@ -1,10 +1,381 @@
-from flask import render_template
+"""Staff pages for exemption certificates: tabs, requests (send, resend, cancel), review, send to many,
+and the customer page's "Exemptions" tab. Thin: parse -> service -> commit -> render."""
 
+from __future__ import annotations
+
+from flask import abort, flash, make_response, render_template, request, send_file, url_for
+from flask_login import current_user
+
+from app.activity import customer_timeline, timeline
 from app.auth.access import requires
-from app.exemptions import bp
+from app.enums import ExemptionCertificateStatus as CS
+from app.enums import InvalidTransition, SendRunStatus
+from app.exemptions import bp, queries, services
+from app.exemptions.forms import ApproveForm, EditForm, RejectForm, RequestForm, ResendForm
+from app.extensions import db
+from app.htmx import hx_redirect, hx_trigger, is_htmx, render_page_or_partial, stop_polling, wants_partial
+from app.models import Customer, ExemptionCertificate, ExemptionRequest, ExemptionSendRun
+from app.models.base import utcnow
+from app.validation import STATE_CHOICES, US_STATES
 
+CHANGED = "exemptions-changed"
+
+
+def _get(model, item_id: int):
+    item = db.session.get(model, item_id)
+    if item is None:
+        abort(404)
+    return item
+
+
+def _version(form) -> int | None:
+    try:
+        return int(form.version.data)
+    except (TypeError, ValueError):
+        return None
+
+
+# -- the tabs -----------------------------------------------------------------------------------------
 
 @bp.route("/")
 @requires("review_exemptions")
 def index():
-    return render_template("exemptions/index.html")
+    tab = request.args.get("tab", "pending")
+    if tab not in queries.TABS:
+        tab = "pending"
+    q = request.args.get("q", "").strip()[:100]
+    page = db.paginate(queries.tab_statement(tab, q), per_page=queries.PER_PAGE, error_out=False)
+    return render_page_or_partial("exemptions/index.html", "exemptions/_list_part.html", tab=tab, q=q, page=page,
+                                  counts=queries.tab_counts(q), tabs=queries.TABS, today=utcnow().date())
+
+
+@bp.route("/counts")
+@requires("review_exemptions")
+def counts():
+    q = request.args.get("q", "").strip()[:100]
+    tab = request.args.get("tab", "pending")
+    response = make_response(render_template("exemptions/_tabs_part.html", counts=queries.tab_counts(q),
+                                             tabs=queries.TABS, tab=tab, q=q))
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.route("/customers/search")
+@requires("manage_exemption_requests")
+def customer_search():
+    q = request.args.get("q", "").strip()[:100]
+    return render_template("exemptions/_customer_results.html", customers=queries.search_customers(q), q=q,
+                           selected=request.args.get("customer_id", type=int))
+
+
+# -- requests -----------------------------------------------------------------------------------------
+
+@bp.route("/requests/new", methods=["GET", "POST"])
+@requires("manage_exemption_requests")
+def new_request():
+    form = RequestForm()
+    q = request.values.get("q", "").strip()[:100]
+    if request.method == "GET":
+        customer_id = request.args.get("customer_id", type=int)
+        customer = db.session.get(Customer, customer_id) if customer_id else None
+        if customer is not None:
+            form.customer_id.data = customer.id
+            form.email.data = customer.contact_email
+    status = 200
+    if request.method == "POST":
+        customer = db.session.get(Customer, form.customer_id.data) if form.customer_id.data else None
+        if form.validate():
+            if customer is None:
+                form.customer_id.errors = ["Choose a customer from the list."]
+            else:
+                try:
+                    req, _ = services.send_request(customer, form.email.data, actor=current_user, now=utcnow())
+                except services.InvalidData as exc:
+                    for name, message in exc.errors.items():
+                        getattr(form, name).errors = [message]
+                else:
+                    db.session.commit()
+                    message = f"Request sent to {req.email}."
+                    if is_htmx():
+                        flash(message, "success")
+                        return hx_redirect(url_for("exemptions.request_detail", request_id=req.id))
+                    flash(message, "success")
+                    return hx_redirect(url_for("exemptions.request_detail", request_id=req.id))
+        status = 422
+    customer = db.session.get(Customer, form.customer_id.data) if isinstance(form.customer_id.data, int) else None
+    results = queries.search_customers(q) if q else ([customer] if customer else [])
+    return render_page_or_partial("exemptions/new_request.html", "exemptions/_request_form.html", status=status,
+                                  form=form, q=q, customers=results, selected=customer.id if customer else None)
+
+
+def _request_context(req: ExemptionRequest, **extra) -> dict:
+    resend_form = extra.pop("resend_form", None) or ResendForm(formdata=None, email=req.email)
+    return {"req": req, "resend_form": resend_form, "activities": timeline(services.REQUEST_SUBJECT, req.id),
+            "now": utcnow(), **extra}
+
+
+def _request_response(req: ExemptionRequest):
+    """After an action: the list row when the action came from a list row (HX-Target), else the detail."""
+    if request.headers.get("HX-Target") == f"exemption-row-{req.id}":
+        response = make_response(render_template("exemptions/_request_row.html", req=req))
+        response.vary.add("HX-Request")
+        return response
+    return render_page_or_partial("exemptions/request.html", "exemptions/_request_part.html", **_request_context(req))
+
+
+@bp.route("/requests/<int:request_id>")
+@requires("manage_exemption_requests")
+def request_detail(request_id: int):
+    req = _get(ExemptionRequest, request_id)
+    return render_page_or_partial("exemptions/request.html", "exemptions/_request_part.html", **_request_context(req))
+
+
+@bp.route("/requests/<int:request_id>/resend", methods=["POST"])
+@requires("manage_exemption_requests")
+def resend_request(request_id: int):
+    req = _get(ExemptionRequest, request_id)
+    form = ResendForm()
+    error = None
+    if form.validate():
+        try:
+            services.resend_request(req, actor=current_user, now=utcnow(), email=form.email.data)
+        except services.InvalidData as exc:
+            form.email.errors = [exc.errors.get("email", str(exc))]
+        except InvalidTransition:
+            error = f"A {req.status} request cannot be resent."
+        else:
+            db.session.commit()
+            message = f"A new link was sent to {req.email}; the old one no longer works."
+            if not wants_partial():
+                flash(message, "success")
+                return hx_redirect(url_for("exemptions.request_detail", request_id=req.id))
+            return hx_trigger(_request_response(req), "request-resent", CHANGED, toast=message)
+    db.session.rollback()
+    req = _get(ExemptionRequest, request_id)
+    return render_page_or_partial("exemptions/request.html", "exemptions/_request_part.html",
+                                  status=409 if error else 422,
+                                  **_request_context(req, resend_form=form, error=error))
+
+
+@bp.route("/requests/<int:request_id>/cancel", methods=["GET", "POST"])
+@requires("manage_exemption_requests")
+def cancel_request(request_id: int):
+    """GET: the confirmation step. POST: cancel."""
+    req = _get(ExemptionRequest, request_id)
+    if request.method == "GET":
+        return render_page_or_partial("exemptions/cancel.html", "exemptions/_cancel_part.html", req=req)
+    try:
+        services.cancel_request(req, actor=current_user, now=utcnow())
+    except InvalidTransition:
+        db.session.rollback()
+        req = _get(ExemptionRequest, request_id)
+        return render_page_or_partial("exemptions/request.html", "exemptions/_request_part.html", status=409,
+                                      **_request_context(req, error=f"A {req.status} request cannot be cancelled."))
+    db.session.commit()
+    message = "Request cancelled; its link no longer works."
+    if not wants_partial():
+        flash(message, "success")
+        return hx_redirect(url_for("exemptions.request_detail", request_id=req.id))
+    return hx_trigger(_request_response(req), "request-cancelled", CHANGED, toast=message)
+
+
+# -- review ---------------------------------------------------------------------------------------------
+
+def _review_context(cert: ExemptionCertificate, **extra) -> dict:
+    page_no = max(1, min(request.args.get("page", 1, type=int), cert.document_pages or 1))
+    from app.exemptions.preview import clamp_zoom
+
+    return {
+        "cert": cert, "page_no": page_no, "zoom": clamp_zoom(request.args.get("zoom", 1.0)),
+        "approve_form": extra.pop("approve_form", None) or ApproveForm(formdata=None, version=cert.version),
+        "reject_form": extra.pop("reject_form", None) or RejectForm(formdata=None, version=cert.version),
+        "activities": timeline(services.CERTIFICATE_SUBJECT, cert.id),
+        "expiring_soon": services.is_expiring_soon(cert, utcnow().date()),
+        "today": utcnow().date(), "states": US_STATES, **extra,
+    }
+
+
+@bp.route("/certificates/<int:certificate_id>")
+@requires("review_exemptions")
+def review(certificate_id: int):
+    cert = _get(ExemptionCertificate, certificate_id)
+    return render_page_or_partial("exemptions/review.html", "exemptions/_review_part.html", **_review_context(cert))
+
+
+@bp.route("/certificates/<int:certificate_id>/pages/<int:page>.png")
+@requires("review_exemptions")
+def page_image(certificate_id: int, page: int):
+    from app.exemptions.preview import clamp_zoom, render_page_png
+    from app.storage import get_store
+
+    cert = _get(ExemptionCertificate, certificate_id)
+    try:
+        png = render_page_png(get_store().read(cert.document_key), cert.document_content_type, page,
+                              clamp_zoom(request.args.get("zoom", 1.0)))
+    except IndexError:
+        abort(404)
+    response = make_response(png)
+    response.headers["Content-Type"] = "image/png"
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@bp.route("/certificates/<int:certificate_id>/document")
+@requires("review_exemptions")
+def download_document(certificate_id: int):
+    from app.storage import get_store
+
+    cert = _get(ExemptionCertificate, certificate_id)
+    response = send_file(get_store().path(cert.document_key), mimetype=cert.document_content_type,
+                         as_attachment=True, download_name=cert.document_filename, max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+def _review_done(cert: ExemptionCertificate, event: str, message: str):
+    if not wants_partial():
+        flash(message, "success")
+        return hx_redirect(url_for("exemptions.review", certificate_id=cert.id))
+    response = render_page_or_partial("exemptions/review.html", "exemptions/_review_part.html",
+                                      **_review_context(cert))
+    return hx_trigger(response, event, CHANGED, toast=message)
+
+
+def _conflict(certificate_id: int, message: str):
+    db.session.rollback()
+    cert = _get(ExemptionCertificate, certificate_id)
+    return render_page_or_partial("exemptions/review.html", "exemptions/_review_part.html", status=409,
+                                  **_review_context(cert, conflict=message))
+
+
+@bp.route("/certificates/<int:certificate_id>/approve", methods=["POST"])
+@requires("review_exemptions")
+def approve(certificate_id: int):
+    cert = _get(ExemptionCertificate, certificate_id)
+    form = ApproveForm()
+    try:
+        services.approve_certificate(cert, reviewer=current_user, now=utcnow(), expected_version=_version(form))
+    except (services.Conflict, InvalidTransition) as exc:
+        return _conflict(certificate_id, str(exc))
+    db.session.commit()
+    return _review_done(cert, "certificate-approved", "Certificate approved; it is now active.")
+
+
+@bp.route("/certificates/<int:certificate_id>/reject", methods=["POST"])
+@requires("review_exemptions")
+def reject(certificate_id: int):
+    cert = _get(ExemptionCertificate, certificate_id)
+    form = RejectForm()
+    if not form.validate():
+        return render_page_or_partial("exemptions/review.html", "exemptions/_review_part.html", status=422,
+                                      **_review_context(cert, reject_form=form))
+    try:
+        new_req = services.reject_certificate(cert, reviewer=current_user, now=utcnow(), notes=form.notes.data,
+                                              send_new_link=form.send_new_link.data, expected_version=_version(form))
+    except (services.Conflict, InvalidTransition) as exc:
+        return _conflict(certificate_id, str(exc))
+    except services.InvalidData as exc:
+        form.notes.errors = [exc.errors.get("notes", str(exc))]
+        return render_page_or_partial("exemptions/review.html", "exemptions/_review_part.html", status=422,
+                                      **_review_context(cert, reject_form=form))
+    db.session.commit()
+    message = "Certificate rejected; the customer was told why" + (
+        " and got a new pre-filled link." if new_req else ".")
+    return _review_done(cert, "certificate-rejected", message)
+
+
+@bp.route("/certificates/<int:certificate_id>/edit", methods=["GET", "POST"])
+@requires("review_exemptions")
+def edit(certificate_id: int):
+    cert = _get(ExemptionCertificate, certificate_id)
+    if request.method == "GET":
+        form = EditForm(formdata=None, version=cert.version)
+        form.fill_from(services.certificate_prefill(cert))
+        return render_page_or_partial("exemptions/edit.html", "exemptions/_edit_form.html", form=form, cert=cert)
+    form = EditForm()
+    data = form.to_data()
+    if data is None:
+        return render_page_or_partial("exemptions/edit.html", "exemptions/_edit_form.html", status=422,
+                                      form=form, cert=cert)
+    data.notes = form.notes.data or ""
+    try:
+        services.edit_and_approve_certificate(cert, data, reviewer=current_user, now=utcnow(),
+                                              expected_version=_version(form))
+    except (services.Conflict, InvalidTransition) as exc:
+        db.session.rollback()
+        cert = _get(ExemptionCertificate, certificate_id)
+        return render_page_or_partial("exemptions/edit.html", "exemptions/_edit_form.html", status=409,
+                                      form=form, cert=cert, conflict=str(exc))
+    except services.InvalidData as exc:
+        db.session.rollback()
+        cert = _get(ExemptionCertificate, certificate_id)
+        form.apply_errors(exc.errors)
+        return render_page_or_partial("exemptions/edit.html", "exemptions/_edit_form.html", status=422,
+                                      form=form, cert=cert)
+    db.session.commit()
+    flash("Changes saved and the certificate approved.", "success")
+    response = hx_redirect(url_for("exemptions.review", certificate_id=cert.id))
+    return hx_trigger(response, "certificate-approved", CHANGED) if is_htmx() else response
+
+
+# -- send to many --------------------------------------------------------------------------------------------
+
+@bp.route("/send-many", methods=["GET", "POST"])
+@requires("manage_exemption_requests")
+def send_many():
+    state = (request.values.get("state") or "").strip().upper()
+    error = None
+    customers = queries.all_customers()
+    preselected: set[int] = set()
+    if request.method == "GET" and state:
+        if state in US_STATES:
+            preselected = set(services.customers_missing_active(state, utcnow().date()))
+        else:
+            error = f"{state[:10]} is not a US state code."
+    if request.method == "POST":
+        ids = []
+        for raw in request.form.getlist("customer_ids"):
+            if raw.isdigit():
+                ids.append(int(raw))
+        try:
+            run = services.start_send_run(ids, actor=current_user, now=utcnow())
+        except services.InvalidData as exc:
+            error = exc.errors["customer_ids"]
+        else:
+            db.session.commit()
+            flash(f"Sending {run.total} requests.", "success")
+            return hx_redirect(url_for("exemptions.send_run", run_id=run.id))
+    return render_page_or_partial("exemptions/send_many.html", "exemptions/_send_many_form.html",
+                                  status=422 if error else 200, customers=customers, preselected=preselected,
+                                  state=state, error=error, states=STATE_CHOICES, runs=queries.recent_runs())
+
+
+@bp.route("/send-many/<int:run_id>")
+@requires("manage_exemption_requests")
+def send_run(run_id: int):
+    run = _get(ExemptionSendRun, run_id)
+    response = render_page_or_partial("exemptions/send_run.html", "exemptions/_send_run_part.html", run=run)
+    if wants_partial() and run.status is SendRunStatus.DONE:
+        hx_trigger(response, "requests-sent", CHANGED)
+        return stop_polling(response)
+    return response
+
+
+# -- the customer page tab -----------------------------------------------------------------------------------
+
+@bp.route("/customers/<int:customer_id>")
+@requires("view_dashboard")
+def customer_certificates(customer_id: int):
+    customer = _get(Customer, customer_id)
+    certs = queries.customer_certificates(customer.id)
+    today = utcnow().date()
+    on = request.args.get("on", "")
+    return render_template(
+        "exemptions/customer.html", customer=customer, requests=queries.customer_requests(customer.id),
+        certificates=certs, activities=[a for a in customer_timeline(customer.id, limit=200)
+                                        if a.subject_type in (services.REQUEST_SUBJECT, services.CERTIFICATE_SUBJECT)],
+        today=today, expiring={c.id for c in certs if services.is_expiring_soon(c, today)}, on=on,
+        CS=CS,
+    )
+

@@ -49,8 +49,10 @@ class ExemptionRequest(TimestampMixin, db.Model):
     last_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # A resubmission after a rejection carries what the customer sent, to pre-fill the form.
     prefill: Mapped[dict | None] = mapped_column(sa.JSON)
-    previous_certificate_id: Mapped[int | None] = mapped_column(sa.ForeignKey("exemption_certificates.id"))
-    renewal_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("exemption_certificates.id"))
+    # Plain ids (no foreign key: certificates already point at requests, and a cycle of foreign keys
+    # cannot be created or dropped in order).
+    previous_certificate_id: Mapped[int | None]
+    renewal_of_id: Mapped[int | None]
     send_run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("exemption_send_runs.id"), index=True)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     version: Mapped[int] = mapped_column(default=1)

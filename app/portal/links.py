@@ -1,1 +1,131 @@
-"""Public exemption request-link pages (no login: the link's token is the key)."""
+"""Public exemption request-link pages (no login: the link's token is the key).
+
+Every failure (unknown or tampered token, expired, cancelled, replaced by a resend, already
+completed) answers the same neutral page with the same status, so a link reveals nothing.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, make_response, redirect, render_template, request, url_for
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from app.auth.access import public
+from app.exemptions import services
+from app.exemptions.forms import LinkForm
+from app.extensions import db, limiter
+from app.models.base import utcnow
+from app.portal import bp
+from app.uploads import CheckedUpload, UploadRejected, check_upload
+
+
+def _rate():
+    return current_app.config["LINK_RATE_LIMIT"]
+
+
+def _unavailable():
+    db.session.commit()  # keep a lazily-applied expiry
+    response = make_response(render_template("portal/link_unavailable.html"), 404)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="exemption-kept-document")
+
+
+def _kept_upload(form: LinkForm, request_id: int) -> CheckedUpload | None:
+    """A document accepted on an earlier attempt of this same link whose other fields had errors."""
+    from app.storage import get_store
+
+    raw = (form.kept_document.data or "").strip()
+    if not raw:
+        return None
+    try:
+        ref = _serializer().loads(raw)
+    except BadSignature:
+        return None
+    if ref.get("rid") != request_id or not get_store().exists(ref["key"]):
+        return None
+    return CheckedUpload(data=get_store().read(ref["key"]), content_type=ref["ct"], filename=ref["name"],
+                         page_count=ref["pages"])
+
+
+def _render_form(req, form, *, status=200, upload_error=None, kept=None):
+    response = make_response(render_template(
+        "portal/link.html", req=req, form=form, upload_error=upload_error, kept=kept,
+        max_mb=current_app.config["MAX_UPLOAD_BYTES"] // (1024 * 1024)), status)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.route("/r/<token>", methods=["GET"])
+@public
+@limiter.limit(_rate)
+def link(token: str):
+    now = utcnow()
+    try:
+        req = services.resolve_link(token, now=now)
+    except services.LinkUnavailable:
+        return _unavailable()
+    services.open_link(req, now=now)
+    db.session.commit()
+    form = LinkForm(formdata=None)
+    if req.prefill:
+        form.fill_from(req.prefill)
+    return _render_form(req, form)
+
+
+@bp.route("/r/<token>", methods=["POST"])
+@public
+@limiter.limit(_rate)
+def submit_link(token: str):
+    from app.storage import get_store
+
+    now = utcnow()
+    try:
+        req = services.resolve_link(token, now=now)
+    except services.LinkUnavailable:
+        return _unavailable()
+    form = LinkForm()
+    data = form.to_data()
+    upload_error = None
+    upload = None
+    file = request.files.get("document")
+    if file is not None and file.filename:
+        try:
+            upload = check_upload(file.read(), file.filename)
+        except UploadRejected as exc:
+            upload_error = str(exc)
+    else:
+        upload = _kept_upload(form, req.id)
+        if upload is None:
+            upload_error = "Attach the signed certificate (PDF, PNG or JPEG)."
+    kept = None
+    if upload is not None and (data is None or upload_error):
+        # Keep a good document across a failed attempt, so the customer does not upload it again.
+        key = get_store().save(upload.data)
+        form.kept_document.data = _serializer().dumps({"rid": req.id, "key": key, "ct": upload.content_type,
+                                                       "name": upload.filename, "pages": upload.page_count})
+        kept = upload.filename
+    elif upload is None:
+        form.kept_document.data = ""
+    if data is None or upload_error or upload is None:
+        db.session.rollback()
+        return _render_form(req, form, status=422, upload_error=upload_error, kept=kept)
+    try:
+        services.submit_certificate(req, data, upload, now=now)
+    except services.InvalidData as exc:
+        db.session.rollback()
+        form.apply_errors(exc.errors)
+        return _render_form(req, form, status=422, kept=upload.filename)
+    except services.LinkUnavailable:
+        return _unavailable()
+    db.session.commit()
+    return redirect(url_for("portal.link_submitted"), code=303)
+
+
+@bp.route("/link-submitted")
+@public
+def link_submitted():
+    return render_template("portal/link_done.html")

@@ -1,0 +1,176 @@
+"""Forms of the exemption pages: the customer's certificate form (also used by reviewers to edit),
+request / resend / reject forms. Dates are typed text (``<input type=date>``) parsed by us, so a bad
+value is kept as typed and answered with a message next to the field."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import (
+    BooleanField,
+    FieldList,
+    Form,
+    FormField,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, Optional
+
+from app.enums import ExemptionFormType, ExemptionReason, PurchaseType
+from app.exemptions.services import CertificateData, InvalidData
+from app.validation import STATE_CHOICES, US_STATES
+
+JURISDICTION_ROWS = 5
+REQUIRED = "This field is required."
+
+
+def _parse_date(field, *, required: bool) -> date | None:
+    text = (field.data or "").strip()
+    if not text:
+        if required:
+            field.errors.append(REQUIRED)
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        field.errors.append("Use a date in the form YYYY-MM-DD.")
+        return None
+
+
+class JurisdictionForm(Form):
+    state = SelectField("State", choices=[SelectChoice("", "—")]
+                        + [SelectChoice(c, f"{n} ({c})") for c, n in STATE_CHOICES],
+                        validate_choice=False)
+    state_id_number = StringField("State ID number", validators=[Optional(), Length(max=60)])
+    expiration_date = StringField("Expires", render_kw={"type": "date"})
+
+
+class CertificateForm(FlaskForm):
+    reason = SelectField("Exemption reason", choices=[SelectChoice(r.value, r.label) for r in ExemptionReason],
+                         validators=[DataRequired(REQUIRED)])
+    reason_other = StringField("Other reason", validators=[Optional(), Length(max=200)])
+    jurisdictions = FieldList(FormField(JurisdictionForm), min_entries=JURISDICTION_ROWS)
+    purchase_type = RadioField("Purchase", choices=[SelectChoice(PurchaseType.BLANKET.value, "Blanket (all purchases)"),
+                                                    SelectChoice(PurchaseType.SINGLE.value, "Single purchase")],
+                               default=PurchaseType.BLANKET.value, validators=[DataRequired(REQUIRED)])
+    po_number = StringField("PO / invoice number", validators=[Optional(), Length(max=60)])
+    form_type = SelectField("Certificate form", choices=[SelectChoice(f.value, f.label) for f in ExemptionFormType],
+                            validators=[DataRequired(REQUIRED)])
+    tax_id_number = StringField("Certificate / tax ID number", validators=[DataRequired(REQUIRED), Length(max=60)])
+    effective_date = StringField("Effective date", validators=[DataRequired(REQUIRED)], render_kw={"type": "date"})
+    expiration_date = StringField("Expiration date (optional)", render_kw={"type": "date"})
+    purchaser_name = StringField("Purchaser name", validators=[DataRequired(REQUIRED), Length(max=200)])
+    purchaser_address = TextAreaField("Purchaser address", validators=[DataRequired(REQUIRED), Length(max=400)],
+                                      render_kw={"rows": 3})
+    signer_name = StringField("Signer name", validators=[DataRequired(REQUIRED), Length(max=120)])
+    signer_title = StringField("Signer title", validators=[Optional(), Length(max=120)])
+    signed_on = StringField("Date signed", validators=[DataRequired(REQUIRED)], render_kw={"type": "date"})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.form_errors_extra: dict[str, str] = {}
+
+    def fill_from(self, data: dict) -> None:
+        """Pre-fill from a prefill dict (CertificateData.as_prefill) on GET."""
+        for name in ("reason", "reason_other", "form_type", "purchase_type", "po_number", "tax_id_number",
+                     "effective_date", "expiration_date", "purchaser_name", "purchaser_address", "signer_name",
+                     "signer_title", "signed_on"):
+            if name in data and data[name] is not None:
+                getattr(self, name).data = data[name]
+        rows = data.get("jurisdictions") or []
+        while len(self.jurisdictions) < max(len(rows) + 1, JURISDICTION_ROWS):
+            self.jurisdictions.append_entry()
+        for entry, row in zip(self.jurisdictions, rows, strict=False):
+            entry.form.state.data = row.get("state", "")
+            entry.form.state_id_number.data = row.get("state_id_number", "")
+            entry.form.expiration_date.data = row.get("expiration_date", "")
+
+    def to_data(self) -> CertificateData | None:
+        """Validate and convert; errors land on the fields (or in ``form_errors_extra``)."""
+        ok = self.validate()
+        effective = _parse_date(self.effective_date, required=True) if self.effective_date.data else None
+        expiration = _parse_date(self.expiration_date, required=False)
+        signed = _parse_date(self.signed_on, required=True) if self.signed_on.data else None
+        rows: list[tuple[str, str, date | None]] = []
+        for entry in self.jurisdictions:
+            sub = entry.form
+            code = (sub.state.data or "").strip().upper()
+            typed_other = (sub.state_id_number.data or "").strip() or (sub.expiration_date.data or "").strip()
+            if not code:
+                if typed_other:
+                    sub.state.errors = [*sub.state.errors, "Choose the state for this row."]
+                continue
+            if code not in US_STATES:
+                sub.state.errors = [*sub.state.errors, f"{code[:10]} is not a US state code."]
+                continue
+            rows.append((code, (sub.state_id_number.data or "").strip(), _parse_date(sub.expiration_date,
+                                                                                     required=False)))
+        has_errors = (not ok or any(f.errors for f in self._fields.values() if f.name != "jurisdictions")
+                      or any(e.form.state.errors or e.form.expiration_date.errors for e in self.jurisdictions))
+        if has_errors:
+            return None
+        data = CertificateData(
+            reason=ExemptionReason(self.reason.data), form_type=ExemptionFormType(self.form_type.data),
+            purchase_type=PurchaseType(self.purchase_type.data), tax_id_number=self.tax_id_number.data,
+            effective_date=effective, purchaser_name=self.purchaser_name.data,
+            purchaser_address=self.purchaser_address.data, signer_name=self.signer_name.data, signed_on=signed,
+            jurisdictions=rows, reason_other=self.reason_other.data or "", po_number=self.po_number.data or "",
+            expiration_date=expiration, signer_title=self.signer_title.data or "",
+        )
+        from app.exemptions.services import check_certificate_data
+
+        try:
+            check_certificate_data(data)
+        except InvalidData as exc:
+            self.apply_errors(exc.errors)
+            return None
+        return data
+
+    def apply_errors(self, errors: dict[str, str]) -> None:
+        for name, message in errors.items():
+            field = getattr(self, name, None)
+            if field is not None and name != "jurisdictions":
+                field.errors = [*field.errors, message]
+            else:
+                self.form_errors_extra[name] = message
+
+
+class LinkForm(CertificateForm):
+    document = FileField("Signed certificate document (PDF, PNG or JPEG)")
+    # A document accepted on an earlier attempt whose other fields had errors (signed reference).
+    kept_document = HiddenField()
+
+
+class EditForm(CertificateForm):
+    version = HiddenField()
+    notes = TextAreaField("Notes (kept on the timeline)", validators=[Optional(), Length(max=5000)],
+                          render_kw={"rows": 3})
+
+
+class RequestForm(FlaskForm):
+    customer_id = IntegerField("Customer", validators=[DataRequired("Choose a customer.")])
+    email = StringField("Customer e-mail", validators=[DataRequired("An e-mail address is required."),
+                                                       Length(max=254)], render_kw={"type": "email"})
+
+
+class ResendForm(FlaskForm):
+    email = StringField("Send to (leave as is, or change the e-mail)", validators=[Optional(), Length(max=254)],
+                        render_kw={"type": "email"})
+
+
+class RejectForm(FlaskForm):
+    version = HiddenField()
+    notes = TextAreaField("Notes for the customer (required)", validators=[DataRequired(
+        "Tell the customer why the certificate is rejected."), Length(max=5000)], render_kw={"rows": 4})
+    send_new_link = BooleanField("Send a new link, pre-filled with what they sent", default=True)
+
+
+class ApproveForm(FlaskForm):
+    version = HiddenField()

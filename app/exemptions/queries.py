@@ -1,0 +1,73 @@
+"""Read-only listings and counts for the exemption pages (statements, not side effects)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from app.enums import ExemptionCertificateStatus as CS
+from app.enums import ExemptionRequestStatus as RS
+from app.extensions import db
+from app.models import Customer, ExemptionCertificate, ExemptionRequest, ExemptionSendRun
+
+TABS = {
+    "pending": ("Pending requests", ExemptionRequest, (RS.SENT, RS.OPENED, RS.EXPIRED)),
+    "action": ("Action required", ExemptionCertificate, (CS.PENDING_REVIEW,)),
+    "active": ("Active", ExemptionCertificate, (CS.ACTIVE,)),
+    "closed": ("Rejected & expired", ExemptionCertificate, (CS.REJECTED, CS.EXPIRED)),
+}
+PER_PAGE = 25
+
+
+def _search(stmt, model, q: str):
+    q = (q or "").strip()
+    if not q:
+        return stmt
+    clauses = [Customer.name.ilike(f"%{q}%")]
+    if q.lstrip("#").isdigit():
+        clauses.append(Customer.id == int(q.lstrip("#")))
+    return stmt.where(sa.or_(*clauses))
+
+
+def tab_statement(tab: str, q: str = ""):
+    _, model, statuses = TABS[tab]
+    stmt = sa.select(model).join(Customer, Customer.id == model.customer_id).where(model.status.in_(statuses))
+    stmt = _search(stmt, model, q)
+    if model is ExemptionRequest:
+        return stmt.order_by(ExemptionRequest.sent_at.desc(), ExemptionRequest.id.desc())
+    return stmt.order_by(ExemptionCertificate.submitted_at.desc(), ExemptionCertificate.id.desc())
+
+
+def tab_counts(q: str = "") -> dict[str, int]:
+    counts = {}
+    for tab, (_, model, statuses) in TABS.items():
+        stmt = (sa.select(sa.func.count(model.id)).join(Customer, Customer.id == model.customer_id)
+                .where(model.status.in_(statuses)))
+        counts[tab] = db.session.scalar(_search(stmt, model, q)) or 0
+    return counts
+
+
+def search_customers(q: str, limit: int = 10) -> list[Customer]:
+    q = (q or "").strip()
+    if not q:
+        return []
+    stmt = _search(sa.select(Customer), Customer, q).order_by(Customer.name).limit(limit)
+    return list(db.session.scalars(stmt))
+
+
+def customer_requests(customer_id: int) -> list[ExemptionRequest]:
+    return list(db.session.scalars(sa.select(ExemptionRequest).where(ExemptionRequest.customer_id == customer_id)
+                                   .order_by(ExemptionRequest.sent_at.desc(), ExemptionRequest.id.desc())))
+
+
+def customer_certificates(customer_id: int) -> list[ExemptionCertificate]:
+    return list(db.session.scalars(
+        sa.select(ExemptionCertificate).where(ExemptionCertificate.customer_id == customer_id)
+        .order_by(ExemptionCertificate.submitted_at.desc(), ExemptionCertificate.id.desc())))
+
+
+def recent_runs(limit: int = 5) -> list[ExemptionSendRun]:
+    return list(db.session.scalars(sa.select(ExemptionSendRun).order_by(ExemptionSendRun.id.desc()).limit(limit)))
+
+
+def all_customers(limit: int = 500) -> list[Customer]:
+    return list(db.session.scalars(sa.select(Customer).order_by(Customer.name).limit(limit)))

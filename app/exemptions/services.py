@@ -1,0 +1,671 @@
+"""Exemption certificates: the business rules (send, resend, cancel, open, submit, review, expire,
+remind, renew, lookup).
+
+Plain functions with explicit arguments (``actor``, ``now``); the caller commits. Jobs are parked
+with ``defer`` and reach Redis only after that commit. Every status change goes through
+``transition()``, which checks the TRANSITIONS tables below and writes an activity row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.activity import record
+from app.enums import (
+    ExemptionCertificateStatus as CS,
+)
+from app.enums import (
+    ExemptionFormType,
+    ExemptionReason,
+    InvalidTransition,
+    PurchaseType,
+    Role,
+    SendRunStatus,
+    can_transition,
+)
+from app.enums import (
+    ExemptionRequestStatus as RS,
+)
+from app.extensions import db
+from app.models import (
+    CertificateJurisdiction,
+    Customer,
+    ExemptionCertificate,
+    ExemptionRequest,
+    ExemptionSendRun,
+    User,
+)
+from app.notify import queue_email
+from app.queue import defer
+from app.sweeper import register_sweep
+from app.uploads import CheckedUpload
+from app.validation import US_STATES
+
+REQUEST_TRANSITIONS: dict[RS, frozenset[RS]] = {
+    # sent -> sent and opened -> sent are resends (a new link replaces the old one)
+    RS.SENT: frozenset({RS.SENT, RS.OPENED, RS.COMPLETED, RS.EXPIRED, RS.CANCELLED}),
+    RS.OPENED: frozenset({RS.SENT, RS.COMPLETED, RS.EXPIRED, RS.CANCELLED}),
+    RS.EXPIRED: frozenset({RS.SENT, RS.CANCELLED}),
+    RS.COMPLETED: frozenset(),
+    RS.CANCELLED: frozenset(),
+}
+CERTIFICATE_TRANSITIONS: dict[CS, frozenset[CS]] = {
+    CS.PENDING_REVIEW: frozenset({CS.ACTIVE, CS.REJECTED}),
+    CS.ACTIVE: frozenset({CS.EXPIRED}),
+    CS.REJECTED: frozenset(),
+    CS.EXPIRED: frozenset(),
+}
+REQUEST_TIMESTAMPS = {RS.SENT: "sent_at", RS.OPENED: "opened_at", RS.COMPLETED: "completed_at",
+                      RS.EXPIRED: "expired_at", RS.CANCELLED: "cancelled_at"}
+CERTIFICATE_TIMESTAMPS = {CS.ACTIVE: "activated_at", CS.REJECTED: "rejected_at", CS.EXPIRED: "expired_at"}
+LIVE = (RS.SENT, RS.OPENED)
+
+REQUEST_SUBJECT = "exemption_request"
+CERTIFICATE_SUBJECT = "exemption_certificate"
+
+
+# -- errors -----------------------------------------------------------------------------------------
+
+class LinkUnavailable(Exception):
+    """The link is unknown, tampered with, expired, cancelled, replaced or already used."""
+
+
+class Conflict(Exception):
+    """Somebody else changed the item first; the message is safe to show."""
+
+
+class InvalidData(ValueError):
+    """Field errors for a form or API body: ``errors`` maps field name -> message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+# -- the state machines -----------------------------------------------------------------------------
+
+def transition(obj, to, *, actor: User | None, now: datetime, action: str | None = None, message: str = ""):
+    """The one place that changes an exemption request's or certificate's status."""
+    if isinstance(obj, ExemptionRequest):
+        table, stamps, subject = REQUEST_TRANSITIONS, REQUEST_TIMESTAMPS, REQUEST_SUBJECT
+    else:
+        table, stamps, subject = CERTIFICATE_TRANSITIONS, CERTIFICATE_TIMESTAMPS, CERTIFICATE_SUBJECT
+    if not can_transition(table, obj.status, to):
+        raise InvalidTransition(obj.status, to)
+    obj.status = to
+    if to in stamps:
+        setattr(obj, stamps[to], now)
+    db.session.flush()
+    record(subject, obj.id, action or str(to), actor=actor, customer_id=obj.customer_id, message=message, now=now)
+    return obj
+
+
+# -- tokens -----------------------------------------------------------------------------------------
+
+def hash_link_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_link_token() -> tuple[str, str]:
+    token = secrets.token_urlsafe(32)
+    return token, hash_link_token(token)
+
+
+def link_url(token: str) -> str:
+    return f"{current_app.config['BASE_URL']}/portal/r/{token}"
+
+
+def link_days() -> int:
+    return current_app.config["EXEMPTION_LINK_DAYS"]
+
+
+# -- send / resend / cancel ---------------------------------------------------------------------------
+
+def _clean_email(email: str) -> str:
+    from app.validation import InvalidInput, normalize_email
+
+    try:
+        return normalize_email(email)
+    except InvalidInput as exc:
+        raise InvalidData({"email": str(exc)}) from exc
+
+
+def _email_link(req: ExemptionRequest, token: str, *, template: str = "exemption_request",
+                subject: str | None = None, extra: dict | None = None) -> None:
+    seller = current_app.config["SELLER_NAME"]
+    queue_email(
+        req.email, template,
+        subject=subject or f"{seller} asks for your sales-tax exemption certificate",
+        context={"request": req, "customer": req.customer, "link": link_url(token),
+                 "expires_at": req.expires_at, **(extra or {})},
+        customer_id=req.customer_id,
+    )
+
+
+def _schedule_expiry(req: ExemptionRequest) -> None:
+    defer(db.session, "app.exemptions.jobs.expire_link", req.id, at=req.expires_at)
+
+
+def send_request(customer: Customer, email: str, *, actor: User | None, now: datetime, source: str = "staff",
+                 prefill: dict | None = None, previous_certificate: ExemptionCertificate | None = None,
+                 renewal_of: ExemptionCertificate | None = None, send_run: ExemptionSendRun | None = None,
+                 email_template: str = "exemption_request", email_extra: dict | None = None,
+                 subject: str | None = None) -> tuple[ExemptionRequest, str]:
+    """Create a request in ``sent``, e-mail its link (by the outbox job) and schedule its expiry.
+
+    Returns the request and the plain token (only its hash is stored)."""
+    if customer is None:
+        raise InvalidData({"customer_id": "Choose a customer."})
+    email = _clean_email(email)
+    token, token_hash = new_link_token()
+    req = ExemptionRequest(
+        customer_id=customer.id, customer=customer, email=email, token_hash=token_hash, status=RS.SENT,
+        source=source, sent_at=now, expires_at=now + timedelta(days=link_days()), reminders_sent=[],
+        prefill=prefill, previous_certificate_id=previous_certificate.id if previous_certificate else None,
+        renewal_of_id=renewal_of.id if renewal_of else None, send_run_id=send_run.id if send_run else None,
+        created_by_id=actor.id if actor else None, created_at=now,
+    )
+    db.session.add(req)
+    db.session.flush()
+    what = {"staff": "Request sent", "api": "Request sent through the API", "bulk": "Request sent (send to many)",
+            "renewal": "Renewal request sent", "resubmission": "New link sent after rejection"}.get(source, "Sent")
+    record(REQUEST_SUBJECT, req.id, "sent", actor=actor, customer_id=customer.id, now=now,
+           message=f"{what} to {email}; the link expires {req.expires_at:%b %d, %Y}.")
+    _email_link(req, token, template=email_template, subject=subject, extra=email_extra)
+    _schedule_expiry(req)
+    return req, token
+
+
+def resend_request(req: ExemptionRequest, *, actor: User | None, now: datetime, email: str | None = None) -> str:
+    """A new link with a fresh expiry (optionally to a new e-mail); the old link dies at once."""
+    new_email = _clean_email(email) if email and email.strip() else req.email
+    token, token_hash = new_link_token()
+    old_email = req.email
+    req.token_hash = token_hash
+    req.email = new_email
+    req.link_version += 1
+    req.expires_at = now + timedelta(days=link_days())
+    req.opened_at = None
+    req.reminders_sent = []
+    note = f"New link sent to {new_email}" + (f" (was {old_email})" if new_email != old_email else "")
+    transition(req, RS.SENT, actor=actor, now=now, action="resent",
+               message=f"{note}; the previous link no longer works. Expires {req.expires_at:%b %d, %Y}.")
+    _email_link(req, token)
+    _schedule_expiry(req)
+    return token
+
+
+def cancel_request(req: ExemptionRequest, *, actor: User | None, now: datetime) -> ExemptionRequest:
+    return transition(req, RS.CANCELLED, actor=actor, now=now, message="Request cancelled; its link no longer works.")
+
+
+# -- the customer's link ------------------------------------------------------------------------------
+
+def find_by_token(token: str) -> ExemptionRequest | None:
+    if not token or len(token) > 200:
+        return None
+    return db.session.scalar(sa.select(ExemptionRequest).where(ExemptionRequest.token_hash == hash_link_token(token)))
+
+
+def expire_request(req: ExemptionRequest, *, now: datetime) -> bool:
+    """Move a live request whose time has come to ``expired``. Idempotent: False if nothing to do."""
+    if req.status not in LIVE or req.expires_at > now:
+        return False
+    transition(req, RS.EXPIRED, actor=None, now=now, message="The link expired unused.")
+    return True
+
+
+def resolve_link(token: str, *, now: datetime) -> ExemptionRequest:
+    """The request a link opens, or LinkUnavailable. Time is checked here on every use, so an
+    overdue link is refused even if neither the scheduled job nor the sweep has run yet."""
+    req = find_by_token(token)
+    if req is None:
+        raise LinkUnavailable()
+    if req.status in LIVE and req.expires_at <= now:
+        expire_request(req, now=now)
+    if req.status not in LIVE:
+        raise LinkUnavailable()
+    return req
+
+
+def open_link(req: ExemptionRequest, *, now: datetime) -> ExemptionRequest:
+    if req.status is RS.SENT:
+        transition(req, RS.OPENED, actor=None, now=now, message="The customer opened the link.")
+    return req
+
+
+@dataclass
+class CertificateData:
+    """Validated certificate fields (from the link form, the edit form or a prefill)."""
+
+    reason: ExemptionReason
+    form_type: ExemptionFormType
+    purchase_type: PurchaseType
+    tax_id_number: str
+    effective_date: date
+    purchaser_name: str
+    purchaser_address: str
+    signer_name: str
+    signed_on: date
+    jurisdictions: list[tuple[str, str, date | None]]
+    reason_other: str = ""
+    po_number: str = ""
+    expiration_date: date | None = None
+    signer_title: str = ""
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def as_prefill(self) -> dict:
+        return {
+            "reason": str(self.reason), "reason_other": self.reason_other, "form_type": str(self.form_type),
+            "purchase_type": str(self.purchase_type), "po_number": self.po_number,
+            "tax_id_number": self.tax_id_number, "effective_date": self.effective_date.isoformat(),
+            "expiration_date": self.expiration_date.isoformat() if self.expiration_date else "",
+            "purchaser_name": self.purchaser_name, "purchaser_address": self.purchaser_address,
+            "signer_name": self.signer_name, "signer_title": self.signer_title,
+            "signed_on": self.signed_on.isoformat(),
+            "jurisdictions": [{"state": s, "state_id_number": n, "expiration_date": d.isoformat() if d else ""}
+                              for s, n, d in self.jurisdictions],
+        }
+
+
+def check_certificate_data(data: CertificateData) -> None:
+    """Cross-field rules shared by every face; raises InvalidData with per-field messages."""
+    errors: dict[str, str] = {}
+    if not data.jurisdictions:
+        errors["jurisdictions"] = "Add at least one state."
+    states = [s for s, _, _ in data.jurisdictions]
+    for s in states:
+        if s not in US_STATES:
+            errors["jurisdictions"] = f"{s} is not a US state code."
+    if len(set(states)) != len(states):
+        errors["jurisdictions"] = "Each state may appear only once."
+    if data.expiration_date and data.expiration_date < data.effective_date:
+        errors["expiration_date"] = "The expiration date must be on or after the effective date."
+    for s, _, d in data.jurisdictions:
+        if d and d < data.effective_date:
+            errors["jurisdictions"] = f"The expiration date for {s} is before the effective date."
+    if data.purchase_type is PurchaseType.SINGLE and not data.po_number.strip():
+        errors["po_number"] = "A single-purchase certificate needs the PO or invoice number."
+    if data.reason is ExemptionReason.OTHER and not data.reason_other.strip():
+        errors["reason_other"] = "Describe the exemption reason."
+    if errors:
+        raise InvalidData(errors)
+
+
+def _apply(cert: ExemptionCertificate, data: CertificateData) -> None:
+    cert.reason = data.reason
+    cert.reason_other = data.reason_other.strip() if data.reason is ExemptionReason.OTHER else ""
+    cert.form_type = data.form_type
+    cert.purchase_type = data.purchase_type
+    cert.po_number = data.po_number.strip() if data.purchase_type is PurchaseType.SINGLE else ""
+    cert.tax_id_number = data.tax_id_number.strip()
+    cert.effective_date = data.effective_date
+    cert.expiration_date = data.expiration_date
+    cert.purchaser_name = data.purchaser_name.strip()
+    cert.purchaser_address = data.purchaser_address.strip()
+    cert.signer_name = data.signer_name.strip()
+    cert.signer_title = data.signer_title.strip()
+    cert.signed_on = data.signed_on
+    existing = {j.state: j for j in cert.jurisdictions}
+    wanted = {s for s, _, _ in data.jurisdictions}
+    for state, j in existing.items():
+        if state not in wanted:
+            cert.jurisdictions.remove(j)
+    for state, number, expires in data.jurisdictions:
+        j = existing.get(state)
+        if j is None:
+            cert.jurisdictions.append(CertificateJurisdiction(state=state, state_id_number=number.strip(),
+                                                              expiration_date=expires))
+        else:
+            j.state_id_number = number.strip()
+            j.expiration_date = expires
+
+
+def reviewer_emails() -> list[str]:
+    return list(db.session.scalars(
+        sa.select(User.email).where(User.role.in_([Role.ADMIN, Role.REVIEWER]), User.is_enabled.is_(True))
+        .order_by(User.id)))
+
+
+def submit_certificate(req: ExemptionRequest, data: CertificateData, upload: CheckedUpload, *,
+                       now: datetime) -> ExemptionCertificate:
+    """The customer's submission: store the document as uploaded, create the certificate in
+    ``pending_review``, complete the request and tell the reviewers."""
+    from app.storage import get_store
+
+    if req.status not in LIVE or req.expires_at <= now:
+        raise LinkUnavailable()
+    check_certificate_data(data)
+    key = get_store().save(upload.data)
+    cert = ExemptionCertificate(
+        customer_id=req.customer_id, request_id=req.id, status=CS.PENDING_REVIEW, submitted_at=now,
+        document_key=key, document_filename=upload.filename, document_content_type=upload.content_type,
+        document_size=len(upload.data), document_pages=upload.page_count, created_at=now,
+    )
+    _apply(cert, data)
+    db.session.add(cert)
+    db.session.flush()
+    label = f"{req.customer.name} (via link sent to {req.email})"
+    record(CERTIFICATE_SUBJECT, cert.id, "submitted", actor_label=label, customer_id=req.customer_id, now=now,
+           message=f"Certificate for {', '.join(cert.states)} submitted with {upload.filename}.")
+    transition(req, RS.COMPLETED, actor=None, now=now, message=f"Completed by the customer (certificate #{cert.id}).")
+    for address in reviewer_emails():
+        queue_email(address, "exemption_submitted", subject=f"Exemption certificate to review: {req.customer.name}",
+                    context={"certificate": cert, "customer": req.customer},
+                    customer_id=req.customer_id, dedupe_key=f"exemption-submitted:{cert.id}:{address}")
+    return cert
+
+
+# -- review ----------------------------------------------------------------------------------------------
+
+def _check_version(cert: ExemptionCertificate, expected_version: int | None) -> None:
+    if expected_version is not None and cert.version != expected_version:
+        who = cert.reviewed_by.name if cert.reviewed_by else "someone else"
+        raise Conflict(f"This submission was changed by {who} while you were looking at it "
+                       f"(it is now {str(cert.status).replace('_', ' ')}). Reload to see the current state.")
+    if cert.status is not CS.PENDING_REVIEW:
+        who = cert.reviewed_by.name if cert.reviewed_by else "someone else"
+        raise Conflict(f"This submission was already reviewed by {who}: it is {str(cert.status).replace('_', ' ')}.")
+
+
+def _claim(cert: ExemptionCertificate, expected_version: int | None) -> None:
+    """A conditional UPDATE on the version counter: of two reviewers acting at once, exactly one wins."""
+    version = expected_version if expected_version is not None else cert.version
+    result = db.session.execute(
+        sa.update(ExemptionCertificate)
+        .where(ExemptionCertificate.id == cert.id, ExemptionCertificate.version == version,
+               ExemptionCertificate.status == CS.PENDING_REVIEW)
+        .values(version=version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.refresh(cert)
+        _check_version(cert, version)
+        raise Conflict("This submission was changed by someone else. Reload to see the current state.")
+    db.session.refresh(cert)
+
+
+def _notify_customer(cert: ExemptionCertificate, template: str, subject: str, **extra) -> None:
+    req = cert.request
+    to = req.email if req else cert.customer.contact_email
+    if not to:
+        return
+    queue_email(to, template, subject=subject, context={"certificate": cert, "customer": cert.customer, **extra},
+                customer_id=cert.customer_id)
+
+
+def approve_certificate(cert: ExemptionCertificate, *, reviewer: User, now: datetime,
+                        expected_version: int | None = None, notes: str = "") -> ExemptionCertificate:
+    _check_version(cert, expected_version)
+    _claim(cert, expected_version)
+    cert.reviewed_at = now
+    cert.reviewed_by_id = reviewer.id
+    cert.review_notes = (notes or "").strip()
+    transition(cert, CS.ACTIVE, actor=reviewer, now=now, action="approved",
+               message="Approved" + (f": {cert.review_notes}" if cert.review_notes else "."))
+    seller = current_app.config["SELLER_NAME"]
+    _notify_customer(cert, "exemption_approved", f"Your exemption certificate was accepted by {seller}")
+    return cert
+
+
+def edit_and_approve_certificate(cert: ExemptionCertificate, data: CertificateData, *, reviewer: User,
+                                 now: datetime, expected_version: int | None = None) -> ExemptionCertificate:
+    _check_version(cert, expected_version)
+    check_certificate_data(data)
+    _claim(cert, expected_version)
+    before = CertificateData(
+        reason=cert.reason, form_type=cert.form_type, purchase_type=cert.purchase_type,
+        tax_id_number=cert.tax_id_number, effective_date=cert.effective_date, purchaser_name=cert.purchaser_name,
+        purchaser_address=cert.purchaser_address, signer_name=cert.signer_name, signed_on=cert.signed_on,
+        jurisdictions=[(j.state, j.state_id_number, j.expiration_date) for j in cert.jurisdictions],
+        reason_other=cert.reason_other, po_number=cert.po_number, expiration_date=cert.expiration_date,
+        signer_title=cert.signer_title,
+    ).as_prefill()
+    _apply(cert, data)
+    after = data.as_prefill()
+    changed = [k.replace("_", " ") for k in after if after[k] != before.get(k)]
+    cert.edited_on_review = True
+    db.session.flush()
+    record(CERTIFICATE_SUBJECT, cert.id, "edited", actor=reviewer, customer_id=cert.customer_id, now=now,
+           message="Changed on review: " + (", ".join(changed) if changed else "nothing"))
+    if data.notes.strip():
+        record(CERTIFICATE_SUBJECT, cert.id, "note", actor=reviewer, customer_id=cert.customer_id, now=now,
+               message=data.notes.strip()[:5000], is_note=True)
+    cert.reviewed_at = now
+    cert.reviewed_by_id = reviewer.id
+    cert.review_notes = data.notes.strip()
+    transition(cert, CS.ACTIVE, actor=reviewer, now=now, action="approved", message="Saved changes and approved.")
+    seller = current_app.config["SELLER_NAME"]
+    _notify_customer(cert, "exemption_approved", f"Your exemption certificate was accepted by {seller}")
+    return cert
+
+
+def certificate_prefill(cert: ExemptionCertificate) -> dict:
+    return CertificateData(
+        reason=cert.reason, form_type=cert.form_type, purchase_type=cert.purchase_type,
+        tax_id_number=cert.tax_id_number, effective_date=cert.effective_date, purchaser_name=cert.purchaser_name,
+        purchaser_address=cert.purchaser_address, signer_name=cert.signer_name, signed_on=cert.signed_on,
+        jurisdictions=[(j.state, j.state_id_number, j.expiration_date) for j in cert.jurisdictions],
+        reason_other=cert.reason_other, po_number=cert.po_number, expiration_date=cert.expiration_date,
+        signer_title=cert.signer_title,
+    ).as_prefill()
+
+
+def reject_certificate(cert: ExemptionCertificate, *, reviewer: User, now: datetime, notes: str,
+                       send_new_link: bool = True, expected_version: int | None = None) -> ExemptionRequest | None:
+    """Reject with notes (required). The customer is told why and, unless the reviewer unticked it,
+    gets a fresh link whose form is pre-filled with what they sent. Returns that new request."""
+    notes = (notes or "").strip()
+    if not notes:
+        raise InvalidData({"notes": "Tell the customer why the certificate is rejected."})
+    _check_version(cert, expected_version)
+    _claim(cert, expected_version)
+    cert.reviewed_at = now
+    cert.reviewed_by_id = reviewer.id
+    cert.review_notes = notes
+    transition(cert, CS.REJECTED, actor=reviewer, now=now, action="rejected", message=notes[:5000])
+    seller = current_app.config["SELLER_NAME"]
+    subject = f"Your exemption certificate needs changes ({seller})"
+    to = cert.request.email if cert.request else cert.customer.contact_email
+    if send_new_link and to:
+        new_req, _ = send_request(
+            cert.customer, to, actor=reviewer, now=now, source="resubmission", prefill=certificate_prefill(cert),
+            previous_certificate=cert, email_template="exemption_rejected", subject=subject,
+            email_extra={"certificate": cert, "notes": notes},
+        )
+        return new_req
+    _notify_customer(cert, "exemption_rejected", subject, notes=notes, link=None)
+    return None
+
+
+# -- time: expiry, reminders, renewals ---------------------------------------------------------------------
+
+def jurisdiction_expiry(cert: ExemptionCertificate, j: CertificateJurisdiction) -> date | None:
+    return j.expiration_date or cert.expiration_date
+
+
+@register_sweep("exemption_links_expire")
+def expire_overdue_links(now: datetime) -> int:
+    reqs = db.session.scalars(
+        sa.select(ExemptionRequest).where(ExemptionRequest.status.in_(LIVE), ExemptionRequest.expires_at <= now)
+        .order_by(ExemptionRequest.id).limit(1000)).all()
+    return sum(1 for r in reqs if expire_request(r, now=now))
+
+
+def due_reminder(req: ExemptionRequest, now: datetime, days_list) -> int | None:
+    """Pure: which reminder (days before expiry) is due now, if any. Only the closest one counts,
+    so a worker that was down for a week sends one reminder, not a burst."""
+    if req.status not in LIVE or req.expires_at <= now:
+        return None
+    due = [d for d in sorted(days_list) if req.expires_at - timedelta(days=d) <= now]
+    if not due:
+        return None
+    closest = due[0]
+    return None if closest in (req.reminders_sent or []) else closest
+
+
+@register_sweep("exemption_reminders")
+def send_due_reminders(now: datetime) -> int:
+    days_list = current_app.config["EXEMPTION_REMINDER_DAYS"]
+    if not days_list:
+        return 0
+    horizon = now + timedelta(days=max(days_list))
+    reqs = db.session.scalars(
+        sa.select(ExemptionRequest).where(ExemptionRequest.status.in_(LIVE), ExemptionRequest.expires_at > now,
+                                          ExemptionRequest.expires_at <= horizon)
+        .order_by(ExemptionRequest.id)).all()
+    sent = 0
+    for req in reqs:
+        days = due_reminder(req, now, days_list)
+        if days is None:
+            continue
+        remind_request(req, days, now=now)
+        sent += 1
+    return sent
+
+
+def remind_request(req: ExemptionRequest, days: int, *, now: datetime) -> None:
+    """Remind the customer; the dedupe key makes each reminder of each link at-most-once. The link
+    itself is not in the reminder (we do not keep the token): the customer uses the original e-mail."""
+    seller = current_app.config["SELLER_NAME"]
+    queue_email(req.email, "exemption_reminder",
+                subject=f"Reminder: {seller} still needs your exemption certificate",
+                context={"request": req, "customer": req.customer, "days": days, "expires_at": req.expires_at},
+                customer_id=req.customer_id, dedupe_key=f"exemption-reminder:{req.id}:{req.link_version}:{days}")
+    req.reminders_sent = [*(req.reminders_sent or []), days]
+    req.last_reminded_at = now
+    record(REQUEST_SUBJECT, req.id, "reminded", customer_id=req.customer_id, now=now,
+           message=f"Reminder sent to {req.email} ({days} day{'s' if days != 1 else ''} before the link expires).")
+
+
+def expire_certificate_if_due(cert: ExemptionCertificate, *, today: date, now: datetime) -> bool:
+    if cert.status is not CS.ACTIVE:
+        return False
+    dates = [jurisdiction_expiry(cert, j) for j in cert.jurisdictions]
+    if not dates or any(d is None or d >= today for d in dates):
+        return False
+    transition(cert, CS.EXPIRED, actor=None, now=now, message="Every jurisdiction on the certificate has expired.")
+    return True
+
+
+@register_sweep("exemption_certificates_expire")
+def expire_certificates(now: datetime) -> int:
+    today = now.date()
+    certs = db.session.scalars(sa.select(ExemptionCertificate).where(ExemptionCertificate.status == CS.ACTIVE)
+                               .order_by(ExemptionCertificate.id)).all()
+    return sum(1 for c in certs if expire_certificate_if_due(c, today=today, now=now))
+
+
+def renewal_email(cert: ExemptionCertificate) -> str:
+    if cert.request and cert.request.email:
+        return cert.request.email
+    return cert.customer.contact_email
+
+
+def renew_certificate(cert: ExemptionCertificate, *, now: datetime) -> ExemptionRequest | None:
+    """Send a renewal request once, when the certificate reaches its earliest expiration."""
+    earliest = cert.earliest_expiration
+    if cert.status is not CS.ACTIVE or cert.renewal_requested_at or earliest is None or earliest > now.date():
+        return None
+    to = renewal_email(cert)
+    cert.renewal_requested_at = now
+    if not to:
+        record(CERTIFICATE_SUBJECT, cert.id, "renewal_skipped", customer_id=cert.customer_id, now=now,
+               message="No e-mail address on file for the renewal request.")
+        return None
+    req, _ = send_request(cert.customer, to, actor=None, now=now, source="renewal", renewal_of=cert,
+                          prefill=certificate_prefill(cert),
+                          subject=f"Time to renew your exemption certificate with {current_app.config['SELLER_NAME']}",
+                          email_extra={"renewal_of": cert})
+    record(CERTIFICATE_SUBJECT, cert.id, "renewal_requested", customer_id=cert.customer_id, now=now,
+           message=f"Earliest expiration {earliest:%b %d, %Y} reached: renewal request #{req.id} sent to {to}.")
+    return req
+
+
+@register_sweep("exemption_renewals")
+def send_renewals(now: datetime) -> int:
+    certs = db.session.scalars(
+        sa.select(ExemptionCertificate).where(ExemptionCertificate.status == CS.ACTIVE,
+                                              ExemptionCertificate.renewal_requested_at.is_(None))
+        .order_by(ExemptionCertificate.id)).all()
+    return sum(1 for c in certs if renew_certificate(c, now=now) is not None)
+
+
+def is_expiring_soon(cert: ExemptionCertificate, today: date, days: int | None = None) -> bool:
+    days = current_app.config["EXPIRING_SOON_DAYS"] if days is None else days
+    earliest = cert.earliest_expiration
+    return cert.status is CS.ACTIVE and earliest is not None and earliest <= today + timedelta(days=days)
+
+
+# -- send to many -----------------------------------------------------------------------------------------
+
+def start_send_run(customer_ids: list[int], *, actor: User | None, now: datetime) -> ExemptionSendRun:
+    ids = sorted({int(i) for i in customer_ids})
+    if not ids:
+        raise InvalidData({"customer_ids": "Select at least one customer."})
+    run = ExemptionSendRun(customer_ids=ids, total=len(ids), status=SendRunStatus.QUEUED, errors=[],
+                           created_by_id=actor.id if actor else None, created_at=now)
+    db.session.add(run)
+    db.session.flush()
+    defer(db.session, "app.exemptions.jobs.send_many", run.id)
+    return run
+
+
+def customers_missing_active(state: str, on: date) -> list[int]:
+    covered = (
+        sa.select(ExemptionCertificate.customer_id)
+        .join(CertificateJurisdiction)
+        .where(ExemptionCertificate.status == CS.ACTIVE, CertificateJurisdiction.state == state,
+               ExemptionCertificate.effective_date <= on,
+               sa.func.coalesce(CertificateJurisdiction.expiration_date, ExemptionCertificate.expiration_date,
+                                date.max) >= on)
+    )
+    return list(db.session.scalars(sa.select(Customer.id).where(Customer.id.not_in(covered)).order_by(Customer.name)))
+
+
+def run_send_step(run: ExemptionSendRun, customer_id: int, *, actor: User | None, now: datetime) -> bool:
+    """Send one customer's request of a run; idempotent per (run, customer)."""
+    exists = db.session.scalar(sa.select(ExemptionRequest.id).where(
+        ExemptionRequest.send_run_id == run.id, ExemptionRequest.customer_id == customer_id))
+    if exists:
+        return True
+    customer = db.session.get(Customer, customer_id)
+    if customer is None or not customer.contact_email:
+        run.skipped_count += 1
+        run.errors = [*run.errors, {"customer_id": customer_id,
+                                    "message": "no such customer" if customer is None else "no contact e-mail"}]
+        return False
+    try:
+        send_request(customer, customer.contact_email, actor=actor, now=now, source="bulk", send_run=run)
+    except InvalidData as exc:
+        run.skipped_count += 1
+        run.errors = [*run.errors, {"customer_id": customer_id, "message": str(exc)}]
+        return False
+    run.sent_count += 1
+    return True
+
+
+# -- lookup ----------------------------------------------------------------------------------------------
+
+def lookup(customer_id: int, state: str, on: date) -> list[ExemptionCertificate]:
+    """Active certificates of the customer covering ``state`` on ``on``:
+    effective date <= on <= that jurisdiction's expiration (its own, else the certificate's)."""
+    stmt = (
+        sa.select(ExemptionCertificate)
+        .join(CertificateJurisdiction)
+        .where(ExemptionCertificate.customer_id == customer_id, ExemptionCertificate.status == CS.ACTIVE,
+               CertificateJurisdiction.state == state, ExemptionCertificate.effective_date <= on,
+               sa.or_(CertificateJurisdiction.expiration_date >= on,
+                      sa.and_(CertificateJurisdiction.expiration_date.is_(None),
+                              sa.or_(ExemptionCertificate.expiration_date.is_(None),
+                                     ExemptionCertificate.expiration_date >= on))))
+        .order_by(ExemptionCertificate.effective_date.desc(), ExemptionCertificate.id.desc())
+    )
+    return list(db.session.scalars(stmt).unique())

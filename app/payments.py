@@ -54,3 +54,57 @@ class GatewayError(Exception):
 class PaymentGateway(Protocol):
     def charge(self, *, card_token: str, amount_cents: int, idempotency_key: str,
                description: str) -> ChargeResult: ...
+
+
+class SandboxGateway:
+    """A gateway that behaves like a real one for the test cards above, with its ledger in the database.
+
+    Idempotency: a second call with a key it has seen returns the first call's result (the same
+    charge id) and charges nothing, exactly as real gateways do. The error card records an approved
+    charge and then raises :class:`GatewayError` on that first call only, simulating an answer lost
+    on the way back.
+    """
+
+    def charge(self, *, card_token: str, amount_cents: int, idempotency_key: str,
+               description: str) -> ChargeResult:
+        import secrets
+
+        import sqlalchemy as sa
+
+        from app.extensions import db
+        from app.models.payments_sandbox import SandboxCharge
+
+        if amount_cents <= 0:
+            raise ValueError("amount_cents must be positive")
+        existing = db.session.scalar(sa.select(SandboxCharge).where(SandboxCharge.idempotency_key == idempotency_key))
+        if existing is not None:
+            existing.calls += 1
+            db.session.flush()
+            return _result(existing)
+        outcome = card_outcome(card_token) or "decline"
+        row = SandboxCharge(
+            idempotency_key=idempotency_key, charge_id=f"ch_sbx_{secrets.token_hex(8)}", card_token=card_token or "",
+            amount_cents=amount_cents, outcome="declined" if outcome == "decline" else "approved",
+            description=description[:200],
+        )
+        db.session.add(row)
+        db.session.flush()
+        if outcome == "error":
+            raise GatewayError("The payment gateway did not answer (sandbox error card).")
+        return _result(row)
+
+
+def _result(row) -> ChargeResult:
+    if row.outcome == "approved":
+        return ChargeResult(ChargeStatus.APPROVED, row.charge_id, "Approved")
+    return ChargeResult(ChargeStatus.DECLINED, None, "Card declined")
+
+
+def get_gateway() -> PaymentGateway:
+    """The gateway chosen by config ``PAYMENT_GATEWAY`` (default and only built-in: "sandbox")."""
+    from flask import current_app
+
+    name = current_app.config.get("PAYMENT_GATEWAY", "sandbox") or "sandbox"
+    if name == "sandbox":
+        return SandboxGateway()
+    raise RuntimeError(f"Unknown PAYMENT_GATEWAY {name!r}; the built-in gateway is 'sandbox'.")

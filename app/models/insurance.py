@@ -59,6 +59,9 @@ class CertificateRequest(TimestampMixin, db.Model):
     rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(default=1)
+    # "<customer id>:<key>" from the submitting form or the API's Idempotency-Key header: a retried
+    # submission returns the first request instead of creating a second one.
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(120), unique=True)
 
     customer: Mapped["Customer"] = relationship()  # noqa: F821
     submitted_by: Mapped["User | None"] = relationship(foreign_keys=[submitted_by_id])  # noqa: F821

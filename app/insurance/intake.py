@@ -1,0 +1,509 @@
+"""How COI / WOS / POI requests come in: portal, staff (internal) and the JSON API all call these.
+
+Plain service functions: explicit ``actor`` and ``now``, no request/flash/current_user. They add and
+flush rows; **the caller commits** (also after a refusal or a declined payment: the refusal's
+activity row, the declined payment and its e-mail/SMS must be kept although no request exists).
+
+WOS payment rule (DESIGN.md): a card / Amex customer asking for a COI with WOS is charged the WOS fee
+plus the card convenience fee *before* the request exists. Approved -> request created with the fee
+recorded; declined -> :class:`PaymentDeclined` (nothing created, customer told by e-mail and SMS);
+no clear answer from the gateway -> retried with the same idempotency key (one charge at most), and
+if it still does not answer -> :class:`PaymentUnavailable`. ACH / wire customers are not charged up
+front: the request is created with the WOS fee recorded, to be billed with their account.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+import sqlalchemy as sa
+
+from app import activity
+from app.enums import CustomerStatus, PaymentStatus, RequestSource, RequestType, Role
+from app.extensions import db
+from app.models import CertificateRequest, Customer, IssuedCertificate, Payment, Setting, User
+from app.notify import queue_email, queue_sms
+from app.payments import ChargeStatus, GatewayError, get_gateway
+from app.queue import defer
+from app.validation import InvalidInput, normalize_email, normalize_phone, normalize_state, normalize_zip
+
+SUBJECT = "certificate_request"
+CUSTOMER_SUBJECT = "customer"
+AUTO_JOB = "app.insurance.jobs.auto_process_request"
+POI_JOB = "app.insurance.intake_jobs.send_poi"
+RESEND_JOB = "app.insurance.intake_jobs.resend_certificates"
+PAYMENT_FAILED = "Merchant payment failed"
+GATEWAY_ATTEMPTS = 3
+
+# -- errors -----------------------------------------------------------------------------------------
+
+
+class IntakeError(Exception):
+    """Base class; the message is safe to show to the user."""
+
+
+class RequestInvalid(IntakeError):
+    """Field errors: ``errors`` maps field name -> message."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("Please correct the highlighted fields.")
+
+
+class NotEligible(IntakeError):
+    """The customer may not request certificates (not active); the message says why."""
+
+
+class PaymentDeclined(IntakeError):
+    def __init__(self, payment: Payment):
+        self.payment = payment
+        super().__init__(PAYMENT_FAILED)
+
+
+class PaymentUnavailable(IntakeError):
+    def __init__(self, payment: Payment):
+        self.payment = payment
+        super().__init__(f"{PAYMENT_FAILED}: the payment service did not answer. You were not charged twice; "
+                         "please try again in a minute.")
+
+
+# -- fields -------------------------------------------------------------------------------------------
+
+HOLDER_FIELDS = ("holder_name", "holder_email", "holder_phone", "holder_address", "holder_city", "holder_state",
+                 "holder_zip")
+PROJECT_FIELDS = ("project_name", "project_location", "project_duration", "contract_details")
+TEXT_FIELDS = ("description", "instructions")
+ALL_FIELDS = HOLDER_FIELDS + PROJECT_FIELDS + TEXT_FIELDS
+
+LABELS = {
+    "holder_name": "Holder name", "holder_email": "Holder e-mail", "holder_phone": "Holder phone",
+    "holder_address": "Address", "holder_city": "City", "holder_state": "State", "holder_zip": "ZIP code",
+    "project_name": "Project name", "project_location": "Project location", "project_duration": "Project duration",
+    "contract_details": "Contract details", "description": "Description of operations",
+    "instructions": "Special instructions",
+}
+MAX_LENGTHS = {
+    "holder_name": 200, "holder_email": 254, "holder_phone": 32, "holder_address": 200, "holder_city": 100,
+    "holder_state": 2, "holder_zip": 10, "project_name": 200, "project_location": 300, "project_duration": 120,
+    "contract_details": 5000, "description": 5000, "instructions": 5000,
+}
+REQUESTABLE_TYPES = (RequestType.COI, RequestType.COI_WOS)
+
+
+def parse_type(value, *, allowed=tuple(RequestType)) -> RequestType:
+    try:
+        kind = RequestType(str(value or "").strip().lower())
+    except ValueError:
+        kind = None
+    if kind is None or kind not in allowed:
+        choices = " or ".join(f'"{t.label}"' for t in allowed)
+        raise RequestInvalid({"type": f"Choose {choices}."})
+    return kind
+
+
+def validate_fields(kind: RequestType, fields: dict) -> dict[str, str]:
+    """Clean and check the request fields; returns the cleaned values or raises RequestInvalid.
+
+    Holder name, e-mail, phone, address, city, state and ZIP are required; WOS adds the four project
+    fields. Unknown keys are ignored; non-string values are refused, never crash.
+    """
+    errors: dict[str, str] = {}
+    clean: dict[str, str] = {}
+    for name in ALL_FIELDS:
+        raw = fields.get(name, "")
+        if raw is None:
+            raw = ""
+        if not isinstance(raw, str):
+            errors[name] = f"{LABELS[name]} must be text."
+            continue
+        value = raw.replace("\x00", "").strip()
+        if name not in ("description", "instructions", "contract_details"):
+            value = " ".join(value.split())
+        clean[name] = value
+    required = list(HOLDER_FIELDS) + (list(PROJECT_FIELDS) if kind is RequestType.COI_WOS else [])
+    for name in required:
+        if name not in errors and not clean.get(name):
+            errors[name] = f"{LABELS[name]} is required" + (" for a certificate with WOS." if name in PROJECT_FIELDS
+                                                           else ".")
+    checks = {"holder_email": normalize_email, "holder_phone": normalize_phone, "holder_state": normalize_state,
+              "holder_zip": normalize_zip}
+    for name, check in checks.items():
+        if name in errors or not clean.get(name):
+            continue
+        try:
+            clean[name] = check(clean[name])
+        except InvalidInput as exc:
+            errors[name] = str(exc)
+    for name, limit in MAX_LENGTHS.items():
+        if name not in errors and len(clean.get(name, "")) > limit:
+            errors[name] = f"{LABELS[name]} is too long (at most {limit} characters)."
+    if errors:
+        raise RequestInvalid(errors)
+    return clean
+
+
+# -- eligibility --------------------------------------------------------------------------------------
+
+REFUSALS = {
+    CustomerStatus.INACTIVE: "{name} is inactive, so certificates cannot be requested for it. "
+                             "Contact your account manager to reactivate the account.",
+    CustomerStatus.SUSPENDED: "{name} is suspended, so certificates cannot be requested for it until the "
+                              "suspension is lifted. Contact your account manager.",
+}
+
+
+def eligibility(customer: Customer) -> tuple[bool, str]:
+    """(may request?, why not). Only ``active`` customers may request certificates."""
+    if customer.status is CustomerStatus.ACTIVE:
+        return True, ""
+    template = REFUSALS.get(customer.status, "{name} is not active, so certificates cannot be requested for it.")
+    return False, template.format(name=customer.name)
+
+
+def check_eligible(customer: Customer, *, actor: User | None, now: datetime, source: RequestSource | None = None,
+                   what: str = "certificate request") -> None:
+    """Raise NotEligible (after writing the refusal to the customer's timeline) unless active."""
+    ok, why = eligibility(customer)
+    if ok:
+        return
+    via = f" ({source.value})" if source is not None else ""
+    activity.record(CUSTOMER_SUBJECT, customer.id, "request_refused", actor=actor, customer_id=customer.id,
+                    message=f"{what.capitalize()}{via} refused: {why}", now=now)
+    raise NotEligible(why)
+
+
+# -- fees -----------------------------------------------------------------------------------------------
+
+FEES_KEY = "fees"
+DEFAULT_WOS_FEE_CENTS = 2500
+DEFAULT_CARD_FEE_BPS = 300  # 3.00 %
+
+
+@dataclass(frozen=True)
+class Fees:
+    wos_fee_cents: int = DEFAULT_WOS_FEE_CENTS
+    card_fee_bps: int = DEFAULT_CARD_FEE_BPS  # basis points: 300 = 3.00 %
+
+    def convenience_cents(self) -> int:
+        return int((Decimal(self.wos_fee_cents) * self.card_fee_bps / Decimal(10000)).quantize(
+            Decimal(1), rounding=ROUND_HALF_UP))
+
+    @property
+    def wos_fee(self) -> str:
+        return f"{self.wos_fee_cents / 100:.2f}"
+
+    @property
+    def card_fee_percent(self) -> str:
+        return f"{self.card_fee_bps / 100:.2f}"
+
+
+def get_fees() -> Fees:
+    setting = db.session.get(Setting, FEES_KEY)
+    value = setting.value if setting is not None and isinstance(setting.value, dict) else {}
+    try:
+        return Fees(wos_fee_cents=int(value.get("wos_fee_cents", DEFAULT_WOS_FEE_CENTS)),
+                    card_fee_bps=int(value.get("card_fee_bps", DEFAULT_CARD_FEE_BPS)))
+    except (TypeError, ValueError):
+        return Fees()
+
+
+def save_fees(*, wos_fee: str, card_fee_percent: str, actor: User, now: datetime) -> Fees:
+    """Admins set the WOS fee (dollars) and the card convenience fee (percent of the WOS fee)."""
+    errors = {}
+    wos_cents = card_bps = None
+    try:
+        amount = Decimal(str(wos_fee or "").strip().lstrip("$").replace(",", ""))
+        if not amount.is_finite() or amount < 0 or amount > 10000 or amount != amount.quantize(Decimal("0.01")):
+            raise InvalidOperation
+        wos_cents = int(amount * 100)
+    except (InvalidOperation, ValueError):
+        errors["wos_fee"] = "Enter the WOS fee in dollars, e.g. 25.00 (0 to 10,000, at most 2 decimals)."
+    try:
+        pct = Decimal(str(card_fee_percent or "").strip().rstrip("%"))
+        if not pct.is_finite() or pct < 0 or pct > 20 or pct != pct.quantize(Decimal("0.01")):
+            raise InvalidOperation
+        card_bps = int(pct * 100)
+    except (InvalidOperation, ValueError):
+        errors["card_fee_percent"] = "Enter the card convenience fee as a percent, e.g. 3 or 2.75 (0 to 20)."
+    if errors:
+        raise RequestInvalid(errors)
+    old = get_fees()
+    fees = Fees(wos_fee_cents=wos_cents, card_fee_bps=card_bps)
+    setting = db.session.get(Setting, FEES_KEY)
+    value = {"wos_fee_cents": fees.wos_fee_cents, "card_fee_bps": fees.card_fee_bps}
+    if setting is None:
+        db.session.add(Setting(key=FEES_KEY, value=value))
+    else:
+        setting.value = value
+    activity.record("settings", 0, "fees_changed", actor=actor, now=now,
+                    message=f"WOS fee ${old.wos_fee} -> ${fees.wos_fee}; card convenience fee "
+                            f"{old.card_fee_percent}% -> {fees.card_fee_percent}%.")
+    db.session.flush()
+    return fees
+
+
+def quote(customer: Customer, kind: RequestType) -> dict:
+    """What submitting would cost this customer: for the form's notice and the API."""
+    if kind is not RequestType.COI_WOS:
+        return {"fee_cents": 0, "convenience_cents": 0, "total_cents": 0, "charged_now": False}
+    fees = get_fees()
+    card = customer.payment_method.charged_up_front
+    conv = fees.convenience_cents() if card else 0
+    return {"fee_cents": fees.wos_fee_cents, "convenience_cents": conv, "total_cents": fees.wos_fee_cents + conv,
+            "charged_now": card}
+
+
+# -- submission -------------------------------------------------------------------------------------------
+
+def new_idempotency_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def customer_contacts(customer: Customer, actor: User | None) -> list[str]:
+    """The customer's e-mail addresses: contact on file plus the customer user acting (if any)."""
+    out = [customer.contact_email] if customer.contact_email else []
+    if actor is not None and actor.role is Role.CUSTOMER and actor.customer_id == customer.id and actor.email:
+        out.append(actor.email)
+    return list(dict.fromkeys(a.strip().lower() for a in out if a.strip()))
+
+
+def _money(cents: int) -> str:
+    return f"${cents / 100:,.2f}"
+
+
+def _payment_key(customer: Customer, idempotency_key: str | None) -> str:
+    key = (idempotency_key or "").strip()[:80] or new_idempotency_key()
+    return f"wos:{customer.id}:{key}"
+
+
+def _existing_request(payment: Payment) -> CertificateRequest | None:
+    return payment.request
+
+
+def _charge(customer: Customer, payment: Payment, *, actor: User | None, now: datetime) -> None:
+    """Charge the card on file (retrying a lost answer with the same key); sets payment status."""
+    gateway = get_gateway()
+    last_error = ""
+    for attempt in range(1, GATEWAY_ATTEMPTS + 1):
+        try:
+            result = gateway.charge(card_token=customer.card_token or "", amount_cents=payment.amount_cents,
+                                    idempotency_key=payment.idempotency_key,
+                                    description=f"WOS certificate fee for {customer.name}")
+        except GatewayError as exc:
+            last_error = str(exc)
+            activity.record(CUSTOMER_SUBJECT, customer.id, "payment_retry", actor=actor, customer_id=customer.id,
+                            now=now, message=f"Payment attempt {attempt} got no clear answer ({exc}); retrying "
+                                             "with the same idempotency key.")
+            continue
+        payment.gateway_charge_id = result.charge_id
+        payment.message = result.message[:300]
+        payment.status = PaymentStatus.APPROVED if result.status is ChargeStatus.APPROVED else PaymentStatus.DECLINED
+        return
+    payment.status = PaymentStatus.ERROR
+    payment.message = last_error[:300] or "The payment service did not answer."
+
+
+def _notify_declined(customer: Customer, payment: Payment, *, actor: User | None) -> None:
+    context = {"customer": customer, "payment": payment, "amount": _money(payment.amount_cents),
+               "last4": customer.card_last4 or ""}
+    for address in customer_contacts(customer, actor):
+        queue_email(address, "coi_payment_failed", subject="Payment failed: please update your payment method",
+                    context=context, customer_id=customer.id, dedupe_key=f"payment-failed:{payment.id}:{address}")
+    if customer.contact_phone:
+        queue_sms(customer.contact_phone,
+                  f"{customer.name}: the {_money(payment.amount_cents)} charge for your certificate with waiver of "
+                  "subrogation was declined and no request was created. Please update your payment method, "
+                  "then submit the request again.",
+                  customer_id=customer.id, dedupe_key=f"payment-failed-sms:{payment.id}")
+
+
+def _take_payment(customer: Customer, *, key: str, actor: User | None, now: datetime) -> Payment:
+    """Find or make the Payment for this submission and make sure it is approved (or raise)."""
+    payment = db.session.scalar(sa.select(Payment).where(Payment.idempotency_key == key))
+    if payment is not None and payment.status is PaymentStatus.APPROVED:
+        return payment
+    if payment is not None and payment.status is PaymentStatus.DECLINED:
+        raise PaymentDeclined(payment)
+    fees = get_fees()
+    if payment is None:
+        conv = fees.convenience_cents()
+        payment = Payment(customer_id=customer.id, idempotency_key=key, status=PaymentStatus.ERROR,
+                          fee_cents=fees.wos_fee_cents, convenience_fee_cents=conv,
+                          amount_cents=fees.wos_fee_cents + conv, card_last4=customer.card_last4 or "")
+        db.session.add(payment)
+        db.session.flush()
+    _charge(customer, payment, actor=actor, now=now)
+    db.session.flush()
+    amount = _money(payment.amount_cents)
+    card = f"card ending {customer.card_last4}" if customer.card_last4 else "card on file"
+    if payment.status is PaymentStatus.DECLINED:
+        activity.record(CUSTOMER_SUBJECT, customer.id, "payment_declined", actor=actor, customer_id=customer.id,
+                        now=now, message=f"WOS fee {amount} declined on the {card}; no request was created. "
+                                         "The customer was asked by e-mail and SMS to update the payment method.")
+        _notify_declined(customer, payment, actor=actor)
+        raise PaymentDeclined(payment)
+    if payment.status is PaymentStatus.ERROR:
+        activity.record(CUSTOMER_SUBJECT, customer.id, "payment_failed", actor=actor, customer_id=customer.id,
+                        now=now, message=f"WOS fee {amount}: the payment service did not answer after "
+                                         f"{GATEWAY_ATTEMPTS} attempts; no request was created.")
+        raise PaymentUnavailable(payment)
+    return payment
+
+
+def submit_certificate_request(customer: Customer, *, type, source: RequestSource, fields: dict,
+                               actor: User | None, now: datetime,
+                               idempotency_key: str | None = None,
+                               allowed_types=tuple(RequestType)) -> CertificateRequest:
+    """Validate, check eligibility, take the WOS payment if due, create the request, tell the customer.
+
+    Order: fields -> eligibility -> payment -> request. Nothing is charged for invalid input or an
+    ineligible customer; nothing is created when the payment fails. Submitting again with the same
+    ``idempotency_key`` after success returns the same request (no second charge, no duplicate).
+    """
+    request_key = f"{customer.id}:{idempotency_key.strip()[:80]}" if (idempotency_key or "").strip() else None
+    if request_key is not None:
+        existing = db.session.scalar(sa.select(CertificateRequest)
+                                     .where(CertificateRequest.idempotency_key == request_key))
+        if existing is not None:
+            return existing
+    kind = parse_type(type, allowed=allowed_types)
+    clean = validate_fields(kind, fields or {})
+    check_eligible(customer, actor=actor, now=now, source=source)
+
+    payment = None
+    fee_cents = 0
+    if kind is RequestType.COI_WOS:
+        fee_cents = get_fees().wos_fee_cents
+        if customer.payment_method.charged_up_front:
+            payment = _take_payment(customer, key=_payment_key(customer, idempotency_key), actor=actor, now=now)
+            existing = _existing_request(payment)
+            if existing is not None:
+                return existing
+            fee_cents = payment.fee_cents
+
+    req = CertificateRequest(customer_id=customer.id, type=kind, source=source, fee_cents=fee_cents,
+                             submitted_by_id=actor.id if actor is not None else None,
+                             needs_manual=True, manual_reason="", created_at=now, updated_at=now,
+                             idempotency_key=request_key, **clean)
+    db.session.add(req)
+    db.session.flush()
+    who = actor.name if actor is not None else "the system"
+    label = {RequestSource.PORTAL: "the customer portal", RequestSource.API: "the API",
+             RequestSource.INTERNAL: "staff (internal request)"}[source]
+    activity.record(SUBJECT, req.id, "submitted", actor=actor, customer_id=customer.id, now=now,
+                    message=f"{kind.label} for {req.holder_name} submitted by {who} via {label}.")
+    if payment is not None:
+        payment.request_id = req.id
+        activity.record(SUBJECT, req.id, "payment_approved", actor=actor, customer_id=customer.id, now=now,
+                        message=f"Charged {_money(payment.amount_cents)} (WOS fee {_money(payment.fee_cents)} + "
+                                f"card convenience fee {_money(payment.convenience_fee_cents)}) to the card ending "
+                                f"{payment.card_last4 or '----'}; charge {payment.gateway_charge_id}.")
+    elif kind is RequestType.COI_WOS:
+        activity.record(SUBJECT, req.id, "fee_recorded", actor=actor, customer_id=customer.id, now=now,
+                        message=f"WOS fee {_money(fee_cents)} recorded; {customer.payment_method.value.upper()} "
+                                "customer, billed with the account (no card charge).")
+    for address in customer_contacts(customer, actor):
+        queue_email(address, "coi_request_received", subject=f"We received your certificate request #{req.id}",
+                    context={"req": req, "customer": customer, "payment": payment,
+                             "fee": _money(fee_cents) if fee_cents else ""},
+                    customer_id=customer.id, dedupe_key=f"coi-received:{req.id}:{address}")
+    defer(db.session, AUTO_JOB, req.id)
+    return req
+
+
+# -- reading ------------------------------------------------------------------------------------------------
+
+def customer_requests(customer_id: int, limit: int = 100) -> list[CertificateRequest]:
+    stmt = (sa.select(CertificateRequest).where(CertificateRequest.customer_id == customer_id)
+            .order_by(CertificateRequest.created_at.desc(), CertificateRequest.id.desc()).limit(limit))
+    return list(db.session.scalars(stmt))
+
+
+def customer_certificates(customer_id: int, *, current_only: bool = False, limit: int = 200) -> list[IssuedCertificate]:
+    stmt = sa.select(IssuedCertificate).where(IssuedCertificate.customer_id == customer_id)
+    if current_only:
+        stmt = stmt.where(IssuedCertificate.is_current.is_(True))
+    stmt = stmt.order_by(IssuedCertificate.created_at.desc(), IssuedCertificate.id.desc()).limit(limit)
+    return list(db.session.scalars(stmt))
+
+
+def certificate_for(customer_id: int, certificate_id) -> IssuedCertificate | None:
+    try:
+        certificate_id = int(certificate_id)
+    except (TypeError, ValueError):
+        return None
+    cert = db.session.get(IssuedCertificate, certificate_id)
+    return cert if cert is not None and cert.customer_id == customer_id else None
+
+
+# -- resend POI / certificates ------------------------------------------------------------------------------
+
+def resend_poi(customer: Customer, *, email: str, name: str = "", actor: User | None, now: datetime) -> str:
+    """Queue the current proof of insurance to ``email``; returns the token the job uses (idempotency)."""
+    try:
+        address = normalize_email(email)
+    except InvalidInput as exc:
+        raise RequestInvalid({"email": str(exc)}) from exc
+    name = " ".join((name or "").split())[:200]
+    check_eligible(customer, actor=actor, now=now, what="proof of insurance")
+    token = secrets.token_hex(8)
+    activity.record(CUSTOMER_SUBJECT, customer.id, "poi_requested", actor=actor, customer_id=customer.id, now=now,
+                    message=f"Proof of insurance to be e-mailed to {address}.")
+    defer(db.session, POI_JOB, customer.id, address, name, actor.id if actor is not None else None, token,
+          queue="pdf")
+    return token
+
+
+def resend_certificates(customer: Customer, *, certificate_ids, send_to_holders: bool = True,
+                        extra_emails: str = "", copy_customer: bool = False, actor: User | None,
+                        now: datetime) -> dict:
+    """Re-send previously issued certificates of this customer to their holders (and/or other addresses).
+
+    ``certificate_ids`` must all belong to the customer (others are refused as not found).
+    Returns {"certificates": [...], "recipients": {cert_id: [emails]}}.
+    """
+    ids = []
+    for raw in certificate_ids or []:
+        cert = certificate_for(customer.id, raw)
+        if cert is None:
+            raise RequestInvalid({"certificate_ids": "Pick certificates of this customer from the list."})
+        ids.append(cert)
+    if not ids:
+        raise RequestInvalid({"certificate_ids": "Pick at least one certificate to resend."})
+    extras = []
+    errors = {}
+    for part in (extra_emails or "").replace(";", ",").replace("\n", ",").split(","):
+        if part.strip():
+            try:
+                extras.append(normalize_email(part))
+            except InvalidInput as exc:
+                errors["extra_emails"] = f"{part.strip()[:60]}: {exc}"
+    if len(extras) > 20:
+        errors["extra_emails"] = "At most 20 extra addresses."
+    if errors:
+        raise RequestInvalid(errors)
+    customer_addresses = customer_contacts(customer, actor) if copy_customer else []
+    plan: dict[int, list[str]] = {}
+    for cert in ids:
+        recipients = []
+        if send_to_holders and cert.holder_email:
+            recipients.append(cert.holder_email.lower())
+        recipients += extras + customer_addresses
+        plan[cert.id] = list(dict.fromkeys(recipients))
+    if not any(plan.values()):
+        raise RequestInvalid({"extra_emails": "None of the picked certificates has a holder e-mail: "
+                                              "add an address to send them to."})
+    token = secrets.token_hex(8)
+    for cert in ids:
+        if not plan[cert.id]:
+            continue
+        activity.record(CUSTOMER_SUBJECT, customer.id, "certificate_resend_requested", actor=actor,
+                        customer_id=customer.id, now=now,
+                        message=f"Certificate {cert.certificate_number} ({cert.holder_name}) to be re-sent to "
+                                f"{', '.join(plan[cert.id])}.")
+        defer(db.session, RESEND_JOB, cert.id, plan[cert.id], actor.id if actor is not None else None, token,
+              queue="email")
+    return {"certificates": ids, "recipients": plan}

@@ -1,0 +1,57 @@
+"""The certificate-request form (portal and staff share it). WTForms renders it; the rules live in
+``app.insurance.intake.validate_fields`` (one place), whose errors are attached to these fields."""
+
+from __future__ import annotations
+
+from wtforms import Form, HiddenField, RadioField, StringField, TextAreaField
+from wtforms.validators import InputRequired
+
+from app.enums import RequestType
+from app.insurance.intake import LABELS, MAX_LENGTHS, REQUESTABLE_TYPES, RequestInvalid
+from app.validation import STATE_CHOICES
+
+
+def _text(name, required=False, **kw):
+    validators = [InputRequired()] if required else []
+    render_kw = {"maxlength": MAX_LENGTHS[name], "autocomplete": "off", **kw}
+    return StringField(LABELS[name], validators=validators, render_kw=render_kw)
+
+
+class CertificateRequestForm(Form):
+    type = RadioField("Certificate", choices=[(t.value, t.label) for t in REQUESTABLE_TYPES],
+                      default=RequestType.COI.value, validators=[InputRequired()])
+    holder_name = _text("holder_name", True)
+    holder_email = _text("holder_email", True, type="email")
+    holder_phone = _text("holder_phone", True, type="tel", placeholder="(512) 555-0100")
+    holder_address = _text("holder_address", True)
+    holder_city = _text("holder_city", True)
+    holder_state = _text("holder_state", True, placeholder="TX", list="us-states", size=2)
+    holder_zip = _text("holder_zip", True, placeholder="78701", inputmode="numeric")
+    description = TextAreaField(LABELS["description"], render_kw={"rows": 3, "maxlength": 5000})
+    project_name = _text("project_name")
+    project_location = _text("project_location")
+    project_duration = _text("project_duration", placeholder="e.g. June – August 2026")
+    contract_details = TextAreaField(LABELS["contract_details"], render_kw={"rows": 2, "maxlength": 5000})
+    instructions = TextAreaField(LABELS["instructions"], render_kw={"rows": 2, "maxlength": 5000})
+    idempotency_key = HiddenField()
+
+    states = STATE_CHOICES
+
+    def values(self) -> dict:
+        return {name: self[name].data or "" for name in LABELS}
+
+    def apply_errors(self, exc: RequestInvalid) -> None:
+        for name, message in exc.errors.items():
+            if name in self._fields:
+                self[name].errors = [message]
+        self.form_errors = [m for n, m in exc.errors.items() if n not in self._fields]
+
+
+class ResendPoiForm(Form):
+    email = StringField("Send to e-mail", validators=[InputRequired()], render_kw={"type": "email", "maxlength": 254})
+    name = StringField("Recipient name (optional)", render_kw={"maxlength": 200})
+
+    def apply_errors(self, exc: RequestInvalid) -> None:
+        for name, message in exc.errors.items():
+            if name in self._fields:
+                self[name].errors = [message]

@@ -63,6 +63,9 @@ def _load(request_id: int):
 
 
 def _context(req, **extra) -> dict:
+    # Always called after the action's commit or rollback: storing lazily seeded default reasons is safe here.
+    processing.ensure_default_reasons()
+    db.session.commit()
     return {
         "req": req,
         "timeline": activity.timeline(processing.SUBJECT, req.id),

@@ -346,7 +346,7 @@ def requeue_undecided(now: datetime) -> int:
 # -- rejection reasons (admins manage the list) ------------------------------------------------------
 
 def ensure_default_reasons() -> None:
-    """Seed the defaults when the table is empty (lazily, and from the demo seed hook)."""
+    """Seed the defaults when the table is empty (lazily, and from the demo seed hook). Flushes only."""
     if db.session.scalar(sa.select(sa.func.count(RejectionReason.id))):
         return
     for position, text in enumerate(DEFAULT_REJECTION_REASONS):

@@ -130,25 +130,32 @@ def test_counts_and_filters_without_n_plus_one(client, processor, make):
 
 
 def test_card_wos_requests_appear_only_after_approved_payment(client, processor, make):
-    """A card WOS request exists only once its payment is approved, so a declined charge never reaches the queue."""
-    card = make.customer(name="Card Payer Co", payment_method=PaymentMethod.CARD)
-    db.session.add(Payment(customer_id=card.id, idempotency_key="declined-1", status=PaymentStatus.DECLINED,
-                           amount_cents=5300, message="Merchant payment failed"))
+    """A card WOS request is created only once its payment is approved: a declined charge never reaches the queue."""
+    from app.enums import RequestSource
+    from app.insurance.intake import PaymentDeclined, submit_certificate_request
+    from app.models.base import utcnow
+    from app.payments import APPROVE_CARD, DECLINE_CARD
+
+    fields = {"holder_name": "Paid Holder", "holder_email": "h@paid.example.com", "holder_phone": "5125550100",
+              "holder_address": "1 Elm St", "holder_city": "Austin", "holder_state": "TX", "holder_zip": "78701",
+              "project_name": "Depot", "project_location": "Austin", "project_duration": "3 months",
+              "contract_details": "C-1"}
+    declined = make.customer(name="Declined Card Co", payment_method=PaymentMethod.CARD, card=DECLINE_CARD)
+    with pytest.raises(PaymentDeclined):
+        submit_certificate_request(declined, type="coi_wos", source=RequestSource.PORTAL,
+                                   fields={**fields, "holder_name": "Unpaid Holder"}, actor=None, now=utcnow())
     db.session.commit()
-    assert "Card Payer Co" not in client.get("/dashboard/queue?tab=wos").text
-    req = make.queue_request(customer=card, type="coi_wos", fee_cents=5000, holder_name="Paid Holder")
-    db.session.add(Payment(customer_id=card.id, request_id=req.id, idempotency_key="approved-1",
-                           status=PaymentStatus.APPROVED, amount_cents=5300))
+    assert db.session.scalar(sa.select(Payment.status).filter_by(customer_id=declined.id)) is PaymentStatus.DECLINED
+    html = client.get("/dashboard/queue?tab=wos&status=any").text
+    assert "Declined Card Co" not in html and "Unpaid Holder" not in html and rows_of(html) == 0
+
+    paying = make.customer(name="Card Payer Co", payment_method=PaymentMethod.CARD, card=APPROVE_CARD)
+    req = submit_certificate_request(paying, type="coi_wos", source=RequestSource.PORTAL, fields=fields, actor=None,
+                                     now=utcnow())
     db.session.commit()
     html = client.get("/dashboard/queue?tab=wos").text
     assert rows_of(html) == 1 and "Paid Holder" in html
-    unpaid_card_wos = db.session.scalars(
-        sa.select(CertificateRequest).join(CertificateRequest.customer)
-        .where(CertificateRequest.type == "coi_wos")
-    ).all()
-    for r in unpaid_card_wos:
-        if r.customer.payment_method.charged_up_front:
-            assert any(p.status is PaymentStatus.APPROVED for p in r.payments)
+    assert [p.status for p in req.payments] == [PaymentStatus.APPROVED]
 
 
 def test_request_page_shows_submission_and_notes_first(client, htmx, processor, make):

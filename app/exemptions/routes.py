@@ -44,8 +44,8 @@ def index():
     if tab not in queries.TABS:
         tab = "pending"
     q = request.args.get("q", "").strip()[:100]
-    page = db.paginate(queries.tab_statement(tab, q), per_page=queries.PER_PAGE, error_out=False)
-    return render_page_or_partial("exemptions/index.html", "exemptions/_list_part.html", tab=tab, q=q, page=page,
+    results = db.paginate(queries.tab_statement(tab, q), per_page=queries.PER_PAGE, error_out=False)
+    return render_page_or_partial("exemptions/index.html", "exemptions/_list_part.html", tab=tab, q=q, results=results,
                                   counts=queries.tab_counts(q), tabs=queries.TABS, today=utcnow().date())
 
 

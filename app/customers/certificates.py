@@ -1,1 +1,129 @@
 """Customer page, "Certificates" tab: issued certificates, resend, POI, internal requests."""
+
+from flask import abort, flash, redirect, request, url_for
+from flask_login import current_user
+
+from app.auth.access import require_customer_access, requires
+from app.customers import bp
+from app.enums import RequestSource, Role
+from app.extensions import db
+from app.htmx import hx_trigger, render_page_or_partial, wants_partial
+from app.insurance import intake
+from app.insurance.intake_forms import CertificateRequestForm, ResendPoiForm
+from app.models import Customer
+from app.models.base import utcnow
+
+
+def _customer(customer_id: int) -> Customer:
+    require_customer_access(customer_id)
+    customer = db.session.get(Customer, customer_id)
+    if customer is None:
+        abort(404)
+    return customer
+
+
+def _tab_context(customer: Customer, **extra) -> dict:
+    ok, why = intake.eligibility(customer)
+    return {"customer": customer, "certificates": intake.customer_certificates(customer.id),
+            "requests": intake.customer_requests(customer.id, limit=25), "eligible": ok, "refusal": why,
+            "poi_form": extra.pop("poi_form", None) or ResendPoiForm(), "resend_errors": {}, **extra}
+
+
+@bp.route("/<int:customer_id>/certificates")
+@requires("view_dashboard")
+def certificates(customer_id: int):
+    customer = _customer(customer_id)
+    return render_page_or_partial("customers/certificates.html", "customers/_cert_list_part.html",
+                                  **_tab_context(customer))
+
+
+@bp.route("/<int:customer_id>/certificates/resend", methods=["POST"])
+@requires("resend_certificates")
+def resend_certificates(customer_id: int):
+    customer = _customer(customer_id)
+    try:
+        result = intake.resend_certificates(
+            customer, certificate_ids=request.form.getlist("certificate_ids"),
+            send_to_holders=request.form.get("send_to_holders") == "y",
+            extra_emails=request.form.get("extra_emails", ""), copy_customer=request.form.get("copy_customer") == "y",
+            actor=current_user, now=utcnow())
+    except intake.RequestInvalid as exc:
+        return render_page_or_partial("customers/certificates.html", "customers/_cert_list_part.html", status=422,
+                                      **_tab_context(customer, resend_errors=exc.errors,
+                                                     extra_emails=request.form.get("extra_emails", "")))
+    db.session.commit()
+    count = sum(1 for r in result["recipients"].values() if r)
+    addresses = sorted({a for r in result["recipients"].values() for a in r})
+    message = f"{count} certificate(s) queued to {', '.join(addresses)}."
+    if wants_partial():
+        response = render_page_or_partial("customers/certificates.html", "customers/_cert_list_part.html",
+                                          **_tab_context(customer, resend_sent=message))
+        return hx_trigger(response, "certificates-resent", toast=message)
+    flash(message, "success")
+    return redirect(url_for("customers.certificates", customer_id=customer.id), code=303)
+
+
+@bp.route("/<int:customer_id>/certificates/poi", methods=["POST"])
+@requires("resend_certificates")
+def resend_poi(customer_id: int):
+    customer = _customer(customer_id)
+    form = ResendPoiForm(request.form)
+    try:
+        intake.resend_poi(customer, email=form.email.data, name=form.name.data, actor=current_user, now=utcnow())
+    except intake.RequestInvalid as exc:
+        form.apply_errors(exc)
+        return render_page_or_partial("customers/certificates.html", "customers/_cert_poi_part.html", status=422,
+                                      **_tab_context(customer, poi_form=form))
+    except intake.NotEligible as exc:
+        db.session.commit()
+        return render_page_or_partial("customers/certificates.html", "customers/_cert_poi_part.html", status=422,
+                                      **_tab_context(customer, poi_form=form, poi_error=str(exc)))
+    db.session.commit()
+    message = f"Proof of insurance is on its way to {form.email.data.strip()}."
+    if wants_partial():
+        response = render_page_or_partial("customers/certificates.html", "customers/_cert_poi_part.html",
+                                          **_tab_context(customer, poi_sent=message))
+        return hx_trigger(response, "poi-sent", toast=message)
+    flash(message, "success")
+    return redirect(url_for("customers.certificates", customer_id=customer.id), code=303)
+
+
+def _form_context(customer: Customer, form: CertificateRequestForm, **extra) -> dict:
+    ok, why = intake.eligibility(customer)
+    if not form.idempotency_key.data:
+        form.idempotency_key.data = intake.new_idempotency_key()
+    return {"customer": customer, "form": form, "eligible": ok, "refusal": why, "internal": True,
+            "quote": intake.quote(customer, intake.RequestType.COI_WOS), "fees": intake.get_fees(),
+            "action": url_for("customers.submit_request", customer_id=customer.id), **extra}
+
+
+@bp.route("/<int:customer_id>/certificates/request", methods=["GET", "POST"])
+@requires("submit_coi")
+def submit_request(customer_id: int):
+    """Submit a COI / COI with WOS on the customer's behalf (source "internal")."""
+    customer = _customer(customer_id)
+    form = CertificateRequestForm(request.form if request.method == "POST" else None)
+    page, partial = "customers/certificates_request.html", "portal/_request_form_part.html"
+    if request.method == "GET":
+        return render_page_or_partial(page, partial, **_form_context(customer, form))
+    source = RequestSource.PORTAL if current_user.role is Role.CUSTOMER else RequestSource.INTERNAL
+    try:
+        req = intake.submit_certificate_request(
+            customer, type=form.type.data, source=source, fields=form.values(), actor=current_user, now=utcnow(),
+            idempotency_key=form.idempotency_key.data, allowed_types=intake.REQUESTABLE_TYPES)
+    except intake.RequestInvalid as exc:
+        form.apply_errors(exc)
+        return render_page_or_partial(page, partial, status=422, **_form_context(customer, form, error=str(exc)))
+    except (intake.NotEligible, intake.PaymentDeclined, intake.PaymentUnavailable) as exc:
+        db.session.commit()
+        form.idempotency_key.data = intake.new_idempotency_key()
+        return render_page_or_partial(page, partial, status=422, **_form_context(
+            customer, form, error=str(exc), payment_failed=not isinstance(exc, intake.NotEligible)))
+    db.session.commit()
+    message = f"Internal request #{req.id} created: {req.type.label} for {req.holder_name}."
+    if wants_partial():
+        response = render_page_or_partial(page, partial, **_form_context(customer, CertificateRequestForm(),
+                                                                         submitted=req, confirmation=message))
+        return hx_trigger(response, "certificate-request-submitted", toast=message)
+    flash(message, "success")
+    return redirect(url_for("customers.certificates", customer_id=customer.id), code=303)

@@ -507,3 +507,105 @@ def resend_certificates(customer: Customer, *, certificate_ids, send_to_holders:
         defer(db.session, RESEND_JOB, cert.id, plan[cert.id], actor.id if actor is not None else None, token,
               queue="email")
     return {"certificates": ids, "recipients": plan}
+
+
+# -- the WOS fee report --------------------------------------------------------------------------------------
+
+@dataclass
+class FeeRow:
+    month: str  # "YYYY-MM"
+    customer_id: int
+    customer_name: str
+    requests: int = 0
+    wos_fees_cents: int = 0
+    convenience_cents: int = 0
+    card_charged_cents: int = 0
+    billed_to_account_cents: int = 0
+
+
+def wos_fee_report(year: int | None = None, customer_id: int | None = None) -> dict:
+    """WOS fees per month and per customer (UTC months), with month and customer subtotals.
+
+    Counts every COI-with-WOS request that carries a fee: card / Amex ones charged up front
+    (with their convenience fee) and ACH / wire ones billed with the account.
+    """
+    stmt = (sa.select(CertificateRequest.id, CertificateRequest.created_at, CertificateRequest.fee_cents,
+                      CertificateRequest.customer_id, Customer.name)
+            .join(Customer, Customer.id == CertificateRequest.customer_id)
+            .where(CertificateRequest.type == RequestType.COI_WOS, CertificateRequest.fee_cents > 0))
+    if customer_id is not None:
+        stmt = stmt.where(CertificateRequest.customer_id == customer_id)
+    rows = db.session.execute(stmt).all()
+    ids = [r.id for r in rows]
+    paid: dict[int, tuple[int, int]] = {}
+    for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+        for p in db.session.execute(sa.select(Payment.request_id, Payment.convenience_fee_cents, Payment.amount_cents)
+                                    .where(Payment.request_id.in_(chunk),
+                                           Payment.status == PaymentStatus.APPROVED)):
+            paid[p.request_id] = (p.convenience_fee_cents, p.amount_cents)
+    table: dict[tuple[str, int], FeeRow] = {}
+    years = set()
+    for r in rows:
+        years.add(r.created_at.year)
+        if year is not None and r.created_at.year != year:
+            continue
+        month = r.created_at.strftime("%Y-%m")
+        row = table.setdefault((month, r.customer_id), FeeRow(month, r.customer_id, r.name))
+        row.requests += 1
+        row.wos_fees_cents += r.fee_cents
+        if r.id in paid:
+            row.convenience_cents += paid[r.id][0]
+            row.card_charged_cents += paid[r.id][1]
+        else:
+            row.billed_to_account_cents += r.fee_cents
+    detail = sorted(table.values(), key=lambda x: (x.month, x.customer_name.lower(), x.customer_id))
+
+    def total(rows_, **key):
+        out = FeeRow(key.get("month", ""), key.get("customer_id", 0), key.get("customer_name", ""))
+        for x in rows_:
+            out.requests += x.requests
+            out.wos_fees_cents += x.wos_fees_cents
+            out.convenience_cents += x.convenience_cents
+            out.card_charged_cents += x.card_charged_cents
+            out.billed_to_account_cents += x.billed_to_account_cents
+        return out
+
+    months = [total([x for x in detail if x.month == m], month=m) for m in sorted({x.month for x in detail})]
+    customers = sorted(
+        (total([x for x in detail if x.customer_id == c], customer_id=c,
+               customer_name=next(x.customer_name for x in detail if x.customer_id == c))
+         for c in {x.customer_id for x in detail}),
+        key=lambda x: (x.customer_name.lower(), x.customer_id))
+    return {"rows": detail, "months": months, "customers": customers, "total": total(detail),
+            "years": sorted(years, reverse=True), "year": year}
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value) -> str:
+    """Neutralise spreadsheet formulas: a text cell starting with = + - @ (or tab/CR) gets a leading '."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def wos_fee_csv(report: dict) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["month", "customer_id", "customer", "requests", "wos_fees", "convenience_fees",
+                     "card_charged", "billed_to_account"])
+
+    def dollars(cents: int) -> str:
+        return f"{cents / 100:.2f}"
+
+    for r in report["rows"]:
+        writer.writerow([r.month, r.customer_id, csv_safe(r.customer_name), r.requests, dollars(r.wos_fees_cents),
+                         dollars(r.convenience_cents), dollars(r.card_charged_cents),
+                         dollars(r.billed_to_account_cents)])
+    t = report["total"]
+    writer.writerow(["total", "", "", t.requests, dollars(t.wos_fees_cents), dollars(t.convenience_cents),
+                     dollars(t.card_charged_cents), dollars(t.billed_to_account_cents)])
+    return out.getvalue()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from wtforms import Form, HiddenField, RadioField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 
 from app.enums import RequestType
@@ -18,7 +19,7 @@ def _text(name, required=False, **kw):
 
 
 class CertificateRequestForm(Form):
-    type = RadioField("Certificate", choices=[(t.value, t.label) for t in REQUESTABLE_TYPES],
+    type = RadioField("Certificate", choices=[SelectChoice(t.value, t.label) for t in REQUESTABLE_TYPES],
                       default=RequestType.COI.value, validators=[InputRequired()])
     holder_name = _text("holder_name", True)
     holder_email = _text("holder_email", True, type="email")

@@ -1,11 +1,136 @@
-from flask import render_template
+"""The logged-in customer portal: requests and their status, submit a request, downloads, Resend POI."""
+
+from flask import abort, flash, redirect, request, send_file, url_for
 from flask_login import current_user
 
 from app.auth.access import requires
+from app.enums import RequestSource
+from app.extensions import db
+from app.htmx import hx_trigger, render_page_or_partial, wants_partial
+from app.insurance import intake
+from app.insurance.intake_forms import CertificateRequestForm, ResendPoiForm
+from app.models import CertificateRequest
+from app.models.base import utcnow
 from app.portal import bp
+from app.storage import get_store
+
+
+def _customer():
+    customer = current_user.customer
+    if customer is None:
+        abort(404)
+    return customer
+
+
+def _home_context(customer, **extra):
+    ok, why = intake.eligibility(customer)
+    return {"customer": customer, "requests": intake.customer_requests(customer.id),
+            "certificates": intake.customer_certificates(customer.id), "eligible": ok, "refusal": why,
+            "poi_form": extra.pop("poi_form", None) or ResendPoiForm(), **extra}
 
 
 @bp.route("/")
 @requires("portal")
 def home():
-    return render_template("portal/home.html", customer=current_user.customer)
+    customer = _customer()
+    return render_page_or_partial("portal/home.html", "portal/_requests_part.html", **_home_context(customer))
+
+
+def _form_context(customer, form, **extra):
+    ok, why = intake.eligibility(customer)
+    if not form.idempotency_key.data:
+        form.idempotency_key.data = intake.new_idempotency_key()
+    return {"customer": customer, "form": form, "eligible": ok, "refusal": why,
+            "quote": intake.quote(customer, intake.RequestType.COI_WOS), "fees": intake.get_fees(),
+            "action": url_for("portal.new_request"), **extra}
+
+
+@bp.route("/requests/new", methods=["GET", "POST"])
+@requires("portal")
+def new_request():
+    customer = _customer()
+    form = CertificateRequestForm(request.form if request.method == "POST" else None)
+    if request.method == "GET":
+        if request.args.get("type") in ("coi", "coi_wos"):
+            form.type.data = request.args["type"]
+        return render_page_or_partial("portal/request_new.html", "portal/_request_form_part.html",
+                                      **_form_context(customer, form))
+    try:
+        req = intake.submit_certificate_request(
+            customer, type=form.type.data, source=RequestSource.PORTAL, fields=form.values(), actor=current_user,
+            now=utcnow(), idempotency_key=form.idempotency_key.data, allowed_types=intake.REQUESTABLE_TYPES)
+    except intake.RequestInvalid as exc:
+        form.apply_errors(exc)
+        return render_page_or_partial("portal/request_new.html", "portal/_request_form_part.html", status=422,
+                                      **_form_context(customer, form, error=str(exc)))
+    except (intake.NotEligible, intake.PaymentDeclined, intake.PaymentUnavailable) as exc:
+        db.session.commit()  # keep the refusal / declined payment, its e-mail and SMS
+        form.idempotency_key.data = intake.new_idempotency_key()
+        return render_page_or_partial("portal/request_new.html", "portal/_request_form_part.html", status=422,
+                                      **_form_context(customer, form, error=str(exc),
+                                                      payment_failed=not isinstance(exc, intake.NotEligible)))
+    db.session.commit()
+    message = f"Request #{req.id} received: {req.type.label} for {req.holder_name}."
+    if req.fee_cents and req.payments:
+        paid = req.payments[0]
+        message += f" Your card ending {paid.card_last4} was charged ${paid.amount_cents / 100:.2f}."
+    response = render_page_or_partial("portal/request_new.html", "portal/_request_form_part.html",
+                                      **_form_context(customer, CertificateRequestForm(), submitted=req,
+                                                      confirmation=message))
+    if wants_partial():
+        return hx_trigger(response, "certificate-request-submitted", toast=message)
+    flash(message, "success")
+    return redirect(url_for("portal.request_detail", request_id=req.id), code=303)
+
+
+@bp.route("/requests/<int:request_id>")
+@requires("portal")
+def request_detail(request_id: int):
+    customer = _customer()
+    req = db.session.get(CertificateRequest, request_id)
+    if req is None or req.customer_id != customer.id:
+        abort(404)
+    return render_page_or_partial("portal/request.html", "portal/_request_status_part.html", customer=customer,
+                                  req=req)
+
+
+@bp.route("/certificates/<int:certificate_id>/download")
+@requires("portal")
+def download_certificate(certificate_id: int):
+    customer = _customer()
+    cert = intake.certificate_for(customer.id, certificate_id)
+    if cert is None:
+        abort(404)
+    store = get_store()
+    if not store.exists(cert.document_key):
+        abort(404)
+    response = send_file(store.path(cert.document_key), mimetype="application/pdf", as_attachment=True,
+                         download_name=cert.filename or f"{cert.certificate_number}.pdf")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/poi", methods=["POST"])
+@requires("portal")
+def resend_poi():
+    customer = _customer()
+    form = ResendPoiForm(request.form)
+    try:
+        intake.resend_poi(customer, email=form.email.data, name=form.name.data, actor=current_user, now=utcnow())
+    except intake.RequestInvalid as exc:
+        form.apply_errors(exc)
+        return render_page_or_partial("portal/home.html", "portal/_poi_part.html", status=422,
+                                      **_home_context(customer, poi_form=form))
+    except intake.NotEligible as exc:
+        db.session.commit()
+        return render_page_or_partial("portal/home.html", "portal/_poi_part.html", status=422,
+                                      **_home_context(customer, poi_form=form, poi_error=str(exc)))
+    db.session.commit()
+    message = f"Proof of insurance is on its way to {form.email.data.strip()}."
+    if wants_partial():
+        response = render_page_or_partial("portal/home.html", "portal/_poi_part.html",
+                                          **_home_context(customer, poi_sent=message))
+        return hx_trigger(response, "poi-sent", toast=message)
+    flash(message, "success")
+    return redirect(url_for("portal.home"), code=303)

@@ -1,0 +1,152 @@
+"""Exemption services without the web: transition tables, tokens, pure reminder rule, data checks,
+server-side preview of the real forms."""
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from app.enums import ExemptionCertificateStatus as CS
+from app.enums import ExemptionFormType, ExemptionReason, InvalidTransition, PurchaseType
+from app.enums import ExemptionRequestStatus as RS
+from app.exemptions import services
+from app.extensions import db
+from app.models import Activity, ExemptionRequest
+
+NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
+FORMS = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "exemption-forms"
+
+REQUEST_ALLOWED = {
+    (RS.SENT, RS.SENT), (RS.SENT, RS.OPENED), (RS.SENT, RS.COMPLETED), (RS.SENT, RS.EXPIRED),
+    (RS.SENT, RS.CANCELLED), (RS.OPENED, RS.SENT), (RS.OPENED, RS.COMPLETED), (RS.OPENED, RS.EXPIRED),
+    (RS.OPENED, RS.CANCELLED), (RS.EXPIRED, RS.SENT), (RS.EXPIRED, RS.CANCELLED),
+}
+CERT_ALLOWED = {(CS.PENDING_REVIEW, CS.ACTIVE), (CS.PENDING_REVIEW, CS.REJECTED), (CS.ACTIVE, CS.EXPIRED)}
+
+
+@pytest.mark.parametrize("a", list(RS))
+@pytest.mark.parametrize("b", list(RS))
+def test_request_transition_matrix(a, b):
+    from app.enums import can_transition
+
+    assert can_transition(services.REQUEST_TRANSITIONS, a, b) == ((a, b) in REQUEST_ALLOWED)
+
+
+@pytest.mark.parametrize("a", list(CS))
+@pytest.mark.parametrize("b", list(CS))
+def test_certificate_transition_matrix(a, b):
+    from app.enums import can_transition
+
+    assert can_transition(services.CERTIFICATE_TRANSITIONS, a, b) == ((a, b) in CERT_ALLOWED)
+
+
+def test_send_stores_only_the_hash_and_records_activity(app, make):
+    customer = make.customer()
+    req, token = services.send_request(customer, " Buyer@Example.COM ", actor=None, now=NOW)
+    db.session.commit()
+    assert req.token_hash == services.hash_link_token(token) and token not in req.token_hash
+    assert len(token) >= 40
+    assert req.email == "Buyer@example.com"
+    assert req.expires_at == NOW + timedelta(days=30)
+    assert services.find_by_token(token) == req
+    assert db.session.scalar(sa.select(Activity.action).where(Activity.subject_id == req.id)) == "sent"
+
+
+def test_transition_refuses_what_the_table_does_not_allow(app, make):
+    req, _ = make.exemption_request(now=NOW)
+    services.cancel_request(req, actor=None, now=NOW)
+    with pytest.raises(InvalidTransition):
+        services.transition(req, RS.OPENED, actor=None, now=NOW)
+    assert req.cancelled_at == NOW
+
+
+def test_link_time_is_checked_on_use(app, make):
+    req, token = make.exemption_request(now=NOW)
+    assert services.resolve_link(token, now=NOW + timedelta(days=29)) == req
+    with pytest.raises(services.LinkUnavailable):
+        services.resolve_link(token, now=NOW + timedelta(days=30))
+    assert req.status is RS.EXPIRED
+    with pytest.raises(services.LinkUnavailable):
+        services.resolve_link("", now=NOW)
+
+
+def test_link_days_are_configurable(app, make):
+    app.config["EXEMPTION_LINK_DAYS"] = 3
+    req, _ = make.exemption_request(now=NOW)
+    assert req.expires_at == NOW + timedelta(days=3)
+
+
+def test_due_reminder_rule():
+    req = ExemptionRequest(status=RS.SENT, expires_at=NOW + timedelta(days=10), reminders_sent=[])
+    assert services.due_reminder(req, NOW, (7, 1)) is None
+    assert services.due_reminder(req, NOW + timedelta(days=3), (7, 1)) == 7
+    req.reminders_sent = [7]
+    assert services.due_reminder(req, NOW + timedelta(days=4), (7, 1)) is None
+    assert services.due_reminder(req, NOW + timedelta(days=9), (7, 1)) == 1
+    req.reminders_sent = [7, 1]
+    assert services.due_reminder(req, NOW + timedelta(days=9, hours=12), (7, 1)) is None
+    req.status = RS.COMPLETED
+    req.reminders_sent = []
+    assert services.due_reminder(req, NOW + timedelta(days=9), (7, 1)) is None
+
+
+def data(**kw):
+    base = dict(reason=ExemptionReason.RESALE, form_type=ExemptionFormType.STREAMLINED,
+                purchase_type=PurchaseType.BLANKET, tax_id_number="1", effective_date=date(2026, 1, 1),
+                purchaser_name="P", purchaser_address="A", signer_name="S", signed_on=date(2026, 1, 1),
+                jurisdictions=[("TX", "", None)])
+    base.update(kw)
+    return services.CertificateData(**base)
+
+
+@pytest.mark.parametrize("kw, field", [
+    ({"jurisdictions": []}, "jurisdictions"),
+    ({"jurisdictions": [("TX", "", None), ("TX", "", None)]}, "jurisdictions"),
+    ({"jurisdictions": [("PR", "", None)]}, "jurisdictions"),
+    ({"jurisdictions": [("TX", "", date(2025, 1, 1))]}, "jurisdictions"),
+    ({"expiration_date": date(2025, 12, 31)}, "expiration_date"),
+    ({"purchase_type": PurchaseType.SINGLE}, "po_number"),
+    ({"reason": ExemptionReason.OTHER}, "reason_other"),
+])
+def test_certificate_data_checks(kw, field):
+    with pytest.raises(services.InvalidData) as exc:
+        services.check_certificate_data(data(**kw))
+    assert field in exc.value.errors
+
+
+def test_expiring_soon_and_earliest_expiration(app, make):
+    cert = make.exemption_certificate(states=(("TX", "", date(2026, 6, 10)), ("OK", "", None)),
+                                      expiration=date(2026, 12, 31))
+    assert cert.earliest_expiration == date(2026, 6, 10)
+    assert services.is_expiring_soon(cert, date(2026, 5, 11), days=30)
+    assert not services.is_expiring_soon(cert, date(2026, 5, 10), days=30)
+
+
+def test_jurisdiction_without_any_date_never_expires_the_certificate(app, make):
+    cert = make.exemption_certificate(states=(("TX", "", date(2026, 1, 31)), ("OK", "", None)))
+    assert not services.expire_certificate_if_due(cert, today=date(2030, 1, 1), now=NOW)
+    assert cert.status is CS.ACTIVE
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FORMS.glob("*.pdf")))
+def test_every_real_form_renders_to_png_on_the_server(name):
+    from app.exemptions.preview import render_page_png
+
+    png = render_page_png((FORMS / name).read_bytes(), "application/pdf", 1, 0.75)
+    assert png.startswith(b"\x89PNG")
+    with pytest.raises(IndexError):
+        render_page_png((FORMS / name).read_bytes(), "application/pdf", 99, 1.0)
+
+
+def test_image_preview_is_re_encoded(make):
+    import io
+
+    from PIL import Image
+
+    from app.exemptions.preview import render_page_png
+
+    buf = io.BytesIO()
+    Image.new("RGB", (50, 40), "red").save(buf, format="JPEG")
+    png = render_page_png(buf.getvalue(), "image/jpeg", 1, 1.0)
+    assert png.startswith(b"\x89PNG")

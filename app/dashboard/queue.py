@@ -166,7 +166,7 @@ def parse_overrides(form) -> dict:
                 raise ActionRefused(f"The limit {parts[3].replace('_', ' ')} must be a whole dollar amount "
                                     f"(you typed {value[:30]!r}).")
             row.setdefault("limits", {})[parts[3]] = int(value.replace("$", "").replace(",", "").split(".")[0])
-        elif parts[2] in ("policy_number", "insurer_name", "naic_number", "effective_date", "expiry_date") and value:
+        elif parts[2] in ("policy_number", "insurer", "naic") and value:
             row[parts[2]] = value[:100]
     if "state" in overrides["holder"]:
         from app.validation import InvalidInput, normalize_state

@@ -405,19 +405,13 @@ def move_reason(reason: RejectionReason, direction: str) -> None:
 
 
 def coverage_rows(data: dict) -> list[dict]:
-    """The coverage rows of certificate data, flattened for the review form."""
-    from app.enums import CoverageLine
-
-    coverages = data.get("coverages") or []
-    items = coverages.items() if isinstance(coverages, dict) else [(row.get("line"), row) for row in coverages]
+    """The coverage rows of certificate data (lines with a policy), flattened for the review form."""
     rows = []
-    for line, row in items:
-        if not row or line not in CoverageLine._value2member_map_:
+    for row in data.get("coverages") or []:
+        if not row.get("present", True):
             continue
-        limits = row.get("limits") or {}
-        if isinstance(limits, list):
-            limits = {item.get("key") or item.get("name"): item.get("amount", item.get("value")) for item in limits}
-        rows.append({"line": line, "label": row.get("label") or row.get("type") or line.replace("_", " ").title(),
+        rows.append({"line": row["line"], "label": row.get("title") or row["line"].replace("_", " ").title(),
                      "policy_number": row.get("policy_number", ""),
-                     "limits": [(k, "" if v is None else v) for k, v in limits.items() if k]})
+                     "limits": [(item["key"], item.get("label") or item["key"].replace("_", " ").capitalize(),
+                                 item.get("amount")) for item in row.get("limits") or []]})
     return rows

@@ -3,3 +3,14 @@ from flask import Blueprint
 bp = Blueprint("exemptions", __name__)
 
 from app.exemptions import routes  # noqa: E402,F401
+
+
+def _register_demo() -> None:
+    from app.cli import SEED_HOOKS
+    from app.exemptions.demo import seed_exemptions
+
+    if seed_exemptions not in SEED_HOOKS:
+        SEED_HOOKS.append(seed_exemptions)
+
+
+_register_demo()

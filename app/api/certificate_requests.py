@@ -1,1 +1,199 @@
 """JSON API: certificate-of-insurance requests (mobile app)."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from app.api import OPENAPI_PATHS, OPENAPI_SCHEMAS, bp
+from app.api.auth import api_requires, api_user, customer_visible, error
+from app.enums import RequestSource, RequestType, Role
+from app.extensions import db
+from app.insurance import intake
+from app.models import CertificateRequest, Customer
+from app.models.base import utcnow
+
+# API body name -> service field name
+HOLDER_MAP = {"name": "holder_name", "email": "holder_email", "phone": "holder_phone", "address": "holder_address",
+              "city": "holder_city", "state": "holder_state", "zip": "holder_zip"}
+PROJECT_MAP = {"name": "project_name", "location": "project_location", "duration": "project_duration",
+               "contract_details": "contract_details"}
+API_NAMES = {**{v: f"holder.{k}" for k, v in HOLDER_MAP.items()},
+             **{v: f"project.{k}" for k, v in PROJECT_MAP.items()},
+             "description": "description", "instructions": "instructions", "type": "type"}
+
+
+def _invalid(fields: dict[str, str]):
+    return error("Some fields are not valid.", 422, fields=fields)
+
+
+def _parse_body(body) -> tuple[dict, dict[str, str]]:
+    """Flatten the JSON body into service fields; shape errors (not values) are reported here."""
+    errors: dict[str, str] = {}
+    fields: dict = {}
+    if not isinstance(body, dict):
+        return {}, {"body": "Send a JSON object."}
+    for key, mapping in (("holder", HOLDER_MAP), ("project", PROJECT_MAP)):
+        part = body.get(key)
+        if part is None:
+            part = {}
+        if not isinstance(part, dict):
+            errors[key] = f"{key} must be an object."
+            continue
+        for name, field in mapping.items():
+            fields[field] = part.get(name)
+    for name in ("description", "instructions"):
+        fields[name] = body.get(name)
+    return fields, errors
+
+
+def _request_json(req: CertificateRequest) -> dict:
+    return {
+        "id": req.id, "status": req.status.value, "type": req.type.value, "customer_id": req.customer_id,
+        "source": req.source.value, "created_at": req.created_at.isoformat(), "fee_cents": req.fee_cents,
+        "holder": {k: getattr(req, v) for k, v in HOLDER_MAP.items()},
+        "rejection_reason": req.rejection_reason or None,
+        "certificates": [{"id": c.id, "certificate_number": c.certificate_number, "kind": c.kind.value}
+                         for c in req.certificates],
+    }
+
+
+@bp.route("/certificate-requests", methods=["POST"])
+@api_requires("submit_coi")
+def create_certificate_request():
+    user = api_user()
+    body = request.get_json(silent=True)
+    fields, errors = _parse_body(body)
+    if errors:
+        return _invalid(errors)
+    raw_customer = body.get("customer_id")
+    if raw_customer is None and user.role is Role.CUSTOMER:
+        raw_customer = user.customer_id
+    if isinstance(raw_customer, bool) or not isinstance(raw_customer, int):
+        return _invalid({"customer_id": "customer_id must be an integer."})
+    customer = db.session.get(Customer, raw_customer) if -(2**31) < raw_customer < 2**31 else None
+    if customer is None or not customer_visible(customer.id):
+        return error("Customer not found.", 404)
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > 80:
+        return _invalid({"Idempotency-Key": "Use at most 80 characters."})
+    try:
+        req = intake.submit_certificate_request(
+            customer, type=body.get("type") if isinstance(body.get("type"), str) else "",
+            source=RequestSource.API, fields=fields, actor=user, now=utcnow(), idempotency_key=key or None)
+    except intake.RequestInvalid as exc:
+        return _invalid({API_NAMES.get(k, k): v for k, v in exc.errors.items()})
+    except intake.NotEligible as exc:
+        db.session.commit()
+        return error(str(exc), 403)
+    except intake.PaymentDeclined:
+        db.session.commit()
+        return error(intake.PAYMENT_FAILED, 402)
+    except intake.PaymentUnavailable as exc:
+        db.session.commit()
+        return error(str(exc), 503)
+    db.session.commit()
+    return jsonify({"id": req.id, "status": req.status.value}), 201
+
+
+@bp.route("/certificate-requests/<int:request_id>")
+@api_requires("authenticated")
+def get_certificate_request(request_id: int):
+    req = db.session.get(CertificateRequest, request_id)
+    if req is None or not customer_visible(req.customer_id):
+        return error("Not found.", 404)
+    return jsonify(_request_json(req))
+
+
+# -- OpenAPI ---------------------------------------------------------------------------------------
+
+_STR = {"type": "string"}
+OPENAPI_SCHEMAS["Holder"] = {
+    "type": "object",
+    "required": ["name", "email", "phone", "address", "city", "state", "zip"],
+    "properties": {
+        "name": {"type": "string", "maxLength": 200}, "email": {"type": "string", "format": "email"},
+        "phone": {"type": "string", "description": "10-digit US number"},
+        "address": {"type": "string", "maxLength": 200},
+        "city": {"type": "string", "maxLength": 100},
+        "state": {"type": "string", "pattern": "^[A-Za-z]{2}$", "description": "US state code or DC"},
+        "zip": {"type": "string", "pattern": r"^\d{5}(-\d{4})?$"},
+    },
+}
+OPENAPI_SCHEMAS["Project"] = {
+    "type": "object",
+    "description": "Required (all four fields) for type coi_wos.",
+    "properties": {"name": {"type": "string", "maxLength": 200}, "location": {"type": "string", "maxLength": 300},
+                   "duration": {"type": "string", "maxLength": 120}, "contract_details": {"type": "string"}},
+}
+OPENAPI_SCHEMAS["CertificateRequestInput"] = {
+    "type": "object",
+    "required": ["type", "holder"],
+    "properties": {
+        "customer_id": {"type": "integer", "description": "Optional for a customer user's token (its own customer)."},
+        "type": {"type": "string", "enum": [t.value for t in RequestType]},
+        "holder": {"$ref": "#/components/schemas/Holder"},
+        "description": {"type": "string", "description": "Description of operations (optional)."},
+        "project": {"$ref": "#/components/schemas/Project"},
+        "instructions": {"type": "string", "description": "Special instructions: the request goes to staff."},
+    },
+}
+OPENAPI_SCHEMAS["CertificateRequestCreated"] = {
+    "type": "object", "required": ["id", "status"],
+    "properties": {"id": {"type": "integer"}, "status": {"type": "string", "enum": ["new"]}},
+}
+OPENAPI_SCHEMAS["CertificateRequest"] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"}, "customer_id": {"type": "integer"},
+        "status": {"type": "string", "enum": ["new", "in_progress", "completed", "rejected", "cancelled"]},
+        "type": {"type": "string", "enum": [t.value for t in RequestType]},
+        "source": {"type": "string", "enum": ["portal", "api", "internal"]},
+        "created_at": {"type": "string", "format": "date-time"}, "fee_cents": {"type": "integer"},
+        "holder": {"type": "object"}, "rejection_reason": {"type": ["string", "null"]},
+        "certificates": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "certificate_number": _STR, "kind": _STR}}},
+    },
+}
+OPENAPI_SCHEMAS["ValidationError"] = {
+    "type": "object", "required": ["error", "fields"],
+    "properties": {"error": _STR, "fields": {"type": "object", "additionalProperties": _STR,
+                                             "description": "Field path (e.g. holder.zip) -> message"}},
+}
+
+
+def _json(ref: str, description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+OPENAPI_PATHS["/api/v1/certificate-requests"] = {
+    "post": {
+        "summary": "Request a certificate of insurance (COI, COI with WOS, or proof of insurance)",
+        "description": "Card / Amex customers are charged the WOS fee plus the card convenience fee before a "
+                       "coi_wos request exists. Send an Idempotency-Key header to make retries safe: the same "
+                       "key returns the first request and never charges twice.",
+        "security": [{"bearer": []}],
+        "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                        "schema": {"type": "string", "maxLength": 80}}],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/CertificateRequestInput"}}}},
+        "responses": {
+            "201": _json("CertificateRequestCreated", "Created"),
+            "401": _json("Error", "Missing or invalid token"),
+            "402": _json("Error", "Merchant payment failed (card declined); nothing was created"),
+            "403": _json("Error", "The customer is not active (the message says why), or the role may not submit"),
+            "404": _json("Error", "No such customer, or not this token's customer"),
+            "422": _json("ValidationError", "Invalid fields"),
+            "503": _json("Error", "The payment service did not answer; nothing was created, retry later"),
+        },
+    }
+}
+OPENAPI_PATHS["/api/v1/certificate-requests/{id}"] = {
+    "get": {
+        "summary": "A certificate request and its status",
+        "security": [{"bearer": []}],
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+        "responses": {"200": _json("CertificateRequest", "The request"), "401": _json("Error", "Missing token"),
+                      "404": _json("Error", "Not found (or another customer's)")},
+    }
+}

@@ -1,0 +1,52 @@
+"""In Chromium: a customer submits a certificate of insurance with WOS, paid by card."""
+
+import sqlalchemy as sa
+
+from app.cli import DEMO_PASSWORD, seed_demo
+from app.extensions import db
+from app.models import CertificateRequest, SandboxCharge
+
+
+def login_and_fill(page, email):
+    page.goto("/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/portal/")
+    page.click("text=Submit certificate request")
+    page.wait_for_url("**/portal/requests/new")
+    page.check("input[name=type][value=coi_wos]")
+    for name, value in {
+        "holder_name": "Riverside Mall LLC", "holder_email": "leasing@riverside.example.com",
+        "holder_phone": "512-555-0177", "holder_address": "9 River Rd", "holder_city": "Austin",
+        "holder_state": "TX", "holder_zip": "78702", "project_name": "Food court roof",
+        "project_location": "9 River Rd, Austin TX", "project_duration": "3 weeks", "contract_details": "PO 4410",
+    }.items():
+        page.fill(f"[name={name}]", value)
+    page.click("button:has-text('Submit request')")
+
+
+def test_customer_submits_coi_with_wos_by_card_and_sees_confirmation(page, app):
+    seed_demo()
+    login_and_fill(page, "customer@acme.demo")
+    confirmation = page.locator("#request-confirmation")
+    confirmation.wait_for()
+    assert "received" in confirmation.inner_text() and "charged $25.75" in confirmation.inner_text()
+    toast = page.locator(".toast-success")
+    toast.first.wait_for()
+    assert "Certificate of insurance with WOS" in toast.first.inner_text()
+    db.session.expire_all()
+    req = db.session.scalar(sa.select(CertificateRequest))
+    assert req.holder_name == "Riverside Mall LLC" and req.fee_cents == 2500
+    assert db.session.scalar(sa.select(sa.func.count(SandboxCharge.id))) == 1
+
+
+def test_declined_card_shows_merchant_payment_failed(page, app):
+    seed_demo()
+    login_and_fill(page, "customer@copperline.demo")
+    error = page.locator("#request-error")
+    error.wait_for()
+    assert "Merchant payment failed" in error.inner_text()
+    assert page.input_value("[name=holder_name]") == "Riverside Mall LLC"
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count(CertificateRequest.id))) == 0

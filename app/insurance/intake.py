@@ -20,6 +20,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from app import activity
 from app.enums import CustomerStatus, PaymentStatus, RequestSource, RequestType, Role
@@ -333,8 +334,16 @@ def _take_payment(customer: Customer, *, key: str, actor: User | None, now: date
         payment = Payment(customer_id=customer.id, idempotency_key=key, status=PaymentStatus.ERROR,
                           fee_cents=fees.wos_fee_cents, convenience_fee_cents=conv,
                           amount_cents=fees.wos_fee_cents + conv, card_last4=customer.card_last4 or "")
-        db.session.add(payment)
-        db.session.flush()
+        try:
+            with db.session.begin_nested():  # a concurrent twin submission with the same key loses here
+                db.session.add(payment)
+        except IntegrityError:
+            payment = db.session.scalar(sa.select(Payment).where(Payment.idempotency_key == key))
+            if payment is None or payment.status is PaymentStatus.ERROR:
+                raise PaymentUnavailable(payment or Payment(idempotency_key=key)) from None
+            if payment.status is PaymentStatus.DECLINED:
+                raise PaymentDeclined(payment) from None
+            return payment
     _charge(customer, payment, actor=actor, now=now)
     db.session.flush()
     amount = _money(payment.amount_cents)
@@ -388,8 +397,15 @@ def submit_certificate_request(customer: Customer, *, type, source: RequestSourc
                              submitted_by_id=actor.id if actor is not None else None,
                              needs_manual=True, manual_reason="", created_at=now, updated_at=now,
                              idempotency_key=request_key, **clean)
-    db.session.add(req)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():  # a concurrent twin with the same idempotency key loses here
+            db.session.add(req)
+    except IntegrityError:
+        existing = db.session.scalar(sa.select(CertificateRequest)
+                                     .where(CertificateRequest.idempotency_key == request_key))
+        if existing is None:
+            raise
+        return existing
     who = actor.name if actor is not None else "the system"
     label = {RequestSource.PORTAL: "the customer portal", RequestSource.API: "the API",
              RequestSource.INTERNAL: "staff (internal request)"}[source]

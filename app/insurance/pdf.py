@@ -1,0 +1,820 @@
+"""The certificate document: data assembly, HTML -> PDF rendering, and the fast mass-generation path.
+
+One certificate = the common part (everything except the holder box), rendered from
+``templates/pdf/certificate.html`` (or ``poi.html``) with xhtml2pdf, plus the holder's name and address
+written into a box at a fixed position on page 1 (``HOLDER_BOX``). Single certificates and mass
+generation use the same two steps, so they look identical; mass generation renders the common part
+once and only stamps each holder (``render_batch``).
+
+Rendering is confined: autoescaped templates, a ``link_callback`` that maps only our own
+``static/pdf/`` files, and an xhtml2pdf resource policy that refuses every URL and every local file
+outside ``static/pdf/``. Nothing here needs a Flask app context (the benchmark and worker processes
+call it directly).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import textwrap
+import zipfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from reportlab.pdfbase.pdfmetrics import stringWidth
+
+from app.enums import CoverageLine, RequestType
+
+if TYPE_CHECKING:
+    from app.models import CertificateRequest, Customer, Holder
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_DIR = ROOT / "templates"
+STATIC_PDF_DIR = ROOT / "static" / "pdf"
+
+# xhtml2pdf warns on every render about CSS it does not support; those warnings are about our own
+# fixed template and say nothing new after the first time. Real failures are ERROR and still logged,
+# and a render with errors raises (see _html_to_pdf).
+for _name in ("xhtml2pdf", "xhtml2pdf.tags", "xhtml2pdf.parser", "xhtml2pdf.context", "xhtml2pdf.css",
+              "xhtml2pdf.w3c", "xhtml2pdf.files"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+
+class CertificateDataError(Exception):
+    """The certificate cannot be produced from what is on file (e.g. no policy in force)."""
+
+
+# -- page geometry (points; Letter) ---------------------------------------------------------------
+# The templates read these through ``geometry`` so that the box drawn by xhtml2pdf and the text
+# stamped into it by _holder_stream agree.
+
+PAGE_W, PAGE_H = 612.0, 792.0
+MARGIN = 30.0
+FOOTER_H = 118.0
+FOOTER_TOP = PAGE_H - MARGIN - FOOTER_H  # distance from the top of the page
+HOLDER_W = 276.0
+HOLDER_FONT = "Helvetica"
+HOLDER_SIZE = 9.0
+HOLDER_LEADING = 10.6
+HOLDER_MAX_LINES = 8
+HOLDER_NAME_CHARS = 50           # DESIGN: holder name lines of about 50 characters
+HOLDER_TEXT_X = MARGIN + 8
+HOLDER_TEXT_TOP = FOOTER_TOP + 17  # first line's top, from the top of the page
+HOLDER_TEXT_W = HOLDER_W - 20
+
+DESCRIPTION_FONT = "Helvetica"
+DESCRIPTION_SIZE = 7.5
+DESCRIPTION_W = PAGE_W - 2 * MARGIN - 12
+DESCRIPTION_MAX_LINES = 10
+CONTINUED = "(Continued on the additional remarks page.)"
+
+GEOMETRY = {
+    "page_w": PAGE_W, "page_h": PAGE_H, "margin": MARGIN, "footer_h": FOOTER_H, "footer_top": FOOTER_TOP,
+    "content_h": FOOTER_TOP - MARGIN - 6, "holder_w": HOLDER_W, "content_w": PAGE_W - 2 * MARGIN,
+}
+
+
+# -- holder ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HolderInfo:
+    name: str
+    address: str = ""
+    city: str = ""
+    state: str = ""
+    zip_code: str = ""
+    email: str = ""
+
+    @classmethod
+    def from_request(cls, req: CertificateRequest) -> HolderInfo:
+        return cls(name=req.holder_name or "", address=req.holder_address or "", city=req.holder_city or "",
+                   state=req.holder_state or "", zip_code=req.holder_zip or "", email=req.holder_email or "")
+
+    @classmethod
+    def from_holder(cls, holder: Holder) -> HolderInfo:
+        return cls(name=holder.name or "", address=holder.address or "", city=holder.city or "",
+                   state=holder.state or "", zip_code=holder.zip_code or "", email=holder.email or "")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> HolderInfo:
+        return cls(**{k: str(values.get(k) or "") for k in ("name", "address", "city", "state", "zip_code",
+                                                             "email")})
+
+    @property
+    def city_line(self) -> str:
+        tail = " ".join(p for p in (self.state.strip(), self.zip_code.strip()) if p)
+        return ", ".join(p for p in (self.city.strip(), tail) if p)
+
+    def lines(self) -> list[str]:
+        """The lines printed in the holder box: name (wrapped at ~50 characters), address, city line."""
+        out = _wrap(self.name.strip(), HOLDER_FONT, HOLDER_SIZE, HOLDER_TEXT_W, chars=HOLDER_NAME_CHARS)
+        for part in (self.address.strip(), self.city_line):
+            if part:
+                out.extend(_wrap(part, HOLDER_FONT, HOLDER_SIZE, HOLDER_TEXT_W))
+        return out
+
+
+def _clean(text: str) -> str:
+    # Control characters have no place on a certificate (and would break the PDF text operators).
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text or "")
+
+
+def _wrap(text: str, font: str, size: float, width: float, chars: int | None = None) -> list[str]:
+    """Word-wrap by measured width (and at most ``chars`` characters a line); never drops text."""
+    text = _clean(text)
+    out: list[str] = []
+    for paragraph in text.split("\n"):
+        paragraph = " ".join(paragraph.split())
+        if not paragraph:
+            continue
+        pieces = textwrap.wrap(paragraph, chars, break_long_words=True) if chars else [paragraph]
+        for piece in pieces:
+            line = ""
+            for word in piece.split(" "):
+                candidate = f"{line} {word}" if line else word
+                if stringWidth(candidate, font, size) <= width:
+                    line = candidate
+                    continue
+                if line:
+                    out.append(line)
+                line = word
+                while stringWidth(line, font, size) > width:  # one very long "word"
+                    cut = len(line)
+                    while cut > 1 and stringWidth(line[:cut], font, size) > width:
+                        cut -= 1
+                    out.append(line[:cut])
+                    line = line[cut:]
+            if line:
+                out.append(line)
+    return out
+
+
+# -- data --------------------------------------------------------------------------------------------
+
+LINE_ORDER = [CoverageLine.GENERAL_LIABILITY, CoverageLine.AUTOMOBILE, CoverageLine.UMBRELLA,
+              CoverageLine.WORKERS_COMP, CoverageLine.OTHER]
+
+LINE_TITLES = {
+    CoverageLine.GENERAL_LIABILITY: "Commercial general liability",
+    CoverageLine.AUTOMOBILE: "Automobile liability",
+    CoverageLine.UMBRELLA: "Umbrella / excess liability",
+    CoverageLine.WORKERS_COMP: "Workers' compensation and employers' liability",
+    CoverageLine.OTHER: "Other",
+}
+
+# Limit key -> printed label, in print order. Keys on file that are not listed print after these.
+LIMIT_LABELS: dict[CoverageLine, list[tuple[str, str]]] = {
+    CoverageLine.GENERAL_LIABILITY: [
+        ("each_occurrence", "Each occurrence"),
+        ("damage_to_rented_premises", "Damage to rented premises (ea occurrence)"),
+        ("medical_expense", "Med exp (any one person)"),
+        ("personal_adv_injury", "Personal & adv injury"),
+        ("general_aggregate", "General aggregate"),
+        ("products_completed_ops", "Products - comp/op agg"),
+    ],
+    CoverageLine.AUTOMOBILE: [
+        ("combined_single_limit", "Combined single limit (ea accident)"),
+        ("bodily_injury_per_person", "Bodily injury (per person)"),
+        ("bodily_injury_per_accident", "Bodily injury (per accident)"),
+        ("property_damage", "Property damage (per accident)"),
+    ],
+    CoverageLine.UMBRELLA: [
+        ("each_occurrence", "Each occurrence"),
+        ("aggregate", "Aggregate"),
+    ],
+    CoverageLine.WORKERS_COMP: [
+        ("el_each_accident", "E.L. each accident"),
+        ("el_disease_each_employee", "E.L. disease - ea employee"),
+        ("el_disease_policy_limit", "E.L. disease - policy limit"),
+    ],
+    CoverageLine.OTHER: [],
+}
+
+# The check boxes printed in the "type of insurance" cell: (key, label, default).
+CHECKS: dict[CoverageLine, list[tuple[str, str, bool]]] = {
+    CoverageLine.GENERAL_LIABILITY: [("cgl", "Commercial general liability", True), ("claims_made", "Claims-made",
+                                     False), ("occur", "Occur", True), ("agg_policy", "Aggregate applies per policy",
+                                                                        True)],
+    CoverageLine.AUTOMOBILE: [("any_auto", "Any auto", True), ("owned", "Owned autos only", False),
+                              ("hired", "Hired autos", False), ("non_owned", "Non-owned autos", False)],
+    CoverageLine.UMBRELLA: [("umbrella", "Umbrella liab", True), ("excess", "Excess liab", False),
+                            ("occur", "Occur", True), ("claims_made", "Claims-made", False)],
+    CoverageLine.WORKERS_COMP: [("per_statute", "Per statute", True), ("other", "Other", False)],
+    CoverageLine.OTHER: [],
+}
+
+WOS_WORDING = ("Waiver of subrogation applies in favor of the certificate holder, {holder}, with respect to "
+               "workers' compensation, where required by written contract.")
+
+MAX_INSURERS = 6
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ").strip().capitalize()
+
+
+def _amount(value: Any) -> int:
+    if isinstance(value, bool):
+        raise CertificateDataError(f"{value!r} is not an amount.")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(round(value))
+    text = re.sub(r"[\s$,]", "", str(value or ""))
+    if not re.fullmatch(r"\d{1,12}", text):
+        raise CertificateDataError(f"“{str(value)[:40]}” is not an amount in whole dollars.")
+    return int(text)
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    text = str(value or "").strip()
+    for fmt in (r"^\d{4}-\d{2}-\d{2}$",):
+        if re.match(fmt, text):
+            try:
+                return date.fromisoformat(text).isoformat()
+            except ValueError:
+                break
+    m = re.match(r"^(\d{1,2})/(\d{1,2})/(\d{4})$", text)
+    if m:
+        try:
+            return date(int(m[3]), int(m[1]), int(m[2])).isoformat()
+        except ValueError:
+            pass
+    raise CertificateDataError(f"“{text[:40]}” is not a date (use YYYY-MM-DD or MM/DD/YYYY).")
+
+
+def _policies_in_force(customer: Customer, on: date) -> dict[CoverageLine, Any]:
+    found: dict[CoverageLine, Any] = {}
+    for policy in customer.policies:
+        if policy.is_in_force(on) and policy.line not in found:
+            found[policy.line] = policy
+    return found
+
+
+def _is_peo_poi(customer: Customer, kind: RequestType) -> bool:
+    return kind is RequestType.POI and bool(customer.program and customer.program.is_peo)
+
+
+def certificate_discrepancies(customer: Customer, *, kind: RequestType, holder: HolderInfo, on: date) -> list[str]:
+    """Reasons automation must not issue this certificate; ``[]`` means clean."""
+    kind = RequestType(kind)
+    problems: list[str] = []
+    in_force = _policies_in_force(customer, on)
+    if not in_force:
+        problems.append(f"No policy is in force on {on:%m/%d/%Y}.")
+    for policy in customer.policies:
+        if policy.line not in in_force and policy.expiry_date < on:
+            problems.append(f"The {LINE_TITLES[policy.line].lower()} policy {policy.policy_number} expired on "
+                            f"{policy.expiry_date:%m/%d/%Y}.")
+    needs_wc = kind is RequestType.COI_WOS or _is_peo_poi(customer, kind)
+    if needs_wc and CoverageLine.WORKERS_COMP not in in_force and in_force:
+        problems.append("No workers' compensation policy is in force.")
+    insurers = {p.insurer_name.strip().lower() for p in in_force.values()}
+    if len(insurers) > MAX_INSURERS:
+        problems.append(f"More than {MAX_INSURERS} insurers: the certificate has room for {MAX_INSURERS}.")
+    if not holder.name.strip():
+        problems.append("The certificate holder has no name.")
+    if kind is not RequestType.POI:
+        missing = [label for label, value in (("street address", holder.address), ("city", holder.city),
+                                              ("state", holder.state), ("ZIP code", holder.zip_code))
+                   if not (value or "").strip()]
+        if missing:
+            problems.append("The holder address is incomplete (missing " + ", ".join(missing) + ").")
+        elif not re.fullmatch(r"[A-Za-z]{2}", holder.state.strip()) or not re.fullmatch(
+                r"\d{5}(-\d{4})?", holder.zip_code.strip()):
+            problems.append("The holder address has an invalid state or ZIP code.")
+    return problems
+
+
+def _coverage_row(line: CoverageLine, policy, letters: dict[str, str], *, kind: RequestType) -> dict:
+    row: dict[str, Any] = {
+        "line": line.value, "title": LINE_TITLES[line], "present": policy is not None,
+        "letter": "", "insurer": "", "naic": "", "policy_number": "", "effective": "", "expiry": "",
+        "addl_insd": False, "subr_wvd": False, "detail": "",
+        "checks": [{"key": k, "label": lbl, "checked": bool(policy is not None and default)}
+                   for k, lbl, default in CHECKS[line]],
+        "limits": [],
+    }
+    if policy is None:
+        return row
+    row.update(letter=letters[policy.insurer_name.strip().lower()], insurer=policy.insurer_name,
+               naic=policy.naic_number or "", policy_number=policy.policy_number,
+               effective=policy.effective_date.isoformat(), expiry=policy.expiry_date.isoformat(),
+               detail=policy.description or "")
+    if line is CoverageLine.WORKERS_COMP and kind is RequestType.COI_WOS:
+        row["subr_wvd"] = True
+    row["limits"] = _limits(line, policy.limits or {})
+    return row
+
+
+def _limits(line: CoverageLine, values: dict) -> list[dict]:
+    known = LIMIT_LABELS[line]
+    out = [{"key": k, "label": lbl, "amount": _amount(values[k])} for k, lbl in known
+           if values.get(k) not in (None, "")]
+    known_keys = {k for k, _ in known}
+    out += [{"key": k, "label": _label(k), "amount": _amount(v)} for k, v in values.items()
+            if k not in known_keys and v not in (None, "")]
+    return out
+
+
+def _agency() -> dict:
+    from app.insurance.documents import get_agency
+
+    return get_agency()
+
+
+def _default_description(customer: Customer, *, kind: RequestType, holder: HolderInfo,
+                         request: CertificateRequest | None, peo: bool) -> str:
+    parts: list[str] = []
+    if peo:
+        parts.append(f"Workers' compensation and employers' liability coverage applies to the employees of "
+                     f"{customer.name}, a client company, while working on its behalf.")
+    if request is not None and (request.description or "").strip():
+        parts.append(request.description.strip())
+    project = []
+    if request is not None:
+        for label, value in (("Project", request.project_name), ("Location", request.project_location),
+                             ("Duration", request.project_duration)):
+            if (value or "").strip():
+                project.append(f"{label}: {value.strip()}")
+    if kind is RequestType.COI_WOS:
+        parts.append(WOS_WORDING.format(holder=" ".join(holder.name.split())))
+        if project:
+            parts.append(". ".join(project) + ".")
+        if request is not None and (request.contract_details or "").strip():
+            parts.append("Contract: " + request.contract_details.strip())
+    elif project:
+        parts.append(". ".join(project) + ".")
+    return "\n".join(parts)
+
+
+def build_certificate_data(customer: Customer, *, kind: RequestType, holder: HolderInfo, on: date,
+                           request: CertificateRequest | None = None, overrides: dict | None = None) -> dict:
+    """Everything printed on the certificate, as plain JSON-serialisable values."""
+    kind = RequestType(kind)
+    overrides = overrides or {}
+    if overrides.get("holder"):
+        edits = {k: str(v).strip() for k, v in overrides["holder"].items()
+                 if k in HolderInfo.__dataclass_fields__ and str(v or "").strip()}
+        holder = HolderInfo(**{**asdict(holder), **edits})
+    peo = _is_peo_poi(customer, kind)
+    in_force = _policies_in_force(customer, on)
+    if not in_force:
+        raise CertificateDataError(f"No policy is in force on {on:%m/%d/%Y}.")
+    lines = [CoverageLine.WORKERS_COMP] if peo else LINE_ORDER
+    if peo and CoverageLine.WORKERS_COMP not in in_force:
+        raise CertificateDataError("No workers' compensation policy is in force.")
+    if kind is RequestType.COI_WOS and CoverageLine.WORKERS_COMP not in in_force:
+        raise CertificateDataError("A waiver of subrogation needs a workers' compensation policy in force.")
+
+    insurers: list[dict] = []
+    letters: dict[str, str] = {}
+    for line in lines:
+        policy = in_force.get(line)
+        if policy is None:
+            continue
+        key = policy.insurer_name.strip().lower()
+        if key not in letters:
+            if len(insurers) == MAX_INSURERS:
+                raise CertificateDataError(f"More than {MAX_INSURERS} insurers: the certificate has room for "
+                                           f"{MAX_INSURERS}.")
+            letters[key] = "ABCDEF"[len(insurers)]
+            insurers.append({"letter": letters[key], "name": policy.insurer_name, "naic": policy.naic_number or ""})
+
+    coverages = [_coverage_row(line, in_force.get(line), letters, kind=kind) for line in lines]
+    for row in coverages:
+        edit = (overrides.get("coverages") or {}).get(row["line"])
+        if not edit:
+            continue
+        if not row["present"]:
+            raise CertificateDataError(f"There is no {row['title'].lower()} policy in force to edit.")
+        if "limits" in edit and isinstance(edit["limits"], dict):
+            current = {item["key"]: item["amount"] for item in row["limits"]}
+            for k, v in edit["limits"].items():
+                if v in (None, ""):
+                    current.pop(k, None)
+                else:
+                    current[str(k)] = _amount(v)
+            row["limits"] = _limits(CoverageLine(row["line"]), current)
+        for field in ("policy_number", "insurer", "naic"):
+            if field in edit and str(edit[field] or "").strip():
+                row[field] = str(edit[field]).strip()[:200]
+        for field in ("effective", "expiry"):
+            if field in edit and str(edit[field] or "").strip():
+                row[field] = _iso(edit[field])
+        for field in ("addl_insd", "subr_wvd"):
+            if field in edit:
+                row[field] = edit[field] in (True, "1", "on", "true", "yes", "Y", "y")
+        if row["line"] == CoverageLine.WORKERS_COMP.value:
+            row["addl_insd"] = False  # N/A on the workers' compensation row
+
+    if "description" in overrides and overrides["description"] is not None:
+        description = str(overrides["description"])
+    else:
+        description = _default_description(customer, kind=kind, holder=holder, request=request, peo=peo)
+
+    return {
+        "kind": kind.value,
+        "date": on.isoformat(),
+        "producer": _agency(),
+        "insured": {
+            "name": customer.name, "address": customer.address or "",
+            "city_line": HolderInfo(name="", city=customer.city or "", state=customer.state or "",
+                                    zip_code=customer.zip_code or "").city_line,
+        },
+        "insurers": insurers,
+        "coverages": coverages,
+        "description": _clean(description).strip(),
+        "holder": asdict(holder),
+        "peo": peo,
+        "request_id": request.id if request is not None else None,
+        "certificate_number": "",
+        "revision": 0,
+    }
+
+
+# -- rendering ----------------------------------------------------------------------------------------
+
+_env: Environment | None = None
+
+
+def _fmt_date(value: str) -> str:
+    if not value:
+        return ""
+    d = date.fromisoformat(value)
+    return f"{d:%m/%d/%Y}"
+
+
+def _fmt_money(value) -> str:
+    return f"${int(value):,}"
+
+
+def get_env() -> Environment:
+    global _env
+    if _env is None:
+        env = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), autoescape=select_autoescape(default=True),
+                          trim_blocks=True, lstrip_blocks=True)
+        env.filters["usdate"] = _fmt_date
+        env.filters["usd"] = _fmt_money
+        _env = env
+    return _env
+
+
+def link_callback(uri: str, rel: str | None = None) -> str:
+    """Map ``static/pdf/<file>`` to that file; anything else becomes a file that is not there.
+
+    Our templates reference nothing else; a value slipped into the HTML cannot make the renderer fetch a
+    URL or read a local file. (xhtml2pdf keeps the original URI when the callback returns nothing, so
+    we return a harmless missing path rather than ``None``; the resource policy below refuses too.)
+    """
+    name = str(uri or "")
+    if name.startswith("static/pdf/") and ".." not in name and "\\" not in name:
+        candidate = (STATIC_PDF_DIR / name[len("static/pdf/"):]).resolve()
+        if candidate.is_relative_to(STATIC_PDF_DIR) and candidate.is_file():
+            return str(candidate)
+    log.warning("certificate PDF: refused resource %r", name[:120])
+    return str(STATIC_PDF_DIR / "__refused__")
+
+
+def _policy():
+    from xhtml2pdf.config.resources import ResourceAccessPolicy
+
+    return ResourceAccessPolicy.server(base_dir=STATIC_PDF_DIR, allow_remote=False, allow_private_networks=False)
+
+
+def _description_parts(description: str) -> tuple[list[str], list[str]]:
+    """(lines in the box on page 1, lines continued on the additional remarks page)."""
+    lines = _wrap(description, DESCRIPTION_FONT, DESCRIPTION_SIZE, DESCRIPTION_W)
+    if len(lines) <= DESCRIPTION_MAX_LINES:
+        return lines, []
+    first = lines[:DESCRIPTION_MAX_LINES - 1] + [CONTINUED]
+    return first, lines[DESCRIPTION_MAX_LINES - 1:]
+
+
+def render_html(data: dict) -> str:
+    """The HTML of the common part (holder box left empty for the stamp)."""
+    template = "pdf/poi.html" if data.get("kind") == RequestType.POI.value else "pdf/certificate.html"
+    first, rest = _description_parts(data.get("description", ""))
+    insurers = list(data.get("insurers") or [])
+    letters = {i["letter"] for i in insurers}
+    insurers += [{"letter": letter, "name": "", "naic": ""} for letter in "ABCDEF" if letter not in letters]
+    insurers.sort(key=lambda i: i["letter"])
+    return get_env().get_template(template).render(
+        d=data, g=GEOMETRY, description_lines=first, remarks_lines=rest, insurers=insurers,
+        kind_label=RequestType(data.get("kind", "coi")).label, max_desc_lines=DESCRIPTION_MAX_LINES,
+    )
+
+
+def _html_to_pdf(html: str) -> bytes:
+    from xhtml2pdf import pisa
+
+    out = io.BytesIO()
+    result = pisa.CreatePDF(html, dest=out, link_callback=link_callback, resource_policy=_policy(),
+                            encoding="utf-8")
+    if result.err:
+        raise RuntimeError(f"certificate PDF rendering failed ({result.err} error(s))")
+    return out.getvalue()
+
+
+def render_base_pdf(data: dict) -> bytes:
+    """The certificate without the holder text (the part mass generation shares between holders)."""
+    return _html_to_pdf(render_html(data))
+
+
+def render_certificate_pdf(data: dict) -> bytes:
+    """COI / COI-with-WOS layout; the simpler POI layout when ``data["kind"] == "poi"``."""
+    base = Stamper(render_base_pdf(data))
+    return base.stamp(HolderInfo.from_dict(data.get("holder") or {}))
+
+
+# -- stamping the holder (incremental PDF update) -----------------------------------------------------
+
+def _pdf_string(text: str) -> bytes:
+    raw = _clean(text).encode("cp1252", errors="replace")
+    return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
+
+
+def holder_content(holder: HolderInfo, font_name: bytes = b"/CDHolder") -> bytes:
+    """PDF content operators that write the holder box text (the lines of ``HolderInfo.lines``)."""
+    lines = holder.lines()
+    if len(lines) > HOLDER_MAX_LINES:
+        lines = lines[:HOLDER_MAX_LINES - 1] + [" ".join(lines[HOLDER_MAX_LINES - 1:])[:80]]
+    y = PAGE_H - HOLDER_TEXT_TOP - HOLDER_SIZE
+    ops = [b"Q q BT", font_name + b" %.1f Tf" % HOLDER_SIZE, b"%.2f TL" % HOLDER_LEADING,
+           b"1 0 0 1 %.2f %.2f Tm" % (HOLDER_TEXT_X, y)]
+    for i, line in enumerate(lines):
+        ops.append(_pdf_string(line) + (b" Tj" if i == 0 else b" '"))
+    ops.append(b"ET Q")
+    return b"\n".join(ops) + b"\n"
+
+
+class Stamper:
+    """Writes a holder into a rendered base certificate by appending an incremental update.
+
+    The base PDF (from reportlab: classic xref table, no object streams) is kept as bytes; each holder
+    adds a few hundred bytes: a content stream with the holder text, page 1 again with that stream and a
+    Helvetica font added, a new xref section pointing back at the original one. Readers see one page 1
+    with both. Mass generation also uses ``page_parts`` to write many pages into one file.
+    """
+
+    def __init__(self, base: bytes) -> None:
+        from pypdf import PdfReader
+        from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+
+        self.base = base
+        reader = PdfReader(io.BytesIO(base))
+        if reader.xref_objStm or reader.trailer.get("/Encrypt") is not None:  # pragma: no cover - reportlab output
+            raise RuntimeError("unexpected PDF structure for stamping")
+        self.size = int(reader.trailer["/Size"])
+        self.root_ref = reader.trailer.raw_get("/Root")
+        self.info_ref = reader.trailer.raw_get("/Info") if "/Info" in reader.trailer else None
+        m = re.search(rb"startxref\s+(\d+)\s+%%EOF\s*$", base)
+        if not m:  # pragma: no cover
+            raise RuntimeError("base PDF has no startxref")
+        self.prev_xref = int(m.group(1))
+        self.page_refs = [p.indirect_reference for p in reader.pages]
+        self.pages_ref = reader.trailer["/Root"].raw_get("/Pages")
+        self.page_dicts: list[bytes] = []
+        for page in reader.pages:
+            page_obj = DictionaryObject()
+            for key, value in page.items():
+                if key in ("/Parent",):
+                    continue
+                page_obj[NameObject(key)] = value
+            self.page_dicts.append(page_obj)
+        # Page 1: its contents as an array of references, and resources with our font added.
+        first = reader.pages[0]
+        contents = first.raw_get("/Contents")
+        self.contents_refs = list(contents) if isinstance(contents, ArrayObject) else [contents]
+        resources = first["/Resources"].get_object() if "/Resources" in first else DictionaryObject()
+        new_resources = DictionaryObject({NameObject(k): v for k, v in resources.items()})
+        fonts = resources.get("/Font")
+        new_fonts = DictionaryObject({NameObject(k): v for k, v in (fonts.get_object().items() if fonts else [])})
+        new_fonts[NameObject("/CDHolder")] = DictionaryObject({
+            NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica"), NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
+        })
+        new_resources[NameObject("/Font")] = new_fonts
+        self.first_resources = _serialize(new_resources)
+        # Everything of page 1 but /Contents, /Resources, /Parent, serialised once.
+        rest = DictionaryObject({NameObject(k): v for k, v in first.items()
+                                 if k not in ("/Contents", "/Resources", "/Parent")})
+        self.first_rest = _serialize(rest)[2:-2]  # without the << >>
+        self.other_pages = [_serialize(DictionaryObject({NameObject(k): v for k, v in p.items()
+                                                         if k not in ("/Parent",)}))[2:-2]
+                            for p in list(reader.pages)[1:]]
+        self.page_count = len(reader.pages)
+
+    def _first_page(self, parent: bytes, stream_refs: tuple[int, int]) -> bytes:
+        contents = b" ".join([b"%d 0 R" % stream_refs[0]] + [b"%d 0 R" % r.idnum for r in self.contents_refs]
+                             + [b"%d 0 R" % stream_refs[1]])
+        return (b"<<" + self.first_rest + b" /Parent " + parent + b" /Contents [" + contents + b"] /Resources "
+                + self.first_resources + b">>")
+
+    def stamp(self, holder: HolderInfo) -> bytes:
+        """The base certificate with ``holder`` written into the holder box, as one PDF file."""
+        out = io.BytesIO()
+        self.write_stamped(out, holder)
+        return out.getvalue()
+
+    def write_stamped(self, out, holder: HolderInfo) -> None:
+        out.write(self.base)
+        if not self.base.endswith(b"\n"):
+            out.write(b"\n")
+        start = out.tell() - 0
+        n = self.size
+        objects: list[tuple[int, bytes]] = [
+            (n, _stream(b"q\n")),
+            (n + 1, _stream(holder_content(holder))),
+            (self.page_refs[0].idnum, self._first_page(b"%d 0 R" % self.pages_ref.idnum, (n, n + 1))),
+        ]
+        offsets: dict[int, int] = {}
+        pos = start
+        chunks = []
+        for num, body in objects:
+            offsets[num] = pos
+            chunk = b"%d 0 obj\n" % num + body + b"\nendobj\n"
+            chunks.append(chunk)
+            pos += len(chunk)
+        out.write(b"".join(chunks))
+        xref = [b"xref\n0 1\n0000000000 65535 f \n"]
+        for num in sorted(offsets):
+            xref.append(b"%d 1\n%010d 00000 n \n" % (num, offsets[num]))
+        trailer = b"trailer\n<< /Size %d /Root %d 0 R /Prev %d" % (n + 2, self.root_ref.idnum, self.prev_xref)
+        if self.info_ref is not None:
+            trailer += b" /Info %d 0 R" % self.info_ref.idnum
+        out.write(b"".join(xref) + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % pos)
+
+
+def _serialize(obj) -> bytes:
+    buf = io.BytesIO()
+    obj.write_to_stream(buf)
+    return buf.getvalue()
+
+
+def _stream(data: bytes) -> bytes:
+    return b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
+
+
+# -- mass generation --------------------------------------------------------------------------------------
+
+def _holder_specific(data: dict) -> bool:
+    """Does the common part name the holder (a WOS description does)? Then each holder needs its own."""
+    name = " ".join(str((data.get("holder") or {}).get("name") or "").split())
+    return bool(name) and name in " ".join(str(data.get("description") or "").split())
+
+
+def _data_for(data: dict, holder: HolderInfo) -> dict:
+    old = " ".join(str((data.get("holder") or {}).get("name") or "").split())
+    description = " ".join(str(data.get("description") or "").split()) if old else data.get("description", "")
+    if old:
+        description = description.replace(old, " ".join(holder.name.split()))
+    return {**data, "holder": asdict(holder), "description": description}
+
+
+def _write_merged_fast(stamper: Stamper, fh, holders: list[HolderInfo], tick: Callable[[], None]) -> None:
+    """One PDF: the base file once, then per holder page objects that share its content and fonts."""
+    from pypdf import PdfReader
+    from pypdf.generic import DictionaryObject, NameObject
+
+    fh.write(stamper.base)
+    pos = len(stamper.base)
+    if not stamper.base.endswith(b"\n"):
+        fh.write(b"\n")
+        pos += 1
+    first_num = n = stamper.size
+    offsets: list[int] = []
+
+    def put(body: bytes) -> int:
+        nonlocal n, pos
+        offsets.append(pos)
+        chunk = b"%d 0 obj\n" % n + body + b"\nendobj\n"
+        fh.write(chunk)
+        pos += len(chunk)
+        n += 1
+        return n - 1
+
+    pages_num = stamper.size + 1 + 2 * len(holders) + len(holders) * len(stamper.other_pages)
+    q_num = put(_stream(b"q\n"))
+    kids: list[int] = []
+    parent = b"%d 0 R" % pages_num
+    for holder in holders:
+        text_num = put(_stream(holder_content(holder)))
+        kids.append(put(stamper._first_page(parent, (q_num, text_num))))
+        for rest in stamper.other_pages:
+            kids.append(put(b"<<" + rest + b" /Parent " + parent + b">>"))
+        tick()
+    assert n == pages_num
+    put(b"<< /Type /Pages /Count %d /Kids [" % len(kids) + b" ".join(b"%d 0 R" % k for k in kids) + b"] >>")
+    root = PdfReader(io.BytesIO(stamper.base)).trailer["/Root"].get_object()
+    catalog = DictionaryObject({NameObject(k): v for k, v in root.items() if k != "/Pages"})
+    catalog_num = put(_serialize(catalog)[:-2] + b" /Pages %d 0 R >>" % pages_num)
+    xref_pos = pos
+    lines = [b"xref\n0 1\n0000000000 65535 f \n%d %d\n" % (first_num, len(offsets))]
+    lines += [b"%010d 00000 n \n" % off for off in offsets]
+    trailer = b"trailer\n<< /Size %d /Root %d 0 R /Prev %d" % (n, catalog_num, stamper.prev_xref)
+    if stamper.info_ref is not None:
+        trailer += b" /Info %d 0 R" % stamper.info_ref.idnum
+    fh.write(b"".join(lines) + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % xref_pos)
+
+
+def _render_full(args: tuple[dict, HolderInfo]) -> bytes:
+    data, holder = args
+    return render_certificate_pdf(_data_for(data, holder))
+
+
+BATCH_PROCESSES = 2
+PARALLEL_FROM = 16  # holders; below this, starting processes costs more than it saves
+
+
+def _full_renders(data: dict, holders: list[HolderInfo]):
+    """Each holder rendered in full (holder-specific wording), in order, on up to 2 processes."""
+    import multiprocessing
+    import os
+
+    jobs = [(data, h) for h in holders]
+    processes = min(BATCH_PROCESSES, os.cpu_count() or 1)
+    if len(holders) < PARALLEL_FROM or processes < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        for job_args in jobs:
+            yield _render_full(job_args)
+        return
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        yield from pool.imap(_render_full, jobs, chunksize=4)
+
+
+def render_batch(data: dict, holders: list[HolderInfo], out_path: Path, *, mode: str,
+                 progress: Callable[[int, int], None] | None = None) -> int:
+    """One certificate per holder, streamed to ``out_path`` (``mode`` "zip" of PDFs, or one "merged" PDF).
+
+    The common part is rendered once and each holder is stamped into it (a few hundred bytes each, no
+    re-render, memory flat). When the wording names the holder (a WOS description), each holder's
+    certificate is rendered in full instead, on two processes. Returns the number written.
+    """
+    mode = str(getattr(mode, "value", mode))
+    if mode not in ("zip", "merged"):
+        raise ValueError(f"unknown batch mode {mode!r}")
+    out_path = Path(out_path)
+    total = len(holders)
+    done = 0
+    step = max(1, total // 50)
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None and (done % step == 0 or done == total):
+            progress(done, total)
+
+    if progress is not None:
+        progress(0, total)
+    if not holders:
+        if mode == "zip":
+            with zipfile.ZipFile(out_path, "w"):
+                pass
+        else:
+            out_path.write_bytes(render_certificate_pdf(data))
+        return 0
+
+    fast = not _holder_specific(data)
+    stamper = Stamper(render_base_pdf(data)) if fast else None
+    used: set[str] = set()
+    if mode == "zip":
+        with zipfile.ZipFile(out_path, "w", allowZip64=True) as zf:
+            pdfs = (stamper.stamp(h) for h in holders) if fast else _full_renders(data, holders)
+            for index, (holder, pdf) in enumerate(zip(holders, pdfs, strict=True), start=1):
+                write_zip_entry(zf, filename_for(holder, index, used), pdf)
+                tick()
+        return total
+    if fast:
+        with out_path.open("wb") as fh:
+            _write_merged_fast(stamper, fh, holders, tick)
+        return total
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for pdf in _full_renders(data, holders):
+        writer.append(PdfReader(io.BytesIO(pdf)))
+        tick()
+    with out_path.open("wb") as fh:
+        writer.write(fh)
+    return total
+
+
+def filename_for(holder: HolderInfo, index: int, used: set[str]) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", holder.name).strip("-")[:60] or "holder"
+    name = f"{index:04d}-{slug}.pdf"
+    used.add(name)
+    return name
+
+
+def write_zip_entry(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    # PDF streams are already compressed; storing is fast and costs little size.
+    zf.writestr(zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0)), data, compress_type=zipfile.ZIP_STORED)

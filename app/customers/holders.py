@@ -176,3 +176,59 @@ def unlink_holder(link: CustomerHolder, *, actor: User | None, now: datetime) ->
     db.session.flush()
     record("customer", customer_id, "holder_unlinked", actor=actor, customer_id=customer_id, now=now,
            message=f"{name} removed from additional interests")
+
+
+# -- demo data ---------------------------------------------------------------------------------------
+
+DEMO_HOLDERS = [
+    ("Northwind Builders Inc", "certs@northwind.example.com", "500 Congress Ave", "Austin", "TX", "78701"),
+    ("Lakeside Property Management", "insurance@lakeside.example.com", "12 Harbor Rd", "Madison", "WI", "53703"),
+    ("Summit Tower LLC", "risk@summit.example.com", "9 Peak St", "Denver", "CO", "80202"),
+    ("Riverbend School District", "facilities@riverbend.example.org", "44 School Ln", "Round Rock", "TX", "78664"),
+    ("Cedar Park Plaza Owners", "", "1890 Whitestone Blvd", "Cedar Park", "TX", "78613"),
+    ("Bayou City General Contractors", "coi@bayoucity.example.com", "700 Main St", "Houston", "TX", "77002"),
+    ("Mesa Verde Apartments", "office@mesaverde.example.com", "315 Canyon Rd", "Santa Fe", "NM", "87501"),
+    ("Pioneer Logistics Park", "", "2200 Freight Way", "Oklahoma City", "OK", "73102"),
+    ("Harborview Hospital", "vendors@harborview.example.org", "88 Harbor View Dr", "Galveston", "TX", "77550"),
+    ("Greenway Municipal Utility District", "admin@greenwaymud.example.gov", "16 Water Tower Rd", "Katy", "TX",
+     "77494"),
+    ("Oak Hollow Homeowners Association", "board@oakhollow.example.org", "5 Acorn Ct", "San Marcos", "TX", "78666"),
+    ("Tri-County Development Partners", "contracts@tricounty.example.com", "1200 Commerce St", "Dallas", "TX",
+     "75202"),
+]
+
+
+def seed_demo_holders(today) -> None:
+    """A dozen holders linked to the first active demo customers (safe to run again)."""
+    from app.enums import CustomerStatus
+
+    customers = list(db.session.scalars(
+        sa.select(Customer).where(Customer.status == CustomerStatus.ACTIVE).order_by(Customer.id).limit(3)))
+    if not customers:
+        return
+    for index, (name, email, address, city, state, zip_code) in enumerate(DEMO_HOLDERS):
+        holder, _ = get_or_create_holder(HolderValues(name=name, address=address, city=city, state=state,
+                                                      zip_code=zip_code, email=email))
+        targets = [customers[0]] if index < 8 else []
+        if index % 3 == 0 and len(customers) > 1:
+            targets.append(customers[1])
+        if index >= 8 and len(customers) > 2:
+            targets.append(customers[2])
+        for customer in targets:
+            exists = db.session.scalar(sa.select(CustomerHolder.id).filter_by(customer_id=customer.id,
+                                                                              holder_id=holder.id))
+            if exists is None:
+                db.session.add(CustomerHolder(customer_id=customer.id, holder_id=holder.id,
+                                              additional_insured=index % 2 == 0, waiver_of_subrogation=index % 4 == 0,
+                                              primary_noncontributory=index % 5 == 0))
+    db.session.flush()
+
+
+def _register_seed_hook() -> None:
+    from app.cli import SEED_HOOKS
+
+    if seed_demo_holders not in SEED_HOOKS:
+        SEED_HOOKS.append(seed_demo_holders)
+
+
+_register_seed_hook()

@@ -101,3 +101,18 @@ def test_generation_transition_table(current, target):
         (GenerationStatus.DONE, GenerationStatus.EXPIRED),
     }
     assert can_transition(GENERATION_TRANSITIONS, current, target) == ((current, target) in allowed)
+
+
+def test_seed_demo_links_a_dozen_holders_and_is_idempotent(app):
+    from app.cli import SEED_HOOKS, seed_demo
+
+    assert holders.seed_demo_holders in SEED_HOOKS
+    seed_demo()
+    counts = (db.session.scalar(sa.select(sa.func.count(Holder.id))),
+              db.session.scalar(sa.select(sa.func.count(CustomerHolder.id))))
+    seed_demo()
+    assert counts[0] == 12 and counts[1] >= 12
+    assert (db.session.scalar(sa.select(sa.func.count(Holder.id))),
+            db.session.scalar(sa.select(sa.func.count(CustomerHolder.id)))) == counts
+    first = db.session.scalar(sa.select(sa.func.min(CustomerHolder.customer_id)))
+    assert len(holders.linked_holders(first)) == 8

@@ -460,7 +460,7 @@ def certificate_for(customer_id: int, certificate_id) -> IssuedCertificate | Non
 def resend_poi(customer: Customer, *, email: str, name: str = "", actor: User | None, now: datetime) -> str:
     """Queue the current proof of insurance to ``email``; returns the token the job uses (idempotency)."""
     try:
-        address = normalize_email(email)
+        address = normalize_email(email).lower()
     except InvalidInput as exc:
         raise RequestInvalid({"email": str(exc)}) from exc
     name = " ".join((name or "").split())[:200]

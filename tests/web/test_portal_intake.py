@@ -210,3 +210,21 @@ def test_resend_poi_refused_for_inactive_customer(htmx, customer_user):
 def test_staff_cannot_use_the_portal(client, auth, make):
     auth.login(make.user(Role.ADMIN))
     assert client.get("/portal/requests/new").status_code == 403
+
+
+def test_simple_coi_is_issued_automatically_and_downloadable(client, htmx, customer_user, run_jobs, smtp):
+    customer, user = customer_user(automation_enabled=True)
+    response = htmx.post("/portal/requests/new", data={**FORM, "type": "coi"}, target="request-form")
+    assert response.status_code == 200
+    run_jobs()  # auto-process: issue + queue e-mails
+    run_jobs()  # deliver the e-mails over SMTP
+    req = db.session.scalar(sa.select(CertificateRequest))
+    assert req.status.value == "completed" and len(req.certificates) == 1
+    cert = req.certificates[0]
+    page = client.get("/portal/").get_data(as_text=True)
+    assert cert.certificate_number in page and "badge-completed" in page
+    download = client.get(f"/portal/certificates/{cert.id}/download")
+    assert download.status_code == 200 and download.data.startswith(b"%PDF")
+    assert smtp.to("facilities@lakeside.example.org")  # the holder got the certificate
+    received = [m for m in smtp.to(customer.contact_email) if "received" in m["Subject"]]
+    assert received and f"#{req.id}" in received[0]["Subject"]

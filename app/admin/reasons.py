@@ -10,6 +10,7 @@ from app.htmx import hx_trigger, is_htmx, render_page_or_partial
 from app.insurance import processing
 from app.insurance.processing import ActionRefused
 from app.models import RejectionReason
+from app.validation import InvalidInput, normalize_email, normalize_phone, normalize_state, normalize_zip
 
 if processing.seed_rejection_reasons not in SEED_HOOKS:
     SEED_HOOKS.append(processing.seed_rejection_reasons)
@@ -73,3 +74,58 @@ def move_reason(reason_id: int):
         db.session.rollback()
         return _reasons_page(status=422, error=str(exc))
     return _done("Order saved.")
+
+
+# -- agency / producer details ---------------------------------------------------------------------
+
+AGENCY_FIELDS = [
+    ("name", "Agency name", True), ("contact_name", "Contact name", False), ("phone", "Phone", False),
+    ("email", "E-mail", False), ("address", "Address", False), ("city", "City", False), ("state", "State", False),
+    ("zip_code", "ZIP", False), ("authorized_representative", "Authorized representative", False),
+]
+
+
+def _agency_page(values: dict, errors: dict | None = None, status: int = 200):
+    return render_page_or_partial("admin/agency.html", "admin/_agency_part.html", status=status, values=values,
+                                  errors=errors or {}, fields=AGENCY_FIELDS)
+
+
+@bp.route("/agency")
+@requires("configure")
+def agency():
+    from app.insurance.documents import get_agency
+
+    return _agency_page(get_agency())
+
+
+def validate_agency(form) -> tuple[dict, dict]:
+    values = {key: " ".join((form.get(key) or "").split())[:200] for key, _, _ in AGENCY_FIELDS}
+    errors = {}
+    for key, label, required in AGENCY_FIELDS:
+        if required and not values[key]:
+            errors[key] = f"{label} is required."
+    checks = {"email": normalize_email, "phone": normalize_phone, "state": normalize_state,
+              "zip_code": normalize_zip}
+    for key, fn in checks.items():
+        if values[key]:
+            try:
+                values[key] = fn(values[key])
+            except InvalidInput as exc:
+                errors[key] = str(exc)
+    return values, errors
+
+
+@bp.route("/agency", methods=["POST"])
+@requires("configure")
+def save_agency():
+    from app.insurance.documents import save_agency as store_agency
+
+    values, errors = validate_agency(request.form)
+    if errors:
+        return _agency_page(values, errors, status=422)
+    store_agency(values)
+    db.session.commit()
+    if not is_htmx():
+        flash("Agency details saved.", "success")
+        return redirect(url_for("admin.agency"), code=303)
+    return hx_trigger(_agency_page(values), "agency-saved", toast="Agency details saved; new certificates use them.")

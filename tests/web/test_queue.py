@@ -323,3 +323,35 @@ def test_admin_manages_reasons(client, htmx, auth, make):
     auth.login(make.user(Role.PROCESSOR))
     db.session.commit()
     assert "Certificate already on file" not in client.get(f"/dashboard/queue/{req.id}").text
+
+
+# -- admin: agency (producer) details ---------------------------------------------------------------
+
+def test_admin_edits_agency_details(client, htmx, auth, make):
+    from app.insurance.documents import get_agency
+
+    auth.login(make.user(Role.ADMIN))
+    page = client.get("/admin/agency")
+    assert page.status_code == 200 and 'name="authorized_representative"' in page.text
+    bad = htmx.post("/admin/agency", data={"name": "", "email": "not-an-email", "state": "ZZ", "zip_code": "1",
+                                           "contact_name": "Kept Value"})
+    assert bad.status_code == 422
+    assert "Agency name is required." in bad.text and 'value="Kept Value"' in bad.text
+    assert "two-letter US state" in bad.text
+    assert get_agency()["contact_name"] != "Kept Value"
+    ok = htmx.post("/admin/agency", data={"name": "Lone Star Risk Partners", "contact_name": "Dana Desk",
+                                          "phone": "512 555 0100", "email": "Certs@LoneStar.example.com",
+                                          "address": "200 Main St", "city": "Austin", "state": "tx",
+                                          "zip_code": "78701", "authorized_representative": "Dana Desk"})
+    assert ok.status_code == 200 and "agency-saved" in ok.headers["HX-Trigger"]
+    agency = get_agency()
+    assert agency["name"] == "Lone Star Risk Partners" and agency["state"] == "TX"
+    assert agency["phone"] == "(512) 555-0100"
+    plain = client.post("/admin/agency", data={**agency, "name": "Renamed Agency"})
+    assert plain.status_code == 303 and get_agency()["name"] == "Renamed Agency"
+
+
+def test_agency_and_reasons_are_admin_only(client, auth, make):
+    auth.login(make.user(Role.PROCESSOR))
+    assert client.get("/admin/agency").status_code == 403
+    assert client.post("/admin/reasons", data={"text": "x"}).status_code == 403

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from app.enums import CoverageLine, RequestType
@@ -72,7 +73,10 @@ HOLDER_TEXT_W = HOLDER_W - 20
 DESCRIPTION_FONT = "Helvetica"
 DESCRIPTION_SIZE = 7.5
 DESCRIPTION_W = PAGE_W - 2 * MARGIN - 12
-DESCRIPTION_MAX_LINES = 10
+DESCRIPTION_MAX_LINES = 14      # with the usual coverage rows; fewer when the rows are taller
+DESCRIPTION_MIN_LINES = 4
+# Text lines each coverage row takes in the common case; taller rows take lines from the description box.
+USUAL_ROW_LINES = {"general_liability": 6, "automobile": 5, "umbrella": 5, "workers_comp": 6, "other": 2}
 CONTINUED = "(Continued on the additional remarks page.)"
 
 GEOMETRY = {
@@ -458,6 +462,13 @@ def _fmt_money(value) -> str:
     return f"${int(value):,}"
 
 
+def _fit(value: Any, width: float, size: float = 8.0, bold: bool = False) -> Markup:
+    """Escaped text broken into lines that fit ``width`` points (long policy numbers, e-mail addresses):
+    xhtml2pdf never breaks a word, so an unbroken string would run into the next cell."""
+    font = "Helvetica-Bold" if bold else "Helvetica"
+    return Markup("<br>").join(escape(line) for line in _wrap(str(value or ""), font, size, width))
+
+
 def get_env() -> Environment:
     global _env
     if _env is None:
@@ -465,6 +476,7 @@ def get_env() -> Environment:
                           trim_blocks=True, lstrip_blocks=True)
         env.filters["usdate"] = _fmt_date
         env.filters["usd"] = _fmt_money
+        env.filters["fit"] = _fit
         _env = env
     return _env
 
@@ -491,26 +503,45 @@ def _policy():
     return ResourceAccessPolicy.server(base_dir=STATIC_PDF_DIR, allow_remote=False, allow_private_networks=False)
 
 
-def _description_parts(description: str) -> tuple[list[str], list[str]]:
-    """(lines in the box on page 1, lines continued on the additional remarks page)."""
+def _row_lines(row: dict) -> int:
+    checks = len(row.get("checks") or []) + 1 + (2 if row.get("line") == "workers_comp" else 0)
+    if row.get("line") == "other" and row.get("detail"):
+        checks += 1 + len(str(row["detail"])) // 40
+    limits = sum(1 + len(str(lim.get("label", ""))) // 36 for lim in row.get("limits") or [])
+    return max(checks, limits, 2)
+
+
+def description_capacity(data: dict) -> int:
+    """How many description lines fit on page 1 above the fixed bottom boxes, given the coverage rows."""
+    if data.get("kind") == RequestType.POI.value:
+        rows = [r for r in data.get("coverages") or [] if r.get("present")]
+        extra = sum(max(_row_lines({**r, "checks": []}), 2) for r in rows) - 12
+        return max(DESCRIPTION_MIN_LINES, DESCRIPTION_MAX_LINES + 4 - max(0, extra))
+    extra = sum(max(0, _row_lines(r) - USUAL_ROW_LINES.get(r.get("line"), 2)) for r in data.get("coverages") or [])
+    return max(DESCRIPTION_MIN_LINES, DESCRIPTION_MAX_LINES - extra)
+
+
+def _description_parts(description: str, capacity: int = DESCRIPTION_MAX_LINES) -> tuple[list[str], list[str]]:
+    """(lines in the box on page 1, lines continued on the additional remarks page). Never shrinks the text."""
     lines = _wrap(description, DESCRIPTION_FONT, DESCRIPTION_SIZE, DESCRIPTION_W)
-    if len(lines) <= DESCRIPTION_MAX_LINES:
+    if len(lines) <= capacity:
         return lines, []
-    first = lines[:DESCRIPTION_MAX_LINES - 1] + [CONTINUED]
-    return first, lines[DESCRIPTION_MAX_LINES - 1:]
+    first = lines[:capacity - 1] + [CONTINUED]
+    return first, lines[capacity - 1:]
 
 
 def render_html(data: dict) -> str:
     """The HTML of the common part (holder box left empty for the stamp)."""
     template = "pdf/poi.html" if data.get("kind") == RequestType.POI.value else "pdf/certificate.html"
-    first, rest = _description_parts(data.get("description", ""))
+    capacity = description_capacity(data)
+    first, rest = _description_parts(data.get("description", ""), capacity)
     insurers = list(data.get("insurers") or [])
     letters = {i["letter"] for i in insurers}
     insurers += [{"letter": letter, "name": "", "naic": ""} for letter in "ABCDEF" if letter not in letters]
     insurers.sort(key=lambda i: i["letter"])
     return get_env().get_template(template).render(
         d=data, g=GEOMETRY, description_lines=first, remarks_lines=rest, insurers=insurers,
-        kind_label=RequestType(data.get("kind", "coi")).label, max_desc_lines=DESCRIPTION_MAX_LINES,
+        kind_label=RequestType(data.get("kind", "coi")).label, max_desc_lines=capacity,
     )
 
 
@@ -818,3 +849,66 @@ def filename_for(holder: HolderInfo, index: int, used: set[str]) -> str:
 def write_zip_entry(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     # PDF streams are already compressed; storing is fast and costs little size.
     zf.writestr(zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0)), data, compress_type=zipfile.ZIP_STORED)
+
+
+# -- sample (preview and benchmark) -------------------------------------------------------------------------
+
+def sample_data(kind: str = "coi") -> dict:
+    """A complete made-up certificate, for previewing the layout and for the benchmark (no database)."""
+    from types import SimpleNamespace
+
+    kind_enum = RequestType(kind)
+    start, end = date(2026, 1, 1), date(2027, 1, 1)
+
+    def policy(insurer, naic, number, limits):
+        return SimpleNamespace(insurer_name=insurer, naic_number=naic, policy_number=number, effective_date=start,
+                               expiry_date=end, description="", limits=limits)
+
+    policies = {
+        CoverageLine.GENERAL_LIABILITY: policy("Example Casualty Company", "10001", "GL-2026-000417", {
+            "each_occurrence": 1_000_000, "damage_to_rented_premises": 100_000, "medical_expense": 5_000,
+            "personal_adv_injury": 1_000_000, "general_aggregate": 2_000_000, "products_completed_ops": 2_000_000}),
+        CoverageLine.AUTOMOBILE: policy("Sample Mutual Insurance", "20002", "CA-2026-118204",
+                                        {"combined_single_limit": 1_000_000}),
+        CoverageLine.UMBRELLA: policy("Example Casualty Company", "10001", "UMB-2026-00931",
+                                      {"each_occurrence": 5_000_000, "aggregate": 5_000_000}),
+        CoverageLine.WORKERS_COMP: policy("Demo Workers Comp Fund", "30003", "WC-2026-557310", {
+            "el_each_accident": 1_000_000, "el_disease_each_employee": 1_000_000,
+            "el_disease_policy_limit": 1_000_000}),
+    }
+    lines = [CoverageLine.WORKERS_COMP] if kind_enum is RequestType.POI else LINE_ORDER
+    letters = {"example casualty company": "A", "sample mutual insurance": "B", "demo workers comp fund": "C"}
+    holder = HolderInfo(name="Riverside Independent School District Facilities and Construction Department",
+                        address="1200 Riverside Drive, Building C", city="Austin", state="TX", zip_code="78741")
+    description = "Commercial roofing and sheet-metal work performed for the certificate holder."
+    if kind_enum is RequestType.COI_WOS:
+        description += "\n" + WOS_WORDING.format(holder=holder.name) + (
+            "\nProject: Eastside Elementary re-roofing. Location: 4400 East 7th St, Austin, TX. Duration: 6 months.")
+    if kind_enum is RequestType.POI:
+        description = ("Workers' compensation and employers' liability coverage applies to the employees of "
+                       "Example Roofing & Sheet Metal LLC, a client company, while working on its behalf.")
+    return {
+        "kind": kind_enum.value, "date": "2026-06-01",
+        "producer": {"name": "Example Insurance Agency", "contact_name": "Certificates Desk",
+                     "phone": "(512) 555-0100", "email": "certificates@agency.example.com",
+                     "address": "100 Congress Avenue, Suite 400", "city": "Austin", "state": "TX",
+                     "zip_code": "78701", "authorized_representative": "Jordan Example"},
+        "insured": {"name": "Example Roofing & Sheet Metal LLC", "address": "1 Main Street",
+                    "city_line": "Austin, TX 78701"},
+        "insurers": [{"letter": "A", "name": "Example Casualty Company", "naic": "10001"},
+                     {"letter": "B", "name": "Sample Mutual Insurance", "naic": "20002"},
+                     {"letter": "C", "name": "Demo Workers Comp Fund", "naic": "30003"}][
+                         2 if kind_enum is RequestType.POI else 0:],
+        "coverages": [_coverage_row(line, policies.get(line), letters, kind=kind_enum) for line in lines],
+        "description": description, "holder": asdict(holder), "peo": kind_enum is RequestType.POI,
+        "request_id": None, "certificate_number": "20260601-00042-7F3A9C", "revision": 1,
+    }
+
+
+if __name__ == "__main__":  # python -m app.insurance.pdf [coi|coi_wos|poi] [out.pdf]
+    import sys
+
+    kind_arg = sys.argv[1] if len(sys.argv) > 1 else "coi"
+    target = Path(sys.argv[2] if len(sys.argv) > 2 else f"certificate-sample-{kind_arg}.pdf")
+    target.write_bytes(render_certificate_pdf(sample_data(kind_arg)))
+    print(target)

@@ -353,3 +353,22 @@ def test_certificate_numbers_are_unique_across_many(make, agency):
     db.session.commit()
     assert len(set(numbers)) == 15
     assert db.session.scalar(sa.select(sa.func.count(IssuedCertificate.id))) == 15
+
+
+def test_tall_rows_and_long_values_stay_on_one_page_without_running_into_next_cell(make, agency):
+    customer = make.customer()
+    long_number = "POLICY-NUMBER-WITHOUT-ANY-SPACES-0123456789"
+    extra = {f"extra_limit_{i}": 100_000 for i in range(5)}
+    data = build_certificate_data(customer, kind=RequestType.COI_WOS, holder=HOLDER, on=ON, overrides={
+        "coverages": {line: {"policy_number": long_number, "limits": extra} for line in
+                      ("general_liability", "automobile", "workers_comp")}})
+    capacity = pdf.description_capacity(data)
+    assert capacity < pdf.DESCRIPTION_MAX_LINES  # the taller rows took room from the description box
+    data["description"] = "\n".join(f"Description line {i}" for i in range(capacity))
+    pages = text_of(render_certificate_pdf(data))
+    assert len(pages) == 1
+    text = flat(pages[0])
+    assert f"Description line {capacity - 1}" in text and "Continued" not in text
+    # The long policy number is broken inside its cell, not cut: both parts are printed.
+    assert long_number not in text
+    assert text.replace(" ", "").count(long_number) == 3

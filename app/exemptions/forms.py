@@ -156,8 +156,8 @@ class EditForm(CertificateForm):
 
 class RequestForm(FlaskForm):
     customer_id = IntegerField("Customer", validators=[DataRequired("Choose a customer.")])
-    email = StringField("Customer e-mail", validators=[DataRequired("An e-mail address is required."),
-                                                       Length(max=254)], render_kw={"type": "email"})
+    email = StringField("Customer e-mail (empty: the customer's contact e-mail)",
+                        validators=[Optional(), Length(max=254)], render_kw={"type": "email"})
 
 
 class ResendForm(FlaskForm):

@@ -89,7 +89,8 @@ def new_request():
                 form.customer_id.errors = ["Choose a customer from the list."]
             else:
                 try:
-                    req, _ = services.send_request(customer, form.email.data, actor=current_user, now=utcnow())
+                    email = (form.email.data or "").strip() or customer.contact_email
+                    req, _ = services.send_request(customer, email, actor=current_user, now=utcnow())
                 except services.InvalidData as exc:
                     for name, message in exc.errors.items():
                         getattr(form, name).errors = [message]

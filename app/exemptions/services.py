@@ -192,6 +192,7 @@ def resend_request(req: ExemptionRequest, *, actor: User | None, now: datetime, 
     req.link_version += 1
     req.expires_at = now + timedelta(days=link_days())
     req.opened_at = None
+    req.expired_at = None
     req.reminders_sent = []
     note = f"New link sent to {new_email}" + (f" (was {old_email})" if new_email != old_email else "")
     transition(req, RS.SENT, actor=actor, now=now, action="resent",

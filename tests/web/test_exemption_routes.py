@@ -261,3 +261,25 @@ def test_processor_cannot_review_or_send(app, client, auth, make):
     assert client.post("/exemptions/requests/new", data={}).status_code == 403
     db.session.expire_all()
     assert db.session.get(ExemptionCertificate, cert.id).status is CS.PENDING_REVIEW
+
+
+def test_empty_email_falls_back_to_the_customers_contact(app, client, make, reviewer):
+    customer = make.customer(contact_email="contact@fallback.example.com")
+    response = client.post("/exemptions/requests/new", data={"customer_id": customer.id, "email": ""})
+    assert response.status_code == 303
+    assert db.session.scalar(sa.select(ExemptionRequest.email)) == "contact@fallback.example.com"
+
+
+def test_resend_revives_an_expired_request(app, client, make, reviewer):
+    from datetime import timedelta
+
+    from app.exemptions.services import expire_request
+    from app.models.base import utcnow
+
+    req, _ = make.exemption_request(now=utcnow() - timedelta(days=31))
+    expire_request(req, now=utcnow())
+    db.session.commit()
+    assert client.post(f"/exemptions/requests/{req.id}/resend", data={}).status_code == 303
+    db.session.expire_all()
+    req = db.session.get(ExemptionRequest, req.id)
+    assert req.status is RS.SENT and req.expired_at is None and req.expires_at > utcnow() + timedelta(days=29)

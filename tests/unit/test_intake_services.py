@@ -213,3 +213,29 @@ def test_bad_fee_values_are_refused(make, wos, pct, field):
         intake.save_fees(wos_fee=wos, card_fee_percent=pct, actor=admin, now=NOW)
     assert field in info.value.errors
     assert intake.get_fees() == intake.Fees()
+
+
+def test_seeded_demo_customers_behave_as_their_card_outcome_says(app):
+    from app.cli import seed_demo
+    from app.models import Customer
+
+    data = seed_demo()
+    seen = {}
+    for row in data["customers"]:
+        customer = db.session.get(Customer, row["id"])
+        try:
+            intake.submit_certificate_request(customer, type="coi_wos", source=RequestSource.INTERNAL, fields=WOS,
+                                              actor=None, now=NOW)
+            result = "created"
+        except intake.PaymentDeclined:
+            result = "declined"
+        except intake.NotEligible:
+            result = "refused"
+        seen[row["name"].split()[0]] = (row["card_outcome"], result)
+    db.session.commit()
+    assert seen["Acme"] == ("approve", "created") and seen["Bluebird"] == ("approve", "created")
+    assert seen["Copperline"] == ("decline", "declined")
+    assert seen["Foxtail"] == ("error", "created")
+    assert seen["Delta"] == (None, "created") and seen["Evergreen"] == (None, "created")
+    assert seen["Granite"][1] == seen["Harbor"][1] == "refused"
+    assert count(SandboxCharge) == 4  # Acme, Bluebird, Copperline (declined), Foxtail (once despite the retry)

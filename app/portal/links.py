@@ -17,6 +17,8 @@ from app.models.base import utcnow
 from app.portal import bp
 from app.uploads import CheckedUpload, UploadRejected, check_upload
 
+MAX_ROWS = 51  # the 50 states and DC
+
 
 def _rate():
     return current_app.config["LINK_RATE_LIMIT"]
@@ -88,6 +90,12 @@ def submit_link(token: str):
     except services.LinkUnavailable:
         return _unavailable()
     form = LinkForm()
+    if "add_rows" in request.form:
+        # "More states": the same form with five more jurisdiction rows; nothing is validated or saved.
+        for _ in range(5):
+            if len(form.jurisdictions) < MAX_ROWS:
+                form.jurisdictions.append_entry()
+        return _render_form(req, form)
     data = form.to_data()
     upload_error = None
     upload = None

@@ -196,3 +196,17 @@ def test_link_post_without_csrf_is_refused(app, client, make):
     response = client.post(f"/portal/r/{token}", data=make.exemption_form(), csrf=False)
     assert response.status_code == 400
     assert certificates() == 0
+
+
+def test_more_state_rows_keeps_what_was_typed_and_saves_nothing(app, client, make):
+    req, token = make.exemption_request()
+    response = post(client, token, {**make.exemption_form(tax_id_number="TYPED-9"), "add_rows": "1"})
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert 'name="jurisdictions-9-state"' in text and 'name="jurisdictions-10-state"' not in text
+    assert 'value="TYPED-9"' in text and 'value="32000000001"' in text
+    assert certificates() == 0
+    data = make.exemption_form(**{f"jurisdictions-{i}-state": s for i, s in enumerate(
+        ["TX", "NY", "CA", "FL", "GA", "OH", "PA", "WA"])})
+    assert post(client, token, data, (io.BytesIO(make.tiny_pdf()), "x.pdf")).status_code == 303
+    assert len(db.session.scalar(sa.select(ExemptionCertificate)).states) == 8

@@ -214,8 +214,10 @@ CHECKS: dict[CoverageLine, list[tuple[str, str, bool]]] = {
     CoverageLine.OTHER: [],
 }
 
-WOS_WORDING = ("Waiver of subrogation applies in favor of the certificate holder, {holder}, with respect to "
-               "workers' compensation, where required by written contract.")
+# The holder's name is a paragraph of its own, so mass generation can write each holder's name into the
+# lines kept for it instead of rendering every certificate again (see _prepare_batch).
+WOS_WORDING = ("Waiver of subrogation applies with respect to workers' compensation, where required by written "
+               "contract, in favor of the certificate holder:\n{holder}")
 
 MAX_INSURERS = 6
 
@@ -521,20 +523,26 @@ def description_capacity(data: dict) -> int:
     return max(DESCRIPTION_MIN_LINES, DESCRIPTION_MAX_LINES - extra)
 
 
-def _description_parts(description: str, capacity: int = DESCRIPTION_MAX_LINES) -> tuple[list[str], list[str]]:
+def description_lines(description: str) -> list[str]:
+    return _wrap(description, DESCRIPTION_FONT, DESCRIPTION_SIZE, DESCRIPTION_W)
+
+
+def _description_parts(lines: list[str], capacity: int = DESCRIPTION_MAX_LINES) -> tuple[list[str], list[str]]:
     """(lines in the box on page 1, lines continued on the additional remarks page). Never shrinks the text."""
-    lines = _wrap(description, DESCRIPTION_FONT, DESCRIPTION_SIZE, DESCRIPTION_W)
     if len(lines) <= capacity:
         return lines, []
     first = lines[:capacity - 1] + [CONTINUED]
     return first, lines[capacity - 1:]
 
 
-def render_html(data: dict) -> str:
-    """The HTML of the common part (holder box left empty for the stamp)."""
+def render_html(data: dict, lines: list[str] | None = None) -> str:
+    """The HTML of the common part (holder box left empty for the stamp); ``lines``: the description's
+    lines when the caller wrapped them already."""
     template = "pdf/poi.html" if data.get("kind") == RequestType.POI.value else "pdf/certificate.html"
     capacity = description_capacity(data)
-    first, rest = _description_parts(data.get("description", ""), capacity)
+    if lines is None:
+        lines = description_lines(data.get("description", ""))
+    first, rest = _description_parts(lines, capacity)
     insurers = list(data.get("insurers") or [])
     letters = {i["letter"] for i in insurers}
     insurers += [{"letter": letter, "name": "", "naic": ""} for letter in "ABCDEF" if letter not in letters]
@@ -574,8 +582,10 @@ def _pdf_string(text: str) -> bytes:
     return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
 
 
-def holder_content(holder: HolderInfo, font_name: bytes = b"/CDHolder") -> bytes:
-    """PDF content operators that write the holder box text (the lines of ``HolderInfo.lines``)."""
+def holder_content(holder: HolderInfo, font_name: bytes = b"/CDHolder",
+                   name_slots: tuple[tuple[float, float], ...] = ()) -> bytes:
+    """PDF content operators that write the holder box text (the lines of ``HolderInfo.lines``), and the
+    holder's name into the description lines kept for it (``name_slots``: x, baseline y of each)."""
     lines = holder.lines()
     if len(lines) > HOLDER_MAX_LINES:
         lines = lines[:HOLDER_MAX_LINES - 1] + [" ".join(lines[HOLDER_MAX_LINES - 1:])[:80]]
@@ -584,7 +594,13 @@ def holder_content(holder: HolderInfo, font_name: bytes = b"/CDHolder") -> bytes
            b"1 0 0 1 %.2f %.2f Tm" % (HOLDER_TEXT_X, y)]
     for i, line in enumerate(lines):
         ops.append(_pdf_string(line) + (b" Tj" if i == 0 else b" '"))
-    ops.append(b"ET Q")
+    ops.append(b"ET")
+    if name_slots:
+        ops += [b"BT", font_name + b" %.1f Tf" % DESCRIPTION_SIZE]
+        for (x, y), line in zip(name_slots, description_lines(holder.name), strict=False):
+            ops.append(b"1 0 0 1 %.2f %.2f Tm " % (x, y) + _pdf_string(line) + b" Tj")
+        ops.append(b"ET")
+    ops.append(b"Q")
     return b"\n".join(ops) + b"\n"
 
 
@@ -597,7 +613,7 @@ class Stamper:
     with both. Mass generation also uses ``page_parts`` to write many pages into one file.
     """
 
-    def __init__(self, base: bytes) -> None:
+    def __init__(self, base: bytes, name_slots: tuple[tuple[float, float], ...] = ()) -> None:
         from pypdf import PdfReader
         from pypdf.generic import ArrayObject, DictionaryObject, NameObject
 
@@ -644,6 +660,10 @@ class Stamper:
                                                          if k not in ("/Parent",)}))[2:-2]
                             for p in list(reader.pages)[1:]]
         self.page_count = len(reader.pages)
+        self.name_slots = tuple(name_slots)
+
+    def content(self, holder: HolderInfo) -> bytes:
+        return holder_content(holder, name_slots=self.name_slots)
 
     def _first_page(self, parent: bytes, stream_refs: tuple[int, int]) -> bytes:
         contents = b" ".join([b"%d 0 R" % stream_refs[0]] + [b"%d 0 R" % r.idnum for r in self.contents_refs]
@@ -665,7 +685,7 @@ class Stamper:
         n = self.size
         objects: list[tuple[int, bytes]] = [
             (n, _stream(b"q\n")),
-            (n + 1, _stream(holder_content(holder))),
+            (n + 1, _stream(self.content(holder))),
             (self.page_refs[0].idnum, self._first_page(b"%d 0 R" % self.pages_ref.idnum, (n, n + 1))),
         ]
         offsets: dict[int, int] = {}
@@ -704,12 +724,65 @@ def _holder_specific(data: dict) -> bool:
     return bool(name) and name in " ".join(str(data.get("description") or "").split())
 
 
+def _flat(text: str) -> str:
+    return " ".join(str(text or "").split())
+
+
 def _data_for(data: dict, holder: HolderInfo) -> dict:
-    old = " ".join(str((data.get("holder") or {}).get("name") or "").split())
-    description = " ".join(str(data.get("description") or "").split()) if old else data.get("description", "")
+    old = _flat((data.get("holder") or {}).get("name"))
+    description = str(data.get("description") or "")
     if old:
-        description = description.replace(old, " ".join(holder.name.split()))
+        description = "\n".join(_flat(p).replace(old, _flat(holder.name)) if old in _flat(p) else p
+                                for p in description.split("\n"))
     return {**data, "holder": asdict(holder), "description": description}
+
+
+MARKER = "QZXMARK{}QZX"
+
+
+def _find_markers(pdf_bytes: bytes, count: int) -> list[tuple[float, float]] | None:
+    """Where the marker lines were drawn on page 1: (x, baseline y) of each, or None if not all found."""
+    from pypdf import PdfReader
+
+    found: dict[int, tuple[float, float]] = {}
+
+    def visit(text, cm, tm, font_dict, font_size):
+        for j in range(count):
+            if MARKER.format(j) in text and j not in found:
+                x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+                y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+                found[j] = (round(x, 2), round(y, 2))
+
+    PdfReader(io.BytesIO(pdf_bytes)).pages[0].extract_text(visitor_text=visit)
+    if len(found) != count:
+        return None
+    return [found[j] for j in range(count)]
+
+
+def _prepare_batch(data: dict, holders: list[HolderInfo]) -> Stamper | None:
+    """The base certificate all holders are stamped into, or None when each needs a full render.
+
+    When the description names the holder in a paragraph of its own (the WOS wording), the base keeps
+    blank lines there (as many as the longest name needs) and each holder's name is stamped into them;
+    their positions are found by rendering once with markers in those lines.
+    """
+    if not _holder_specific(data):
+        return Stamper(render_base_pdf(data))
+    old = _flat((data.get("holder") or {}).get("name"))
+    paragraphs = str(data.get("description") or "").split("\n")
+    at = [i for i, p in enumerate(paragraphs) if _flat(p) == old]
+    if len(at) != 1 or any(old in _flat(p) for i, p in enumerate(paragraphs) if i != at[0]):
+        return None  # the name is inside a sentence: only a full render lays it out right
+    before = description_lines("\n".join(paragraphs[:at[0]]))
+    after = description_lines("\n".join(paragraphs[at[0] + 1:]))
+    k = max(len(description_lines(h.name)) for h in holders) or 1
+    capacity = description_capacity(data)
+    if len(before) + k + len(after) > capacity and len(before) + k > capacity - 1:
+        return None  # the name lines would be on the additional remarks page
+    slots = _find_markers(_html_to_pdf(render_html(data, before + [MARKER.format(j) for j in range(k)] + after)), k)
+    if slots is None:  # pragma: no cover - the marker is plain text in a fixed line
+        return None
+    return Stamper(_html_to_pdf(render_html(data, before + ["\u00a0"] * k + after)), name_slots=tuple(slots))
 
 
 def _write_merged_fast(stamper: Stamper, fh, holders: list[HolderInfo], tick: Callable[[], None]) -> None:
@@ -739,7 +812,7 @@ def _write_merged_fast(stamper: Stamper, fh, holders: list[HolderInfo], tick: Ca
     kids: list[int] = []
     parent = b"%d 0 R" % pages_num
     for holder in holders:
-        text_num = put(_stream(holder_content(holder)))
+        text_num = put(_stream(stamper.content(holder)))
         kids.append(put(stamper._first_page(parent, (q_num, text_num))))
         for rest in stamper.other_pages:
             kids.append(put(b"<<" + rest + b" /Parent " + parent + b">>"))
@@ -814,8 +887,8 @@ def render_batch(data: dict, holders: list[HolderInfo], out_path: Path, *, mode:
             out_path.write_bytes(render_certificate_pdf(data))
         return 0
 
-    fast = not _holder_specific(data)
-    stamper = Stamper(render_base_pdf(data)) if fast else None
+    stamper = _prepare_batch(data, holders)
+    fast = stamper is not None
     used: set[str] = set()
     if mode == "zip":
         with zipfile.ZipFile(out_path, "w", allowZip64=True) as zf:
@@ -882,7 +955,7 @@ def sample_data(kind: str = "coi") -> dict:
                         address="1200 Riverside Drive, Building C", city="Austin", state="TX", zip_code="78741")
     description = "Commercial roofing and sheet-metal work performed for the certificate holder."
     if kind_enum is RequestType.COI_WOS:
-        description += "\n" + WOS_WORDING.format(holder=holder.name) + (
+        description += "\n" + WOS_WORDING.format(holder=_flat(holder.name)) + (
             "\nProject: Eastside Elementary re-roofing. Location: 4400 East 7th St, Austin, TX. Duration: 6 months.")
     if kind_enum is RequestType.POI:
         description = ("Workers' compensation and employers' liability coverage applies to the employees of "

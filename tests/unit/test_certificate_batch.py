@@ -84,9 +84,35 @@ def test_holder_specific_wording_gets_each_holders_name(tmp_path):
     assert len(reader.pages) == 3
     for page, holder in zip(reader.pages, HOLDERS[:3], strict=True):
         text = flat(page.extract_text())
-        assert f"in favor of the certificate holder, {flat(holder.name)}" in text or \
-            flat(holder.name) in text.split("in favor of the certificate holder")[1]
+        assert "in favor of the certificate holder:" in text
+        assert text.count(flat(holder.name)) == 2  # in the description and in the holder box
         assert holder_lines_in(page.extract_text(), holder)
+        assert not any(flat(h.name) in text for h in HOLDERS[:3] if h is not holder)
+
+
+def test_holder_specific_wording_is_stamped_not_rerendered(tmp_path, monkeypatch):
+    """1,000 WOS certificates must not cost 1,000 renders: the base is rendered twice, whatever the count."""
+    data = pdf.sample_data("coi_wos")
+    renders = []
+    real = pdf._html_to_pdf
+    monkeypatch.setattr(pdf, "_html_to_pdf", lambda html: renders.append(1) or real(html))
+    holders = [HolderInfo(name=f"Holder {i} LLC", address="1 Road", city="Austin", state="TX", zip_code="78701")
+               for i in range(30)]
+    render_batch(data, holders, tmp_path / "wos.zip", mode="zip")
+    assert len(renders) == 2
+    with zipfile.ZipFile(tmp_path / "wos.zip") as zf:
+        text = flat(PdfReader(io.BytesIO(zf.read(zf.namelist()[17]))).pages[0].extract_text())
+    assert text.count("Holder 17 LLC") == 2
+
+
+def test_holder_named_inside_a_sentence_falls_back_to_full_renders(tmp_path):
+    data = pdf.sample_data("coi")
+    data["holder"]["name"] = HOLDERS[0].name
+    data["description"] = f"Work for {HOLDERS[0].name} at its yard."
+    out = tmp_path / "inline.pdf"
+    render_batch(data, HOLDERS[:2], out, mode="merged")
+    reader = PdfReader(out)
+    assert "Work for Beta (Paren) \\ Backslash & Sons at its yard." in flat(reader.pages[1].extract_text())
 
 
 def test_long_description_keeps_its_remarks_page_for_every_holder(tmp_path, data):

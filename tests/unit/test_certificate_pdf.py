@@ -82,7 +82,8 @@ def test_wos_marks_subr_wvd_on_wc_and_states_waiver_holder_and_project(make, age
 
     text = flat(text_of(render_certificate_pdf(data))[0])
     assert "WITH WAIVER OF SUBROGATION" in text
-    assert "Waiver of subrogation applies in favor of the certificate holder, Northwind Builders Inc" in text
+    assert ("Waiver of subrogation applies with respect to workers' compensation, where required by written "
+            "contract, in favor of the certificate holder: Northwind Builders Inc") in text
     assert "Project: Riverside Tower" in text
 
 

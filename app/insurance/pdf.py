@@ -2,7 +2,7 @@
 
 One certificate = the common part (everything except the holder box), rendered from
 ``templates/pdf/certificate.html`` (or ``poi.html``) with xhtml2pdf, plus the holder's name and address
-written into a box at a fixed position on page 1 (``HOLDER_BOX``). Single certificates and mass
+written into a box at a fixed position on page 1 (``GEOMETRY``, ``HOLDER_*``). Single certificates and mass
 generation use the same two steps, so they look identical; mass generation renders the common part
 once and only stamps each holder (``render_batch``).
 
@@ -610,7 +610,7 @@ class Stamper:
     The base PDF (from reportlab: classic xref table, no object streams) is kept as bytes; each holder
     adds a few hundred bytes: a content stream with the holder text, page 1 again with that stream and a
     Helvetica font added, a new xref section pointing back at the original one. Readers see one page 1
-    with both. Mass generation also uses ``page_parts`` to write many pages into one file.
+    with both. ``_write_merged_fast`` uses the same parts to write many pages into one file.
     """
 
     def __init__(self, base: bytes, name_slots: tuple[tuple[float, float], ...] = ()) -> None:

@@ -156,6 +156,8 @@ def test_card_wos_requests_appear_only_after_approved_payment(client, processor,
     html = client.get("/dashboard/queue?tab=wos").text
     assert rows_of(html) == 1 and "Paid Holder" in html
     assert [p.status for p in req.payments] == [PaymentStatus.APPROVED]
+    detail = client.get(f"/dashboard/queue/{req.id}").text
+    assert "approved card payment of" in detail and "card ending 4242" in detail
 
 
 def test_request_page_shows_submission_and_notes_first(client, htmx, processor, make):

@@ -22,7 +22,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from app.activity import record
-from app.customers.holders import FLAGS, HolderError, clean_holder
+from app.customers.holders import FLAGS, HolderError, HolderValues, clean_holder
 from app.enums import IMPORT_TRANSITIONS, ImportKind, ImportStatus, InvalidTransition, can_transition
 from app.extensions import db
 from app.models import Customer, CustomerHolder, Holder, ImportRun, User
@@ -88,6 +88,7 @@ class RowResult:
     exists: bool = False
     holder_id: int | None = None
     flags: dict[str, bool] = field(default_factory=dict)
+    cleaned: HolderValues | None = None
 
     @property
     def ok(self) -> bool:
@@ -173,11 +174,34 @@ def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
         yield items[start:start + size]
 
 
+def _matching(column, values: list):
+    """A SELECT filter ``column IN values`` that stays fast when the statement is prepared.
+
+    psycopg prepares a statement run five times, PostgreSQL then plans it generically, and a generic
+    ``= ANY($1)`` compares every row with every value (0.4 s per 500 keys on 20,000 holders); joining
+    ``unnest($1)`` plans an index lookup per key instead. SQLite gets a plain IN list.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        array = sa.bindparam(None, list(values), type_=ARRAY(column.type))
+        keys = sa.func.unnest(array).table_valued("value").render_derived()
+        return keys, column == keys.c.value
+    return None, column.in_(values)
+
+
+def _select_matching(stmt, column, values: list):
+    joined, condition = _matching(column, values)
+    if joined is not None:
+        return stmt.join(joined, condition)
+    return stmt.where(condition)
+
+
 def _existing_holders(keys: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for chunk in _chunks(sorted(set(keys)), 500):
         found.update(db.session.execute(
-            sa.select(Holder.normalized_key, Holder.id).where(Holder.normalized_key.in_(chunk))
+            _select_matching(sa.select(Holder.normalized_key, Holder.id), Holder.normalized_key, chunk)
         ).all())
     return found
 
@@ -191,8 +215,8 @@ def evaluate(parsed: ParsedFile, progress: Progress | None = None) -> list[RowRe
     for index, (line, values) in enumerate(parsed.rows, start=1):
         result = RowResult(line=line, values=values)
         try:
-            cleaned = clean_holder(_holder_values(values, name_column))
-            result.key = cleaned.key
+            result.cleaned = clean_holder(_holder_values(values, name_column))
+            result.key = result.cleaned.key
         except HolderError as exc:
             result.messages.extend(_field_messages(exc, name_column))
             result.key = holder_key(values.get(name_column, ""), values.get("address", ""), values.get("city", ""),
@@ -241,12 +265,12 @@ def _check_against_database(kind: ImportKind, results: list[RowResult], progress
     ids = sorted({r.customer_id for r in results if r.customer_id is not None})
     customers: set[int] = set()
     for chunk in _chunks(ids, 500):
-        customers.update(db.session.scalars(sa.select(Customer.id).where(Customer.id.in_(chunk))))
+        customers.update(db.session.scalars(_select_matching(sa.select(Customer.id), Customer.id, chunk)))
     pairs: set[tuple[int, int]] = set()
     holder_ids = sorted(set(holders.values()))
     for chunk in _chunks(holder_ids, 500):
-        pairs.update(db.session.execute(
-            sa.select(CustomerHolder.customer_id, CustomerHolder.holder_id).where(CustomerHolder.holder_id.in_(chunk))
+        pairs.update(db.session.execute(_select_matching(
+            sa.select(CustomerHolder.customer_id, CustomerHolder.holder_id), CustomerHolder.holder_id, chunk)
         ).all())
     for r in results:
         if r.customer_id is not None and r.customer_id not in customers:
@@ -375,7 +399,7 @@ def _write_holders(chunk: list[RowResult], now: datetime) -> tuple[int, int]:
     for r in chunk:
         if r.key in existing:
             continue
-        v = clean_holder(_holder_values(r.values, "name"))
+        v = r.cleaned
         fresh.append({"name": v.name, "email": v.email, "phone": v.phone, "address": v.address, "city": v.city,
                       "state": v.state, "zip_code": v.zip_code, "normalized_key": v.key, "created_at": now})
     if fresh:
@@ -388,7 +412,8 @@ def _write_links(chunk: list[RowResult], now: datetime) -> tuple[int, int]:
     holder_ids = sorted(set(holders.values()))
     links = {
         (link.customer_id, link.holder_id): link
-        for link in db.session.scalars(sa.select(CustomerHolder).where(CustomerHolder.holder_id.in_(holder_ids)))
+        for link in db.session.scalars(_select_matching(sa.select(CustomerHolder), CustomerHolder.holder_id,
+                                                        holder_ids))
     }
     fresh, updated = [], 0
     for r in chunk:

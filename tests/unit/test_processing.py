@@ -248,3 +248,9 @@ def test_seed_hook_registered(app):
     from app.cli import SEED_HOOKS
 
     assert SEED_HOOKS.count(processing.seed_rejection_reasons) == 1
+
+
+def test_sweep_step_registered(app):
+    from app.sweeper import SWEEPS
+
+    assert SWEEPS["coi_auto_process"] is processing.requeue_undecided

@@ -9,6 +9,9 @@ in a real RQ SimpleWorker against Redis, on a throw-away database.
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres   # a scratch PG database
 
 Prints one line per phase: wall seconds and the process's peak RSS.
+
+``--generation 1000`` also times the mass-generation job (the whole workflow around
+``pdf.render_batch``: run row, job, file storage, sent-certificates rows) for that many linked holders.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--database-url", default="", help="default: a SQLite file in a temp directory")
+    parser.add_argument("--generation", type=int, default=0, help="also time a generation job for N holders")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="certdesk-bench-import-"))
@@ -119,6 +123,8 @@ def main() -> None:
                 print(f"{label:>16}: upload {upload:5.2f}s  check job {check:5.2f}s  write job {write:5.2f}s  "
                       f"total {total:5.2f}s  created {run.created_count:,}  holders {holders:,}  "
                       f"preview new/existing/errors {preview}  peak RSS {peak_mb():.0f} MB")
+            if args.generation:
+                bench_generation(app, work, args.generation)
             db.session.remove()
             db.engine.dispose()
     finally:
@@ -127,6 +133,42 @@ def main() -> None:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{created_db}" WITH (FORCE)'))
     for queue in jobs.all_queues():
         queue.delete(delete_jobs=True)
+
+
+def bench_generation(app, work, count: int) -> None:
+    from datetime import date
+
+    from app.cli import _policies_for
+    from app.customers import generation
+    from app.enums import GenerationStatus
+    from app.extensions import db
+    from app.models import Customer, CustomerHolder, GenerationRun, Holder, SentCertificate
+    from app.models.base import utcnow
+
+    customer = Customer(name="Benchmark Roofing LLC", contact_email="office@bench.example.com", address="1 Main St",
+                        city="Austin", state="TX", zip_code="78701")
+    db.session.add(customer)
+    db.session.flush()
+    customer.policies.extend(_policies_for(customer, date.today()))
+    ids = list(db.session.scalars(sa.select(Holder.id).order_by(Holder.id).limit(count)))
+    db.session.execute(sa.insert(CustomerHolder), [{"customer_id": customer.id, "holder_id": i, "created_at": utcnow()}
+                                                   for i in ids])
+    db.session.commit()
+    for mode, record_sent in (("merged", False), ("zip", False), ("merged", True), ("zip", True)):
+        t0 = time.perf_counter()
+        run = generation.start_generation(customer, holder_ids=None, mode=mode, record_sent=record_sent, actor=None,
+                                          now=utcnow())
+        db.session.commit()
+        start = time.perf_counter() - t0
+        job = work()
+        db.session.expire_all()
+        run = db.session.get(GenerationRun, run.id)
+        assert run.status is GenerationStatus.DONE and run.percent == 100, run.error
+        sent = db.session.scalar(sa.select(sa.func.count(SentCertificate.id)).where(
+            SentCertificate.generation_run_id == run.id))
+        size = (Path(app.config["UPLOAD_DIR"]) / run.file_key).stat().st_size
+        print(f"generation {len(ids):,} holders, {mode:>6}, record sent {record_sent!s:>5}: start {start:4.2f}s  "
+              f"job {job:5.2f}s  file {size / 1e6:.1f} MB  sent rows {sent:,}  peak RSS {peak_mb():.0f} MB")
 
 
 if __name__ == "__main__":

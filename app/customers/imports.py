@@ -394,10 +394,11 @@ def apply_import(run: ImportRun, *, now: datetime, progress: Progress | None = N
 
 
 def _write_holders(chunk: list[RowResult], now: datetime) -> tuple[int, int]:
-    existing = _existing_holders([r.key for r in chunk])
+    # ``exists`` was just checked against the database; a holder another import wrote since is skipped by
+    # ON CONFLICT DO NOTHING on the unique key.
     fresh = []
     for r in chunk:
-        if r.key in existing:
+        if r.exists:
             continue
         v = r.cleaned
         fresh.append({"name": v.name, "email": v.email, "phone": v.phone, "address": v.address, "city": v.city,

@@ -373,3 +373,11 @@ def test_tall_rows_and_long_values_stay_on_one_page_without_running_into_next_ce
     # The long policy number is broken inside its cell, not cut: both parts are printed.
     assert long_number not in text
     assert text.replace(" ", "").count(long_number) == 3
+
+
+def test_only_our_own_inlined_images_pass_the_link_callback():
+    ours = pdf.inline_image("box-checked")
+    assert pdf.link_callback(ours) == ours
+    assert "__refused__" in pdf.link_callback("data:image/png;base64,iVBORw0KGgo=")
+    with pytest.raises(ValueError):
+        pdf.inline_image("../../app/config")

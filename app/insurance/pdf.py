@@ -871,6 +871,11 @@ def _full_renders(data: dict, holders: list[HolderInfo]):
         for job_args in jobs:
             yield _render_full(job_args)
         return
+    # Import and compile in the parent, so the forked workers start warm.
+    from xhtml2pdf import pisa  # noqa: F401
+
+    get_env().get_template("pdf/certificate.html")
+    get_env().get_template("pdf/poi.html")
     with multiprocessing.get_context("fork").Pool(processes) as pool:
         yield from pool.imap(_render_full, jobs, chunksize=4)
 

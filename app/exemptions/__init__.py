@@ -14,3 +14,14 @@ def _register_demo() -> None:
 
 
 _register_demo()
+
+
+def _register_link_expander() -> None:
+    from app.exemptions.services import expand_link_placeholders
+    from app.notify import DELIVERY_EXPANDERS
+
+    if expand_link_placeholders not in DELIVERY_EXPANDERS:
+        DELIVERY_EXPANDERS.append(expand_link_placeholders)
+
+
+_register_link_expander()

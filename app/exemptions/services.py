@@ -8,7 +8,10 @@ with ``defer`` and reach Redis only after that commit. Every status change goes 
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -107,18 +110,56 @@ def transition(obj, to, *, actor: User | None, now: datetime, action: str | None
 
 
 # -- tokens -----------------------------------------------------------------------------------------
+#
+# A link's token is never stored anywhere. It is derived from SECRET_KEY, the request id and a random
+# per-link nonce, so a reminder can repeat the link; only its SHA-256 is kept, to find the request.
+# E-mails carry a placeholder that is expanded only when the e-mail is built for delivery
+# (``notify.DELIVERY_EXPANDERS``), so the outbox rows do not hold a usable link either.
+
+LINK_PLACEHOLDER = re.compile(r"\[\[exemption-link:(\d+):([0-9a-f]{32})\]\]")
+
 
 def hash_link_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def new_link_token() -> tuple[str, str]:
-    token = secrets.token_urlsafe(32)
-    return token, hash_link_token(token)
+def new_link_nonce() -> str:
+    return secrets.token_hex(16)
+
+
+def link_token(request_id: int, nonce: str) -> str:
+    key = current_app.config["SECRET_KEY"]
+    key = key.encode() if isinstance(key, str) else key
+    mac = hmac.new(key, f"exemption-link:{request_id}:{nonce}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def request_token(req: ExemptionRequest) -> str:
+    """The plain token of the request's current link (recomputed, never read from storage)."""
+    return link_token(req.id, req.link_nonce)
+
+
+def _new_link(req: ExemptionRequest) -> str:
+    """Give the (flushed) request a fresh link: a new nonce, the new token's hash. Returns the token."""
+    req.link_nonce = new_link_nonce()
+    token = request_token(req)
+    req.token_hash = hash_link_token(token)
+    return token
 
 
 def link_url(token: str) -> str:
     return f"{current_app.config['BASE_URL']}/portal/r/{token}"
+
+
+def link_placeholder(req: ExemptionRequest) -> str:
+    """What an e-mail template gets as ``link``: replaced by the real URL at delivery time."""
+    return f"[[exemption-link:{req.id}:{req.link_nonce}]]"
+
+
+def expand_link_placeholders(text: str) -> str:
+    if not text or "[[exemption-link:" not in text:
+        return text
+    return LINK_PLACEHOLDER.sub(lambda m: link_url(link_token(int(m.group(1)), m.group(2))), text)
 
 
 def link_days() -> int:
@@ -136,13 +177,13 @@ def _clean_email(email: str) -> str:
         raise InvalidData({"email": str(exc)}) from exc
 
 
-def _email_link(req: ExemptionRequest, token: str, *, template: str = "exemption_request",
+def _email_link(req: ExemptionRequest, *, template: str = "exemption_request",
                 subject: str | None = None, extra: dict | None = None) -> None:
     seller = current_app.config["SELLER_NAME"]
     queue_email(
         req.email, template,
         subject=subject or f"{seller} asks for your sales-tax exemption certificate",
-        context={"request": req, "customer": req.customer, "link": link_url(token),
+        context={"request": req, "customer": req.customer, "link": link_placeholder(req),
                  "expires_at": req.expires_at, **(extra or {})},
         customer_id=req.customer_id,
     )
@@ -159,13 +200,15 @@ def send_request(customer: Customer, email: str, *, actor: User | None, now: dat
                  subject: str | None = None) -> tuple[ExemptionRequest, str]:
     """Create a request in ``sent``, e-mail its link (by the outbox job) and schedule its expiry.
 
-    Returns the request and the plain token (only its hash is stored)."""
+    Returns the request and the plain token (derived, never stored; only its hash is)."""
     if customer is None:
         raise InvalidData({"customer_id": "Choose a customer."})
     email = _clean_email(email)
-    token, token_hash = new_link_token()
+    nonce = new_link_nonce()
     req = ExemptionRequest(
-        customer_id=customer.id, customer=customer, email=email, token_hash=token_hash, status=RS.SENT,
+        # The token needs the id: a provisional hash (never a SHA-256, so it matches no token) until the flush.
+        customer_id=customer.id, customer=customer, email=email, token_hash=f"new:{nonce}", link_nonce=nonce,
+        status=RS.SENT,
         source=source, sent_at=now, expires_at=now + timedelta(days=link_days()), reminders_sent=[],
         prefill=prefill, previous_certificate_id=previous_certificate.id if previous_certificate else None,
         renewal_of_id=renewal_of.id if renewal_of else None, send_run_id=send_run.id if send_run else None,
@@ -173,11 +216,13 @@ def send_request(customer: Customer, email: str, *, actor: User | None, now: dat
     )
     db.session.add(req)
     db.session.flush()
+    token = request_token(req)
+    req.token_hash = hash_link_token(token)
     what = {"staff": "Request sent", "api": "Request sent through the API", "bulk": "Request sent (send to many)",
             "renewal": "Renewal request sent", "resubmission": "New link sent after rejection"}.get(source, "Sent")
     record(REQUEST_SUBJECT, req.id, "sent", actor=actor, customer_id=customer.id, now=now,
            message=f"{what} to {email}; the link expires {req.expires_at:%b %d, %Y}.")
-    _email_link(req, token, template=email_template, subject=subject, extra=email_extra)
+    _email_link(req, template=email_template, subject=subject, extra=email_extra)
     _schedule_expiry(req)
     return req, token
 
@@ -185,9 +230,8 @@ def send_request(customer: Customer, email: str, *, actor: User | None, now: dat
 def resend_request(req: ExemptionRequest, *, actor: User | None, now: datetime, email: str | None = None) -> str:
     """A new link with a fresh expiry (optionally to a new e-mail); the old link dies at once."""
     new_email = _clean_email(email) if email and email.strip() else req.email
-    token, token_hash = new_link_token()
     old_email = req.email
-    req.token_hash = token_hash
+    token = _new_link(req)
     req.email = new_email
     req.link_version += 1
     req.expires_at = now + timedelta(days=link_days())
@@ -197,7 +241,7 @@ def resend_request(req: ExemptionRequest, *, actor: User | None, now: datetime, 
     note = f"New link sent to {new_email}" + (f" (was {old_email})" if new_email != old_email else "")
     transition(req, RS.SENT, actor=actor, now=now, action="resent",
                message=f"{note}; the previous link no longer works. Expires {req.expires_at:%b %d, %Y}.")
-    _email_link(req, token)
+    _email_link(req)
     _schedule_expiry(req)
     return token
 
@@ -533,12 +577,13 @@ def send_due_reminders(now: datetime) -> int:
 
 
 def remind_request(req: ExemptionRequest, days: int, *, now: datetime) -> None:
-    """Remind the customer; the dedupe key makes each reminder of each link at-most-once. The link
-    itself is not in the reminder (we do not keep the token): the customer uses the original e-mail."""
+    """Remind the customer, with the current link again; the dedupe key makes each reminder of each
+    link at-most-once."""
     seller = current_app.config["SELLER_NAME"]
     queue_email(req.email, "exemption_reminder",
                 subject=f"Reminder: {seller} still needs your exemption certificate",
-                context={"request": req, "customer": req.customer, "days": days, "expires_at": req.expires_at},
+                context={"request": req, "customer": req.customer, "days": days, "expires_at": req.expires_at,
+                         "link": link_placeholder(req)},
                 customer_id=req.customer_id, dedupe_key=f"exemption-reminder:{req.id}:{req.link_version}:{days}")
     req.reminders_sent = [*(req.reminders_sent or []), days]
     req.last_reminded_at = now

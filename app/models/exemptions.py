@@ -1,7 +1,9 @@
 """Sales-tax exemption certificates: the request links, the certificates, their jurisdictions,
 and the "send to many" runs.
 
-A request link's token is never stored: only its SHA-256 (``token_hash``). ``version`` columns are
+A request link's token is never stored. It is derived: base64url(HMAC-SHA256(SECRET_KEY,
+"exemption-link:<request id>:<link_nonce>")), so reminders can repeat it, while a database dump alone
+gives no usable link; ``token_hash`` (its SHA-256) finds the request. ``version`` columns are
 SQLAlchemy version counters, so two staff acting on the same row at once cannot both win.
 """
 
@@ -32,6 +34,8 @@ class ExemptionRequest(TimestampMixin, db.Model):
     customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id"), index=True)
     email: Mapped[str] = mapped_column(sa.String(254))
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # Random per link; a resend draws a new one, so the old token's hash no longer matches.
+    link_nonce: Mapped[str] = mapped_column(sa.String(32))
     status: Mapped[ExemptionRequestStatus] = mapped_column(
         enum_column(ExemptionRequestStatus), default=ExemptionRequestStatus.SENT, index=True)
     # "staff", "api", "bulk", "renewal" or "resubmission": how the request came to be.

@@ -115,6 +115,47 @@ def test_reminders_7_and_1_days_before_each_once(app, make, smtp, run_jobs):
     assert run_sweep(T0 + timedelta(days=30, minutes=1))["exemption_reminders"] == 0
 
 
+def test_reminder_carries_the_working_link_and_after_a_resend_the_new_one(app, client, make, smtp, run_jobs):
+    from app.exemptions.services import resend_request
+    from tests.jobs.test_exemption_lifecycle import link_from
+
+    with time_machine.travel(T0, tick=False):
+        req, _ = make.exemption_request(email="forgetful@customer.example.com")
+        run_jobs()
+    [first] = smtp.to("forgetful@customer.example.com")
+    original = link_from(first)
+
+    with time_machine.travel(T0 + timedelta(days=23, minutes=1), tick=False):
+        run_sweep(T0 + timedelta(days=23, minutes=1))
+        run_jobs()
+        [reminder] = [m for m in smtp.to("forgetful@customer.example.com") if "Reminder" in m["Subject"]]
+        path = link_from(reminder)
+        assert path == original  # the same link, repeated
+        html = reminder.get_body(preferencelist=("html",)).get_content()
+        assert f'href="http://certdesk.test{path}"' in html
+        page = client.get(path)
+        assert page.status_code == 200
+        assert "asks for your sales-tax exemption certificate" in page.get_data(as_text=True)
+
+        resend_request(req, actor=None, now=T0 + timedelta(days=23, hours=1))
+        db.session.commit()
+        run_jobs()
+    resent = link_from(smtp.to("forgetful@customer.example.com")[-1])
+    assert resent != original
+
+    # The fresh link expires 30 days after the resend; its 7-day reminder repeats the new link.
+    when = T0 + timedelta(days=23 + 23, hours=2)
+    with time_machine.travel(when, tick=False):
+        assert run_sweep(when)["exemption_reminders"] == 1
+        run_jobs()
+        reminders = [m for m in smtp.to("forgetful@customer.example.com") if "Reminder" in m["Subject"]]
+        assert len(reminders) == 2
+        assert link_from(reminders[-1]) == resent
+        assert client.get(resent).status_code == 200
+        old = client.get(original)
+        assert old.status_code == 404 and "This link is not available" in old.get_data(as_text=True)
+
+
 def test_a_late_sweep_sends_only_the_closest_reminder(app, make):
     from app.models import OutboxMessage
 

@@ -53,6 +53,57 @@ def test_send_stores_only_the_hash_and_records_activity(app, make):
     assert db.session.scalar(sa.select(Activity.action).where(Activity.subject_id == req.id)) == "sent"
 
 
+def dump_database() -> str:
+    """Every value of every row of every table, as text: what a database dump would show."""
+    parts = []
+    for table in db.metadata.sorted_tables:
+        for row in db.session.execute(sa.select(table)):
+            parts.extend(str(v) for v in row)
+    return "\n".join(parts)
+
+
+def test_token_is_derived_from_the_key_and_a_nonce_and_stored_nowhere(app, make):
+    from app.models import OutboxMessage
+    from app.notify import build_email
+
+    customer = make.customer()
+    req, token = services.send_request(customer, "buyer@example.com", actor=None, now=NOW)
+    services.remind_request(req, 7, now=NOW + timedelta(days=23))
+    db.session.commit()
+    assert token == services.link_token(req.id, req.link_nonce) == services.request_token(req)
+    assert len(req.link_nonce) == 32
+
+    dump = dump_database()
+    assert token not in dump and token[:20] not in dump
+    assert services.link_url(token) not in dump
+    assert req.token_hash in dump  # the lookup hash is there, the token is not
+
+    # The e-mails hold a placeholder; the link appears only in the e-mail built for delivery.
+    messages = db.session.scalars(sa.select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    assert len(messages) == 2
+    for message in messages:
+        assert token not in message.body_text + message.body_html
+        email = build_email(message)
+        assert services.link_url(token) in email.get_body(preferencelist=("plain",)).get_content()
+        assert f'href="{services.link_url(token)}"' in email.get_body(preferencelist=("html",)).get_content()
+
+    # Without SECRET_KEY the stored nonce gives nothing: another key derives a token that opens nothing.
+    app.config["SECRET_KEY"] = "another-key"
+    forged = services.link_token(req.id, req.link_nonce)
+    assert forged != token and services.find_by_token(forged) is None
+
+
+def test_resend_draws_a_new_nonce_and_the_old_token_stops_matching(app, make):
+    req, token = make.exemption_request(now=NOW)
+    old_nonce = req.link_nonce
+    new_token = services.resend_request(req, actor=None, now=NOW + timedelta(days=1))
+    db.session.commit()
+    assert req.link_nonce != old_nonce and new_token != token
+    assert services.find_by_token(token) is None
+    assert services.find_by_token(new_token) == req
+    assert services.link_token(req.id, old_nonce) == token  # still derivable, but its hash is gone
+
+
 def test_transition_refuses_what_the_table_does_not_allow(app, make):
     req, _ = make.exemption_request(now=NOW)
     services.cancel_request(req, actor=None, now=NOW)

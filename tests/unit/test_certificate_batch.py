@@ -132,3 +132,17 @@ def test_unknown_mode_and_empty_list(tmp_path, data):
         render_batch(data, HOLDERS, tmp_path / "x", mode="tar")
     assert render_batch(data, [], tmp_path / "empty.zip", mode="zip") == 0
     assert zipfile.ZipFile(tmp_path / "empty.zip").namelist() == []
+
+
+@pytest.mark.parametrize("mode", ["zip", "merged"])
+def test_proof_of_insurance_batch(tmp_path, mode):
+    out = tmp_path / f"poi.{mode}"
+    assert render_batch(pdf.sample_data("poi"), HOLDERS[:2], out, mode=mode) == 2
+    if mode == "zip":
+        with zipfile.ZipFile(out) as zf:
+            texts = [PdfReader(io.BytesIO(zf.read(n))).pages[0].extract_text() for n in zf.namelist()]
+    else:
+        texts = [p.extract_text() for p in PdfReader(out).pages]
+    assert len(texts) == 2
+    for text, holder in zip(texts, HOLDERS[:2], strict=True):
+        assert "PROOF OF INSURANCE" in text and "ISSUED TO" in text and holder_lines_in(text, holder)

@@ -146,3 +146,24 @@ def test_proof_of_insurance_batch(tmp_path, mode):
     assert len(texts) == 2
     for text, holder in zip(texts, HOLDERS[:2], strict=True):
         assert "PROOF OF INSURANCE" in text and "ISSUED TO" in text and holder_lines_in(text, holder)
+
+
+def test_stamped_files_open_in_chromiums_pdf_engine(tmp_path, data):
+    """A second, independent reader (pdfium, as in Chromium) sees the same pages and holder text."""
+    import pypdfium2 as pdfium
+
+    out = tmp_path / "all.pdf"
+    render_batch(data, HOLDERS, out, mode="merged")
+    doc = pdfium.PdfDocument(str(out))
+    assert len(doc) == len(HOLDERS)
+    for index, holder in enumerate(HOLDERS):
+        text = doc[index].get_textpage().get_text_range()
+        assert holder.lines()[0] in text
+        bitmap = doc[index].render(scale=0.5).to_pil()
+        assert bitmap.size[0] > 200
+    doc.close()
+    render_batch(data, HOLDERS[3:], tmp_path / "one.zip", mode="zip")
+    with zipfile.ZipFile(tmp_path / "one.zip") as zf:
+        single = pdfium.PdfDocument(zf.read(zf.namelist()[0]))
+        assert "Café Müller GmbH" in single[0].get_textpage().get_text_range()
+        single.close()

@@ -240,21 +240,18 @@ def _amount(value: Any) -> int:
 
 
 def _iso(value: Any) -> str:
+    """A date typed by staff (YYYY-MM-DD or MM/DD/YYYY) as ISO text."""
     if isinstance(value, date):
         return value.isoformat()
     text = str(value or "").strip()
-    for fmt in (r"^\d{4}-\d{2}-\d{2}$",):
-        if re.match(fmt, text):
-            try:
-                return date.fromisoformat(text).isoformat()
-            except ValueError:
-                break
-    m = re.match(r"^(\d{1,2})/(\d{1,2})/(\d{4})$", text)
-    if m:
-        try:
-            return date(int(m[3]), int(m[1]), int(m[2])).isoformat()
-        except ValueError:
-            pass
+    us = re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{4})", text)
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text).isoformat()
+        if us:
+            return date(int(us[3]), int(us[1]), int(us[2])).isoformat()
+    except ValueError:
+        pass
     raise CertificateDataError(f"“{text[:40]}” is not a date (use YYYY-MM-DD or MM/DD/YYYY).")
 
 

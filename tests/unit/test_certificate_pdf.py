@@ -397,3 +397,20 @@ def test_holder_text_always_stays_inside_its_box():
     huge = HolderInfo(name="N" * 200, address="A" * 200, city="C" * 100, state="TX", zip_code="78701")
     content = pdf.holder_content(huge).decode("latin-1")
     assert content.count("'") + content.count(" Tj") <= pdf.HOLDER_MAX_LINES
+
+
+def test_override_dates_and_marks(make, agency):
+    customer = make.customer()
+    data = build_certificate_data(customer, kind=RequestType.COI, holder=HOLDER, on=ON, overrides={
+        "coverages": {"general_liability": {"effective": "02/15/2026", "expiry": "2027-02-15", "addl_insd": "on"},
+                      "workers_comp": {"addl_insd": True, "subr_wvd": "1"}}})
+    gl, wc = (next(r for r in data["coverages"] if r["line"] == line) for line in ("general_liability", "workers_comp"))
+    assert (gl["effective"], gl["expiry"], gl["addl_insd"]) == ("2026-02-15", "2027-02-15", True)
+    assert wc["addl_insd"] is False and wc["subr_wvd"] is True  # ADDL INSD is N/A on the WC row
+    assert "02/15/2026" in text_of(render_certificate_pdf(data))[0]
+    with pytest.raises(CertificateDataError, match="is not a date"):
+        build_certificate_data(customer, kind=RequestType.COI, holder=HOLDER, on=ON,
+                               overrides={"coverages": {"general_liability": {"effective": "2026-02-30"}}})
+    with pytest.raises(CertificateDataError, match="no umbrella / excess liability policy in force to edit"):
+        build_certificate_data(customer, kind=RequestType.COI, holder=HOLDER, on=ON,
+                               overrides={"coverages": {"umbrella": {"policy_number": "U-1"}}})

@@ -9,6 +9,7 @@ from flask import jsonify, request
 from app.api import OPENAPI_PATHS, OPENAPI_SCHEMAS, bp
 from app.api.auth import api_requires, api_user, customer_visible, error
 from app.exemptions import services
+from app.exemptions.queries import db_id
 from app.extensions import db
 from app.models import Customer, ExemptionCertificate, ExemptionRequest
 from app.models.base import utcnow
@@ -52,7 +53,7 @@ def create_exemption_request():
     if not isinstance(customer_id, int) or isinstance(customer_id, bool):
         errors["customer_id"] = "customer_id must be an integer."
     else:
-        customer = db.session.get(Customer, customer_id)
+        customer = db.session.get(Customer, customer_id) if db_id(customer_id) else None
         if customer is None:
             errors["customer_id"] = "No customer with this id."
     email = body.get("email")
@@ -72,7 +73,7 @@ def create_exemption_request():
 @bp.route("/exemption-requests/<int:request_id>")
 @api_requires("manage_exemption_requests")
 def get_exemption_request(request_id: int):
-    req = db.session.get(ExemptionRequest, request_id)
+    req = db.session.get(ExemptionRequest, request_id) if db_id(request_id) else None
     if req is None:
         return error("Not found.", 404)
     return jsonify(request_json(req))
@@ -81,7 +82,7 @@ def get_exemption_request(request_id: int):
 @bp.route("/customers/<int:customer_id>/exemptions")
 @api_requires("view_dashboard")
 def customer_exemptions(customer_id: int):
-    customer = db.session.get(Customer, customer_id)
+    customer = db.session.get(Customer, customer_id) if db_id(customer_id) else None
     if customer is None or not customer_visible(customer_id):
         return error("Not found.", 404)
     errors = {}

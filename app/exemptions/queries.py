@@ -16,6 +16,16 @@ TABS = {
     "closed": ("Rejected & expired", ExemptionCertificate, (CS.REJECTED, CS.EXPIRED)),
 }
 PER_PAGE = 25
+MAX_ID = 2**31 - 1  # ids and counters are 32-bit: a larger number is no row (and would overflow SQLite)
+
+
+def db_id(value) -> int | None:
+    """``value`` as a row id, or None when it is not a positive integer in range."""
+    try:
+        number = int(str(value).strip().lstrip("#")) if not isinstance(value, int) else value
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number <= MAX_ID and not isinstance(number, bool) else None
 
 
 def _search(stmt, model, q: str):
@@ -23,8 +33,8 @@ def _search(stmt, model, q: str):
     if not q:
         return stmt
     clauses = [Customer.name.ilike(f"%{q}%")]
-    if q.lstrip("#").isdigit():
-        clauses.append(Customer.id == int(q.lstrip("#")))
+    if q.lstrip("#").isdigit() and db_id(q) is not None:
+        clauses.append(Customer.id == db_id(q))
     return stmt.where(sa.or_(*clauses))
 
 

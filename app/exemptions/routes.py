@@ -22,17 +22,14 @@ CHANGED = "exemptions-changed"
 
 
 def _get(model, item_id: int):
-    item = db.session.get(model, item_id)
+    item = db.session.get(model, item_id) if queries.db_id(item_id) else None
     if item is None:
         abort(404)
     return item
 
 
 def _version(form) -> int | None:
-    try:
-        return int(form.version.data)
-    except (TypeError, ValueError):
-        return None
+    return queries.db_id(form.version.data)
 
 
 # -- the tabs -----------------------------------------------------------------------------------------
@@ -44,7 +41,8 @@ def index():
     if tab not in queries.TABS:
         tab = "pending"
     q = request.args.get("q", "").strip()[:100]
-    results = db.paginate(queries.tab_statement(tab, q), per_page=queries.PER_PAGE, error_out=False)
+    page = min(max(request.args.get("page", 1, type=int), 1), 100_000)
+    results = db.paginate(queries.tab_statement(tab, q), page=page, per_page=queries.PER_PAGE, error_out=False)
     return render_page_or_partial("exemptions/index.html", "exemptions/_list_part.html", tab=tab, q=q, results=results,
                                   counts=queries.tab_counts(q), tabs=queries.TABS, today=utcnow().date())
 
@@ -65,7 +63,25 @@ def counts():
 def customer_search():
     q = request.args.get("q", "").strip()[:100]
     return render_template("exemptions/_customer_results.html", customers=queries.search_customers(q), q=q,
-                           selected=request.args.get("customer_id", type=int))
+                           selected=queries.db_id(request.args.get("customer_id")), fill_email=True)
+
+
+@bp.route("/requests/email-field")
+@requires("manage_exemption_requests")
+def request_email_field():
+    """The e-mail field after a customer was picked: the customer's contact e-mail, unless the user
+    typed another address (anything other than what was filled in before is theirs and is kept)."""
+    customer_id = queries.db_id(request.args.get("customer_id"))
+    customer = db.session.get(Customer, customer_id) if customer_id else None
+    typed = request.args.get("email", "").strip()[:254]
+    autofilled = request.args.get("email_autofilled", "").strip()[:254]
+    form = RequestForm(formdata=None, email=typed)
+    if customer is not None and customer.contact_email and (not typed or typed == autofilled):
+        form.email.data = autofilled = customer.contact_email
+    elif typed != autofilled:
+        autofilled = ""
+    return render_template("exemptions/_request_email_field.html", form=form, email_autofilled=autofilled,
+                           email_customer=customer)
 
 
 # -- requests -----------------------------------------------------------------------------------------
@@ -75,15 +91,18 @@ def customer_search():
 def new_request():
     form = RequestForm()
     q = request.values.get("q", "").strip()[:100]
+    email_autofilled = request.form.get("email_autofilled", "").strip()[:254]
     if request.method == "GET":
-        customer_id = request.args.get("customer_id", type=int)
+        customer_id = queries.db_id(request.args.get("customer_id"))
         customer = db.session.get(Customer, customer_id) if customer_id else None
         if customer is not None:
             form.customer_id.data = customer.id
             form.email.data = customer.contact_email
+            email_autofilled = customer.contact_email
     status = 200
     if request.method == "POST":
-        customer = db.session.get(Customer, form.customer_id.data) if form.customer_id.data else None
+        customer_id = queries.db_id(form.customer_id.data)
+        customer = db.session.get(Customer, customer_id) if customer_id else None
         if form.validate():
             if customer is None:
                 form.customer_id.errors = ["Choose a customer from the list."]
@@ -96,17 +115,15 @@ def new_request():
                         getattr(form, name).errors = [message]
                 else:
                     db.session.commit()
-                    message = f"Request sent to {req.email}."
-                    if is_htmx():
-                        flash(message, "success")
-                        return hx_redirect(url_for("exemptions.request_detail", request_id=req.id))
-                    flash(message, "success")
+                    flash(f"Request sent to {req.email}.", "success")
                     return hx_redirect(url_for("exemptions.request_detail", request_id=req.id))
         status = 422
-    customer = db.session.get(Customer, form.customer_id.data) if isinstance(form.customer_id.data, int) else None
+    customer_id = queries.db_id(form.customer_id.data) if isinstance(form.customer_id.data, int) else None
+    customer = db.session.get(Customer, customer_id) if customer_id else None
     results = queries.search_customers(q) if q else ([customer] if customer else [])
     return render_page_or_partial("exemptions/new_request.html", "exemptions/_request_form.html", status=status,
-                                  form=form, q=q, customers=results, selected=customer.id if customer else None)
+                                  form=form, q=q, customers=results, selected=customer.id if customer else None,
+                                  email_autofilled=email_autofilled)
 
 
 def _request_context(req: ExemptionRequest, **extra) -> dict:
@@ -337,8 +354,8 @@ def send_many():
     if request.method == "POST":
         ids = []
         for raw in request.form.getlist("customer_ids"):
-            if raw.isdigit():
-                ids.append(int(raw))
+            if queries.db_id(raw):
+                ids.append(queries.db_id(raw))
         try:
             run = services.start_send_run(ids, actor=current_user, now=utcnow())
         except services.InvalidData as exc:

@@ -1,7 +1,10 @@
 """In Chromium: a customer completes a link with an upload, a reviewer approves it, and the
 certificate shows as active."""
 
+import re
 from pathlib import Path
+
+from playwright.sync_api import expect
 
 from app.enums import Role
 from tests.factories import PASSWORD
@@ -56,3 +59,51 @@ def test_customer_completes_link_and_reviewer_approves(page, app, make, run_jobs
     assert page.inner_text("[data-tab=active] .count") == "1"
     row = page.inner_text("#exemption-list tbody")
     assert "Browser Buyer LLC" in row and "OK, TX" in row and "active" in row
+
+
+def login(page, user):
+    page.goto("/login")
+    page.fill("input[name=email]", user.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard/")
+
+
+def test_picking_a_customer_fills_its_contact_email_which_stays_editable(page, app, make):
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.models import ExemptionRequest
+
+    admin = make.user(Role.ADMIN, email="admin@seller.example.com")
+    make.customer(name="Pickme Hardware", contact_email="ap@pickme.example.com")
+    make.customer(name="Pickme Lumber", contact_email="ap@lumber.example.com")
+    db.session.commit()
+    email = page.locator("input[name=email]")
+    login(page, admin)
+    page.goto("/exemptions/requests/new")
+    page.fill("#customer-q", "pickme")
+    page.wait_for_selector("#customer-results input[type=radio]")
+    assert page.input_value("input[name=email]") == ""
+    page.check("#customer-results label:has-text('Pickme Hardware') input")
+    expect(email).to_have_value("ap@pickme.example.com")
+    page.check("#customer-results label:has-text('Pickme Lumber') input")
+    expect(email).to_have_value("ap@lumber.example.com")
+    # Still editable; an address the user typed is not overwritten by another pick.
+    page.fill("input[name=email]", "tax@lumber.example.com")
+    page.check("#customer-results label:has-text('Pickme Hardware') input")
+    page.wait_for_timeout(400)
+    assert page.input_value("input[name=email]") == "tax@lumber.example.com"
+    page.check("#customer-results label:has-text('Pickme Lumber') input")
+    page.click("button:has-text('Send request')")
+    page.wait_for_url(re.compile(r"/exemptions/requests/\d+$"))
+    assert "Request sent to tax@lumber.example.com" in page.inner_text("body")
+    db.session.expire_all()
+    req = db.session.scalar(sa.select(ExemptionRequest))
+    assert req.email == "tax@lumber.example.com" and req.customer.name == "Pickme Lumber"
+
+    # A single match is picked and filled as soon as it appears.
+    page.goto("/exemptions/requests/new")
+    page.fill("#customer-q", "hardware")
+    expect(email).to_have_value("ap@pickme.example.com")
+    assert page.is_checked("#customer-results input[type=radio]")

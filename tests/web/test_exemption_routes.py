@@ -86,6 +86,46 @@ def test_new_request_without_js_search_then_send(app, client, make, reviewer):
     assert client.get(response.headers["Location"]).status_code == 200
 
 
+def test_picking_a_customer_fills_the_email_with_its_contact_unless_the_user_typed_one(app, htmx, make, reviewer):
+    acme = make.customer(name="Acme Pick", contact_email="ap@acme.example.com")
+    zeta = make.customer(name="Zeta Pick", contact_email="ap@zeta.example.com")
+    bare = make.customer(name="No Mail Pick", contact_email="")
+
+    def pick(customer, email="", autofilled=""):
+        response = htmx.get("/exemptions/requests/email-field",
+                            query_string={"customer_id": customer.id, "email": email, "email_autofilled": autofilled})
+        assert response.status_code == 200
+        return response.get_data(as_text=True)
+
+    # The search results wire each choice to this swap; a single match is picked (and filled) on load.
+    results = htmx.get("/exemptions/customers/search?q=acme pick").get_data(as_text=True)
+    assert 'hx-get="/exemptions/requests/email-field"' in results and "change, load" in results
+    two = htmx.get("/exemptions/customers/search?q=pick").get_data(as_text=True)
+    assert "change, load" not in two
+
+    first = pick(acme)
+    assert 'name="email" type="email" value="ap@acme.example.com"' in first
+    assert 'name="email_autofilled" value="ap@acme.example.com"' in first
+    assert "change it to send the link elsewhere" in first
+    # Another customer replaces an address that was filled in, not one the user typed.
+    assert 'value="ap@zeta.example.com"' in pick(zeta, "ap@acme.example.com", "ap@acme.example.com")
+    typed = pick(zeta, "finance@elsewhere.example.com", "ap@acme.example.com")
+    assert 'value="finance@elsewhere.example.com"' in typed and "ap@zeta.example.com" not in typed
+    assert 'name="email_autofilled" value=""' in typed
+    no_mail = pick(bare)
+    assert "has no contact e-mail on file" in no_mail and 'name="email_autofilled" value=""' in no_mail
+    # Garbage never breaks it.
+    for query in ({"customer_id": "x"}, {"customer_id": "99999999999999999999999"}, {}):
+        response = htmx.get("/exemptions/requests/email-field", query_string=query)
+        assert response.status_code == 200 and 'name="email"' in response.get_data(as_text=True)
+
+
+def test_new_request_page_for_a_customer_prefills_the_contact_email(app, client, make, reviewer):
+    customer = make.customer(name="Prefill Co", contact_email="ap@prefill.example.com")
+    page = client.get(f"/exemptions/requests/new?customer_id={customer.id}").get_data(as_text=True)
+    assert 'value="ap@prefill.example.com"' in page and "change it to send the link elsewhere" in page
+
+
 @pytest.mark.parametrize("data, message", [
     ({}, "Choose a customer."),
     ({"customer_id": "999999", "email": "x@example.com"}, "Choose a customer from the list."),

@@ -174,3 +174,38 @@ def test_sweep_requeues_a_run_left_queued_by_a_lost_job(app, world, run_jobs):
     assert run_jobs() == 1
     db.session.refresh(run)
     assert run.status is GenerationStatus.DONE and run.percent == 100
+
+
+def test_inactive_customer_is_refused(app, world):
+    from app.enums import CustomerStatus
+
+    world["customer"].status = CustomerStatus.SUSPENDED
+    with pytest.raises(generation.GenerationError, match="active customers only"):
+        _start(world, GenerationMode.MERGED)
+
+
+def test_sweep_requeues_a_stuck_import_and_removes_old_uploads(app, run_jobs, monkeypatch):
+    from app.customers import imports
+    from app.enums import ImportKind, ImportStatus
+    from app.models import Holder, ImportRun
+
+    monkeypatch.setattr(imports, "INLINE_ROWS", 0)
+    data = b"name,email,phone,address,city,state,zip\nA Co,,,1 Main St,Austin,TX,78701\n"
+    run = imports.start_import(ImportKind.HOLDERS, data, "a.csv", actor=None, now=utcnow())
+    db.session.commit()  # the job was never enqueued (Redis was down)
+    assert run_jobs() == 0
+    later = datetime.now(UTC) + timedelta(minutes=16)
+    assert generation.requeue_stuck_runs(later) == 1
+    db.session.commit()
+    assert run_jobs() == 1
+    run = db.session.get(ImportRun, run.id)
+    assert run.status is ImportStatus.PREVIEW and run.valid_rows == 1
+    imports.confirm_import(run, actor=None, now=utcnow())
+    imports.apply_import(run, now=utcnow())
+    db.session.commit()
+    assert db.session.scalar(sa.select(sa.func.count(Holder.id))) == 1
+    key = run.file_key
+    assert get_store().exists(key)
+    assert generation.remove_expired_files(utcnow() + timedelta(days=app.config["GENERATED_FILE_DAYS"] + 1)) == 1
+    db.session.commit()
+    assert run.file_key is None and not get_store().exists(key)

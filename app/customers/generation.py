@@ -36,7 +36,7 @@ from app.enums import (
     can_transition,
 )
 from app.extensions import db
-from app.models import Customer, GenerationRun, Holder, ImportRun, SentCertificate, User
+from app.models import Customer, CustomerHolder, GenerationRun, Holder, ImportRun, SentCertificate, User
 from app.queue import defer
 from app.storage import get_store
 from app.sweeper import register_sweep
@@ -126,9 +126,46 @@ class _HolderRow:
     email: str
 
 
+PNC_WORDING = "Coverage is primary and non-contributory where required by written contract."
+
+
+def endorsed(data: dict, *, additional_insured: bool, waiver_of_subrogation: bool,
+             primary_noncontributory: bool) -> dict:
+    """The certificate data with one link's flags applied: ADDL INSD on the liability rows, SUBR WVD on
+    every row in force, and the primary & non-contributory sentence in the description. A proof of
+    insurance carries no endorsements."""
+    if data.get("kind") == RequestType.POI.value or not (additional_insured or waiver_of_subrogation
+                                                         or primary_noncontributory):
+        return data
+    coverages = []
+    for row in data.get("coverages") or []:
+        row = dict(row)
+        if row.get("present"):
+            if additional_insured and row.get("line") != "workers_comp":
+                row["addl_insd"] = True
+            if waiver_of_subrogation:
+                row["subr_wvd"] = True
+        coverages.append(row)
+    description = data.get("description") or ""
+    if primary_noncontributory and PNC_WORDING not in description:
+        description = f"{description}\n{PNC_WORDING}".strip()
+    return {**data, "coverages": coverages, "description": description}
+
+
+def _flags_by_holder(run: GenerationRun) -> dict[int, tuple[bool, bool, bool]]:
+    links = db.session.execute(sa.select(
+        CustomerHolder.holder_id, CustomerHolder.additional_insured, CustomerHolder.waiver_of_subrogation,
+        CustomerHolder.primary_noncontributory,
+    ).where(CustomerHolder.customer_id == run.customer_id)).all()
+    return {holder_id: (ai, wos, pnc) for holder_id, ai, wos, pnc in links}
+
+
 def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | None = None) -> GenerationRun:
     """Render the run's certificates. Idempotent: a finished run is left alone, a re-run of a run a dead
-    worker left ``running`` starts again and skips what it recorded or e-mailed already."""
+    worker left ``running`` starts again and skips what it recorded or e-mailed already.
+
+    Holders whose links carry the same flags share one ``render_batch`` call; with several groups, the
+    ZIP keeps the chosen order and a combined PDF has the groups one after the other."""
     from app.insurance.pdf import CertificateDataError, HolderInfo, build_certificate_data, render_batch
 
     if run.status not in (GenerationStatus.QUEUED, GenerationStatus.RUNNING):
@@ -152,29 +189,47 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
         transition(run, GenerationStatus.FAILED, actor=None, now=now,
                    message=f"Certificates cannot be generated: {exc}")
         return run
+    flags = _flags_by_holder(run)
+    groups: dict[tuple[bool, bool, bool], list[int]] = {}
+    for index, row in enumerate(rows):
+        groups.setdefault(flags.get(row.id, (False, False, False)), []).append(index)
+    plan = [(endorsed(data, additional_insured=ai, waiver_of_subrogation=wos, primary_noncontributory=pnc), indexes)
+            for (ai, wos, pnc), indexes in groups.items()]
+
     per_holder = run.record_sent or run.email_holders
+    need_zip = run.mode is GenerationMode.ZIP or per_holder
     passes = 2 if per_holder and run.mode is GenerationMode.MERGED else 1
     base = f"certificates-{_slug(customer.name)}-{now:%Y%m%d}-{run.id}"
     workdir = Path(tempfile.mkdtemp(prefix="certdesk-gen-"))
-    try:
-        def scaled(offset: int) -> Progress:
-            def report(done: int, total: int) -> None:
-                if progress:
-                    progress((offset + done) // passes, len(infos))
-            return report
+    finished = 0
 
-        pass_no = 0
-        zip_path = workdir / f"{base}.zip"
-        if run.mode is GenerationMode.ZIP or per_holder:
-            render_batch(data, infos, zip_path, mode="zip", progress=scaled(0))
-            pass_no = 1
+    def report(done: int, total: int) -> None:
+        if progress:
+            progress((finished + done) // passes, len(infos))
+
+    try:
+        parts: dict[int, tuple[Path, str]] = {}  # holder index -> (zip file, member)
+        if need_zip:
+            for number, (group_data, indexes) in enumerate(plan):
+                path = workdir / f"part-{number}.zip"
+                render_batch(group_data, [infos[i] for i in indexes], path, mode="zip", progress=report)
+                finished += len(indexes)
+                for i, member in zip(indexes, _zip_members(path, len(indexes)), strict=True):
+                    parts[i] = (path, member.filename)
         if run.mode is GenerationMode.MERGED:
-            out_path = workdir / f"{base}.pdf"
-            render_batch(data, infos, out_path, mode="merged", progress=scaled(pass_no * len(infos)))
+            pdfs = []
+            for number, (group_data, indexes) in enumerate(plan):
+                path = workdir / f"part-{number}.pdf"
+                render_batch(group_data, [infos[i] for i in indexes], path, mode="merged", progress=report)
+                finished += len(indexes)
+                pdfs.append(path)
+            out_path = pdfs[0] if len(pdfs) == 1 else _concat_pdfs(pdfs, workdir / f"{base}.pdf")
+        elif len(plan) == 1:
+            out_path = workdir / "part-0.zip"
         else:
-            out_path = zip_path
+            out_path = _assemble_zip(parts, infos, workdir / f"{base}.zip")
         if per_holder:
-            _deliver_each(run, customer, rows, zip_path, now)
+            _deliver_each(run, customer, rows, parts, now)
         run.file_key = get_store().save_file(out_path)
         run.filename = f"{base}{out_path.suffix}"
     finally:
@@ -193,8 +248,37 @@ def _zip_members(zip_path: Path, count: int) -> list[zipfile.ZipInfo]:
     return members
 
 
-def _deliver_each(run: GenerationRun, customer: Customer, rows: list[_HolderRow], zip_path: Path,
-                  now: datetime) -> None:
+def _assemble_zip(parts: dict[int, tuple[Path, str]], infos: list, out_path: Path) -> Path:
+    """One ZIP in the chosen holder order from the per-group ZIPs (members copied one at a time)."""
+    from app.insurance.pdf import filename_for, write_zip_entry
+
+    used: set[str] = set()
+    archives: dict[Path, zipfile.ZipFile] = {}
+    try:
+        with zipfile.ZipFile(out_path, "w", allowZip64=True) as out:
+            for index in range(len(infos)):
+                path, member = parts[index]
+                source = archives.get(path) or archives.setdefault(path, zipfile.ZipFile(path))
+                write_zip_entry(out, filename_for(infos[index], index + 1, used), source.read(member))
+    finally:
+        for archive in archives.values():
+            archive.close()
+    return out_path
+
+
+def _concat_pdfs(paths: list[Path], out_path: Path) -> Path:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for path in paths:
+        writer.append(str(path))
+    with out_path.open("wb") as fh:
+        writer.write(fh)
+    return out_path
+
+
+def _deliver_each(run: GenerationRun, customer: Customer, rows: list[_HolderRow],
+                  parts: dict[int, tuple[Path, str]], now: datetime) -> None:
     """Store each holder's PDF; record it in sent certificates and/or e-mail it (each at most once per run)."""
     from app.notify import queue_email
 
@@ -202,10 +286,12 @@ def _deliver_each(run: GenerationRun, customer: Customer, rows: list[_HolderRow]
     recorded = set(db.session.scalars(
         sa.select(SentCertificate.holder_id).where(SentCertificate.generation_run_id == run.id)
     ))
-    members = _zip_members(zip_path, len(rows))
     emailed = 0
-    with zipfile.ZipFile(zip_path) as archive:
-        for row, member in zip(rows, members, strict=True):
+    archives: dict[Path, zipfile.ZipFile] = {}
+    try:
+        for index, row in enumerate(rows):
+            path, member = parts[index]
+            archive = archives.get(path) or archives.setdefault(path, zipfile.ZipFile(path))
             key = store.save(archive.read(member))
             filename = f"certificate-{_slug(row.name)}.pdf"
             if run.email_holders and row.email:
@@ -220,6 +306,9 @@ def _deliver_each(run: GenerationRun, customer: Customer, rows: list[_HolderRow]
                     holder_email=row.email, kind=run.kind, document_key=key, filename=filename,
                     emailed=bool(run.email_holders and row.email), sent_by_id=run.created_by_id, created_at=now,
                 ))
+    finally:
+        for archive in archives.values():
+            archive.close()
     run.emailed_count = emailed
     db.session.flush()
 

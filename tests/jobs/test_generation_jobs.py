@@ -209,3 +209,44 @@ def test_sweep_requeues_a_stuck_import_and_removes_old_uploads(app, run_jobs, mo
     assert generation.remove_expired_files(utcnow() + timedelta(days=app.config["GENERATED_FILE_DAYS"] + 1)) == 1
     db.session.commit()
     assert run.file_key is None and not get_store().exists(key)
+
+
+def test_link_flags_endorse_each_holders_certificate(app, world, run_jobs):
+    first, second, third = world["links"]
+    second.additional_insured = True
+    third.waiver_of_subrogation = third.primary_noncontributory = True
+    db.session.commit()
+    run = _start(world, GenerationMode.ZIP, record_sent=True)
+    merged = _start(world, GenerationMode.MERGED)
+    run_jobs()
+    db.session.refresh(run)
+    db.session.refresh(merged)
+    with zipfile.ZipFile(get_store().path(run.file_key)) as archive:
+        names = archive.namelist()
+        texts = [" ".join(_page_texts(archive.read(m))) for m in names]
+    order = [link.holder.name for link in holders.linked_holders(world["customer"].id)]
+    assert [n.split("-", 1)[0] for n in names] == ["0001", "0002", "0003"]
+    assert all(name in text for name, text in zip(order, texts, strict=True))  # chosen order kept
+    pnc = [generation.PNC_WORDING in t for t in texts]
+    assert pnc == [name == third.holder.name for name in order]
+    sent = {s.holder_name: " ".join(_page_texts(get_store().read(s.document_key)))
+            for s in db.session.scalars(sa.select(SentCertificate))}
+    assert generation.PNC_WORDING in sent[third.holder.name]
+    assert generation.PNC_WORDING not in sent[first.holder.name]
+    pages = _page_texts(get_store().read(merged.file_key))
+    assert len(pages) == 3 and all(any(name in p for p in pages) for name in NAMES)
+
+
+def test_endorsed_sets_the_boxes_of_rows_in_force_only():
+    data = {"kind": "coi", "description": "Roofing.", "coverages": [
+        {"line": "general_liability", "present": True, "addl_insd": False, "subr_wvd": False},
+        {"line": "workers_comp", "present": True, "addl_insd": False, "subr_wvd": False},
+        {"line": "umbrella", "present": False, "addl_insd": False, "subr_wvd": False},
+    ]}
+    out = generation.endorsed(data, additional_insured=True, waiver_of_subrogation=True,
+                              primary_noncontributory=True)
+    assert [(r["addl_insd"], r["subr_wvd"]) for r in out["coverages"]] == [(True, True), (False, True), (False, False)]
+    assert out["description"] == f"Roofing.\n{generation.PNC_WORDING}"
+    assert data["coverages"][0]["addl_insd"] is False  # the shared data is not changed
+    assert generation.endorsed({**data, "kind": "poi"}, additional_insured=True, waiver_of_subrogation=True,
+                               primary_noncontributory=True)["coverages"] == data["coverages"]

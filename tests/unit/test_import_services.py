@@ -173,3 +173,19 @@ def test_templates_parse_back_as_their_pass(app):
         parsed = imports.parse_csv(imports.template_csv(kind), kind)
         assert parsed.header == imports.COLUMNS[kind]
         assert len(parsed.rows) == 2
+
+
+def test_a_second_confirmation_from_a_stale_page_is_a_conflict(app):
+    from app.enums import InvalidTransition
+
+    run = _run(ImportKind.HOLDERS, HOLDERS_CSV)
+    db.session.commit()
+    assert run.status is ImportStatus.PREVIEW  # what this request saw
+    with db.engine.begin() as other:  # somebody else cancelled it meanwhile, in another request
+        other.execute(sa.update(ImportRun.__table__).where(ImportRun.__table__.c.id == run.id)
+                      .values(status=ImportStatus.CANCELLED.value))
+    assert run.status is ImportStatus.PREVIEW  # still stale in this session
+    with pytest.raises(InvalidTransition):
+        imports.confirm_import(run, actor=None, now=NOW)
+    assert run.status is ImportStatus.CANCELLED
+    assert db.session.scalar(sa.select(sa.func.count(Holder.id))) == 0

@@ -31,6 +31,26 @@ JURISDICTION_ROWS = 5
 REQUIRED = "This field is required."
 
 
+def _no_nul(value):
+    return value.replace("\x00", "") if isinstance(value, str) else value
+
+
+class CleanMeta:
+    """Form ``Meta`` mixin: every text field drops NUL characters (PostgreSQL cannot store them, and
+    no person types one), so garbage gets a normal answer instead of a database error."""
+
+    def bind_field(self, form, unbound_field, options):
+        if issubclass(unbound_field.field_class, StringField):
+            filters = (*unbound_field.kwargs.get("filters", ()), _no_nul)
+            return unbound_field.bind(form=form, filters=filters, **options)
+        return super().bind_field(form, unbound_field, options)
+
+
+class CleanForm(FlaskForm):
+    class Meta(CleanMeta):
+        pass
+
+
 def _parse_date(field, *, required: bool) -> date | None:
     text = (field.data or "").strip()
     if not text:
@@ -45,6 +65,9 @@ def _parse_date(field, *, required: bool) -> date | None:
 
 
 class JurisdictionForm(Form):
+    class Meta(CleanMeta):
+        pass
+
     state = SelectField("State", choices=[SelectChoice("", "—")]
                         + [SelectChoice(c, f"{n} ({c})") for c, n in STATE_CHOICES],
                         validate_choice=False)
@@ -52,11 +75,11 @@ class JurisdictionForm(Form):
     expiration_date = StringField("Expires", render_kw={"type": "date"})
 
 
-class CertificateForm(FlaskForm):
+class CertificateForm(CleanForm):
     reason = SelectField("Exemption reason", choices=[SelectChoice(r.value, r.label) for r in ExemptionReason],
                          validators=[DataRequired(REQUIRED)])
     reason_other = StringField("Other reason", validators=[Optional(), Length(max=200)])
-    jurisdictions = FieldList(FormField(JurisdictionForm), min_entries=JURISDICTION_ROWS)
+    jurisdictions = FieldList(FormField(JurisdictionForm), min_entries=JURISDICTION_ROWS, max_entries=60)
     purchase_type = RadioField("Purchase", choices=[SelectChoice(PurchaseType.BLANKET.value, "Blanket (all purchases)"),
                                                     SelectChoice(PurchaseType.SINGLE.value, "Single purchase")],
                                default=PurchaseType.BLANKET.value, validators=[DataRequired(REQUIRED)])
@@ -154,23 +177,23 @@ class EditForm(CertificateForm):
                           render_kw={"rows": 3})
 
 
-class RequestForm(FlaskForm):
+class RequestForm(CleanForm):
     customer_id = IntegerField("Customer", validators=[DataRequired("Choose a customer.")])
     email = StringField("Customer e-mail (empty: the customer's contact e-mail)",
                         validators=[Optional(), Length(max=254)], render_kw={"type": "email"})
 
 
-class ResendForm(FlaskForm):
+class ResendForm(CleanForm):
     email = StringField("Send to (leave as is, or change the e-mail)", validators=[Optional(), Length(max=254)],
                         render_kw={"type": "email"})
 
 
-class RejectForm(FlaskForm):
+class RejectForm(CleanForm):
     version = HiddenField()
     notes = TextAreaField("Notes for the customer (required)", validators=[DataRequired(
         "Tell the customer why the certificate is rejected."), Length(max=5000)], render_kw={"rows": 4})
     send_new_link = BooleanField("Send a new link, pre-filled with what they sent", default=True)
 
 
-class ApproveForm(FlaskForm):
+class ApproveForm(CleanForm):
     version = HiddenField()

@@ -29,7 +29,7 @@ def db_id(value) -> int | None:
 
 
 def _search(stmt, model, q: str):
-    q = (q or "").strip()
+    q = (q or "").replace("\x00", "").strip()
     if not q:
         return stmt
     clauses = [Customer.name.ilike(f"%{q}%")]
@@ -57,7 +57,7 @@ def tab_counts(q: str = "") -> dict[str, int]:
 
 
 def search_customers(q: str, limit: int = 10) -> list[Customer]:
-    q = (q or "").strip()
+    q = (q or "").replace("\x00", "").strip()
     if not q:
         return []
     stmt = _search(sa.select(Customer), Customer, q).order_by(Customer.name).limit(limit)

@@ -29,7 +29,10 @@ def _get(model, item_id: int):
 
 
 def _version(form) -> int | None:
-    return queries.db_id(form.version.data)
+    """The version the reviewer saw: None when the form carries none; 0 (matches nothing, so a
+    conflict) when it carries garbage."""
+    raw = (form.version.data or "").strip()
+    return (queries.db_id(raw) or 0) if raw else None
 
 
 # -- the tabs -----------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ commit, render the page or its partial. Staff read with ``view_dashboard`` and c
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, request, send_file, url_for
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
 from app.auth.access import login_required, require_customer_access, requires
@@ -162,7 +162,10 @@ def generate_certificates(customer_id: int):
         )
     except generation.GenerationError as exc:
         db.session.rollback()
-        return render_page_or_partial("customers/interests.html", "customers/_generation_form.html", status=422,
+        if is_htmx():  # the dialog stays as the user left it; the message goes where the progress would
+            response = render_template("customers/_generation_error.html", generation_error=str(exc))
+            return make_response(response, 422)
+        return render_page_or_partial("customers/interests.html", "customers/_interests_part.html", status=422,
                                       **_interests_context(customer, generation_error=str(exc),
                                                            chosen={str(v) for v in raw_ids}, open_generate=True))
     db.session.commit()

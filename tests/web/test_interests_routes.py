@@ -106,10 +106,15 @@ def test_generate_without_js_redirects_to_the_status_page(client, staff, custome
     ({"mode": "zip", "holder_ids": ["abc"]}, "not additional interests"),
     ({"mode": "merged", "holder_ids": ["999999"]}, "not additional interests"),
 ])
-def test_garbage_generation_requests_are_422_and_store_nothing(htmx, staff, customer, data, message):
+def test_garbage_generation_requests_are_422_and_store_nothing(client, htmx, staff, customer, data, message):
     response = htmx.post(f"/customers/{customer.id}/generate", data=data, target="generation-result")
     assert response.status_code == 422
-    assert message in response.get_data(as_text=True)
+    body = response.get_data(as_text=True)
+    assert message in body and "<dialog" not in body
+    page = client.post(f"/customers/{customer.id}/generate", data=data)  # without JavaScript
+    assert page.status_code == 422
+    body = page.get_data(as_text=True)
+    assert "<html" in body and message in body and '<dialog id="generate-dialog" open' in body
     assert db.session.scalar(sa.select(sa.func.count(GenerationRun.id))) == 0
 
 

@@ -4,6 +4,10 @@ Routes are thin: parse the form -> call app.insurance.processing -> commit -> re
 answers htmx with the refreshed actions panel plus ``HX-Trigger: request-updated`` (counts and the
 timeline refresh themselves) and a toast; without JS it redirects (303) back to the request page.
 A conflict (somebody else acted first) answers 409 with the current state; bad input 422.
+
+Submit (generated or uploaded) only stores the approved values and defers the PDF job; the panel then
+shows a status widget that polls ``issue_status`` until the job has completed the request, and fires
+``certificate-issued`` so the panel refreshes itself.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from sqlalchemy.orm.exc import StaleDataError
 from app import activity
 from app.auth.access import requires
 from app.dashboard import bp, queries
-from app.enums import CoverageLine, InvalidTransition, RequestType
+from app.enums import CoverageLine, InvalidTransition, RequestStatus, RequestType
 from app.extensions import db
-from app.htmx import hx_trigger, is_htmx, render_page_or_partial
+from app.htmx import hx_trigger, is_htmx, render_page_or_partial, wants_partial
 from app.insurance import processing
 from app.insurance.processing import ActionRefused, Conflict, UploadRejected
 from app.models import IssuedCertificate
@@ -27,6 +31,8 @@ from app.models.base import utcnow
 from app.storage import get_store
 
 EVENT = "request-updated"
+ISSUED_EVENT = "certificate-issued"
+SUBMITTED = "Submitted: the certificate is being generated and will be e-mailed."
 
 
 # -- listing ---------------------------------------------------------------------------------------
@@ -195,7 +201,7 @@ def submit_certificate(request_id: int):
                                            send_to_holder=bool(request.form.get("send_to_holder")),
                                            expected_version=version)
 
-    return _act(request_id, action, "Certificate issued and e-mailed.", refused_extra=_prefill_again)
+    return _act(request_id, action, SUBMITTED, refused_extra=_prefill_again)
 
 
 @bp.route("/queue/<int:request_id>/upload", methods=["POST"])
@@ -210,7 +216,31 @@ def upload_certificate(request_id: int):
                                           send_to_holder=bool(request.form.get("send_to_holder")),
                                           expected_version=version)
 
-    return _act(request_id, action, "Uploaded certificate e-mailed.", refused_extra=lambda req: {"show": "upload"})
+    return _act(request_id, action, SUBMITTED, refused_extra=lambda req: {"show": "upload"})
+
+
+@bp.route("/queue/<int:request_id>/issue")
+@requires("view_dashboard")
+def issue_status(request_id: int):
+    """The self-polling status of a submitted certificate (pending -> issued, or failed)."""
+    req = _load(request_id)
+    if not wants_partial():
+        return render_page_or_partial("dashboard/request.html", "dashboard/_request_issue_status.html",
+                                      **_context(req))
+    response = render_page_or_partial("dashboard/request.html", "dashboard/_request_issue_status.html", req=req,
+                                      certificates=list(req.certificates))
+    if processing.issue_pending(req):
+        return response
+    if req.status is RequestStatus.COMPLETED:
+        return hx_trigger(response, EVENT, ISSUED_EVENT, toast="Certificate issued and e-mailed.")
+    return hx_trigger(response, EVENT, ISSUED_EVENT, toast="The certificate could not be issued.", level="error")
+
+
+@bp.route("/queue/<int:request_id>/retry-issue", methods=["POST"])
+@requires("process_queue")
+def retry_issue(request_id: int):
+    return _act(request_id, lambda req, v: processing.retry_issue(
+        req, actor=current_user, now=utcnow(), expected_version=v), SUBMITTED)
 
 
 @bp.route("/queue/<int:request_id>/relabel", methods=["POST"])

@@ -1,8 +1,18 @@
 """RQ jobs for certificates of insurance (ids in, idempotent)."""
 
+import logging
+
+from sqlalchemy.orm.exc import StaleDataError
+
 from app.extensions import db
 from app.jobs import job
 from app.models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def _lock() -> bool:
+    return db.engine.dialect.name == "postgresql"
 
 
 @job
@@ -14,8 +24,37 @@ def auto_process_request(request_id: int):
     """
     from app.insurance.processing import auto_process, get_request
 
-    req = get_request(request_id, for_update=db.engine.dialect.name == "postgresql")
+    req = get_request(request_id, for_update=_lock())
     if req is None:
         return "missing"
     return auto_process(req, now=utcnow())
 
+
+@job
+def issue_request_certificate(request_id: int):
+    """Issue what staff submitted (generated from the reviewed values, or the uploaded PDF), complete the
+    request and queue the e-mails (queue ``pdf``).
+
+    Idempotent: only a request still being issued is touched. The row lock (PostgreSQL) serialises two
+    copies of this job; elsewhere the row's version counter makes the second one's UPDATE fail, and it
+    rolls back everything (one certificate, one set of e-mails). Unusable submitted values are recorded
+    on the request (``issue_error``) for staff; unexpected errors propagate so RQ retries the job.
+    """
+    from app.insurance.processing import IssueFailed, get_request, issue_pending, issue_requested, record_issue_failure
+
+    req = get_request(request_id, for_update=_lock())
+    if req is None:
+        return "missing"
+    try:
+        return issue_requested(req, now=utcnow())
+    except StaleDataError:
+        db.session.rollback()
+        return "issued by another worker"
+    except IssueFailed as exc:
+        db.session.rollback()
+        log.warning("certificate request %s could not be issued: %s", request_id, exc)
+        req = get_request(request_id, for_update=_lock())
+        if req is None or not issue_pending(req):
+            return "nothing to do"
+        record_issue_failure(req, str(exc), now=utcnow())
+        return "failed"

@@ -5,14 +5,21 @@ Plain service functions (explicit ``actor`` and ``now``; no request, no flash). 
 Conflicts: every staff action takes the ``expected_version`` the user saw on the page. If the
 request changed since (somebody else acted), the action raises :class:`Conflict` before doing
 anything. Two actions racing past that check are caught by the row's version counter
-(SQLAlchemy ``version_id_col``): the status change is flushed *first*, so the loser's UPDATE
-matches no row, raises ``StaleDataError`` and its whole transaction (certificate, e-mails,
+(SQLAlchemy ``version_id_col``): the state change is flushed *first*, so the loser's UPDATE
+matches no row, raises ``StaleDataError`` and its whole transaction (pending values, e-mails,
 deferred jobs) is rolled back. Nothing is done twice.
+
+Issuing is asynchronous: staff *Submit* (generated or uploaded) validates, stores the approved values
+in ``pending_issue`` and sets ``issue_requested_at`` in one transaction, and defers the PDF job
+(``ISSUE_JOB``, queue ``pdf``). The job (:func:`issue_requested`) renders / issues the certificate,
+completes the request and queues the e-mails; it does nothing for a request that is no longer being
+issued, so a retry or a duplicate is harmless. A sweep step re-enqueues submits a lost job left behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -35,18 +42,29 @@ from app.queue import defer
 from app.sweeper import register_sweep
 from app.uploads import PDF, UploadRejected, check_upload
 
+log = logging.getLogger(__name__)
+
 SUBJECT = "certificate_request"
 AUTO_JOB = "app.insurance.jobs.auto_process_request"
+ISSUE_JOB = "app.insurance.jobs.issue_request_certificate"
+# A submit still waiting after this long lost its job (Redis or a worker died): the sweep enqueues it again...
+ISSUE_REQUEUE_AFTER = timedelta(minutes=3)
+# ...and after this long gives up, so staff see the failure and can try again instead of waiting forever.
+ISSUE_GIVE_UP_AFTER = timedelta(hours=1)
 OPEN_STATUSES = (RequestStatus.NEW, RequestStatus.IN_PROGRESS)
 RELABEL = {RequestType.COI: RequestType.COI_WOS, RequestType.COI_WOS: RequestType.COI}
 NO_AUTOMATION = ("Automation is not enabled for this customer's program: "
                  "upload the issued certificate (PDF) instead.")
 
-__all__ = ["ActionRefused", "Conflict", "InvalidTransition", "StaleDataError", "UploadRejected"]
+__all__ = ["ActionRefused", "Conflict", "InvalidTransition", "IssueFailed", "StaleDataError", "UploadRejected"]
 
 
 class ActionRefused(Exception):
     """The action cannot be done on this request as it is; the message is safe to show (422)."""
+
+
+class IssueFailed(Exception):
+    """The PDF job cannot issue the submitted certificate (the data or the uploaded file is unusable)."""
 
 
 class Conflict(Exception):
@@ -57,7 +75,20 @@ class Conflict(Exception):
         super().__init__(message or conflict_message(req))
 
 
+def issue_pending(req: CertificateRequest) -> bool:
+    """Submitted and waiting for the PDF job (the request is being issued)."""
+    return req.issue_requested_at is not None and req.status in OPEN_STATUSES
+
+
+def issuing_message(req: CertificateRequest) -> str:
+    name = (req.pending_issue or {}).get("actor_name") or "Someone"
+    return (f"{name} already submitted this request: the certificate is being generated and will be e-mailed. "
+            "Nothing was done; the current state is shown.")
+
+
 def conflict_message(req: CertificateRequest) -> str:
+    if issue_pending(req):
+        return issuing_message(req)
     who = f" by {req.assigned_to.name}" if req.assigned_to is not None and req.status is not RequestStatus.NEW else ""
     return (f"Someone else changed this request first: it is now {req.status.value.replace('_', ' ')}{who}. "
             "Nothing was done; the current state is shown.")
@@ -88,6 +119,8 @@ def transition(req: CertificateRequest, to: RequestStatus, *, actor: User | None
 def _check_open(req: CertificateRequest, expected_version: int | None) -> None:
     if expected_version is not None and req.version != expected_version:
         raise Conflict(req)
+    if issue_pending(req):
+        raise Conflict(req, issuing_message(req))
     if req.status not in OPEN_STATUSES:
         raise Conflict(req, f"This request is already {req.status.value.replace('_', ' ')}. Nothing was done.")
 
@@ -185,18 +218,16 @@ def delivery_recipients(req: CertificateRequest, *, send_to_holder: bool, holder
     return list(dict.fromkeys(recipients))
 
 
-def _complete_and_deliver(req: CertificateRequest, *, actor: User | None, now: datetime, send_to_holder: bool,
-                          action: str, message: str, data: dict | None = None, uploaded_pdf: bytes | None = None,
-                          overrides: dict | None = None) -> IssuedCertificate:
+def _complete_and_deliver(req: CertificateRequest, *, actor: User | None, now: datetime, holder,
+                          recipients: list[str], action: str, message: str, data: dict | None = None,
+                          uploaded_pdf: bytes | None = None) -> IssuedCertificate:
     from app.insurance.documents import deliver_certificate, issue_certificate
 
-    holder = _holder(req, overrides)
     transition(req, RequestStatus.COMPLETED, actor=actor, now=now, action=action, message=message)
     req.needs_manual = actor is not None
     _claim(req)
     cert = issue_certificate(req.customer, kind=req.type, holder=holder, actor=actor, now=now, request=req,
                              data=data, uploaded_pdf=uploaded_pdf)
-    recipients = delivery_recipients(req, send_to_holder=send_to_holder, holder_email=holder.email)
     if recipients:
         deliver_certificate(cert, recipients=recipients, actor=actor)
     activity.record(SUBJECT, req.id, "certificate_sent", actor=actor, customer_id=req.customer_id, now=now,
@@ -204,27 +235,132 @@ def _complete_and_deliver(req: CertificateRequest, *, actor: User | None, now: d
     return cert
 
 
+def _request_issue(req: CertificateRequest, *, actor: User, now: datetime, payload: dict, message: str) -> None:
+    """Store the approved values and mark the request as being issued; the PDF job runs after the commit."""
+    if req.status is RequestStatus.NEW:
+        req.assigned_to = actor
+        transition(req, RequestStatus.IN_PROGRESS, actor=actor, now=now, action="marked_in_progress",
+                   message=f"{actor.name} is working on it (submitted the certificate).")
+    req.pending_issue = {**payload, "actor_id": actor.id, "actor_name": actor.name}
+    req.issue_requested_at = now
+    req.issue_error = ""
+    activity.record(SUBJECT, req.id, "issue_requested", actor=actor, customer_id=req.customer_id, now=now,
+                    message=message)
+    _claim(req)
+    defer(db.session, ISSUE_JOB, req.id, queue="pdf")
+
+
 def submit_generated(req: CertificateRequest, *, actor: User, now: datetime, overrides: dict | None = None,
-                     send_to_holder: bool = True, expected_version: int | None = None) -> IssuedCertificate:
-    """Generate the certificate from the (staff-edited) values, complete the request, e-mail it."""
+                     send_to_holder: bool = True, expected_version: int | None = None) -> CertificateRequest:
+    """Accept the (staff-edited) certificate values; the PDF job generates, issues and e-mails it.
+
+    Everything that can be refused is checked here (automation, the values build into certificate data), so
+    the job only renders what staff reviewed.
+    """
     _check_open(req, expected_version)
     ok, why = automation_available(req)
     if not ok:
         raise ActionRefused(why)
     data = _build_data(req, now=now, overrides=overrides)
-    return _complete_and_deliver(req, actor=actor, now=now, send_to_holder=send_to_holder, data=data,
-                                 overrides=overrides, action="completed_generated",
-                                 message="Certificate generated from the reviewed values.")
+    holder = _holder(req, overrides)
+    _request_issue(req, actor=actor, now=now, message="Reviewed certificate submitted; generating the PDF.", payload={
+        "mode": "generated", "data": data, "holder": dataclasses.asdict(holder),
+        "recipients": delivery_recipients(req, send_to_holder=send_to_holder, holder_email=holder.email),
+    })
+    return req
 
 
 def submit_uploaded(req: CertificateRequest, *, actor: User, now: datetime, data: bytes, filename: str,
-                    send_to_holder: bool = True, expected_version: int | None = None) -> IssuedCertificate:
-    """Send an already-issued certificate (a PDF, checked by content) instead of generating one."""
+                    send_to_holder: bool = True, expected_version: int | None = None) -> CertificateRequest:
+    """Accept an already-issued certificate (a PDF, checked by content); the PDF job issues and e-mails it."""
+    from app.storage import get_store
+
     _check_open(req, expected_version)
     checked = check_upload(data, filename, allowed=frozenset({PDF}))
-    return _complete_and_deliver(req, actor=actor, now=now, send_to_holder=send_to_holder,
-                                 uploaded_pdf=checked.data, action="completed_uploaded",
-                                 message=f"Uploaded certificate {checked.filename} ({checked.page_count} page(s)).")
+    holder = _holder(req)
+    key = get_store().save(checked.data)
+    _request_issue(req, actor=actor, now=now, message=f"Uploaded certificate {checked.filename} submitted.", payload={
+        "mode": "uploaded", "document_key": key, "filename": checked.filename, "page_count": checked.page_count,
+        "holder": dataclasses.asdict(holder),
+        "recipients": delivery_recipients(req, send_to_holder=send_to_holder, holder_email=holder.email),
+    })
+    return req
+
+
+def retry_issue(req: CertificateRequest, *, actor: User, now: datetime,
+                expected_version: int | None = None) -> CertificateRequest:
+    """After a failed issue: queue the same submitted values again."""
+    _check_open(req, expected_version)
+    if not req.pending_issue or not req.issue_error:
+        raise ActionRefused("There is no failed certificate to try again: submit the certificate instead.")
+    payload = {k: v for k, v in req.pending_issue.items() if k not in ("actor_id", "actor_name")}
+    _request_issue(req, actor=actor, now=now, payload=payload, message="Trying the submitted certificate again.")
+    return req
+
+
+def issue_requested(req: CertificateRequest, *, now: datetime) -> str:
+    """The PDF job's work: issue the submitted certificate, complete the request, queue the e-mails.
+
+    Idempotent: a request that is no longer being issued (completed, failed, cancelled) is left alone.
+    Raises :class:`IssueFailed` when the submitted values cannot be issued (the caller rolls back and
+    records it with :func:`record_issue_failure`).
+    """
+    from app.insurance.pdf import CertificateDataError, HolderInfo
+    from app.storage import get_store
+
+    if not issue_pending(req):
+        return "nothing to do"
+    payload = req.pending_issue or {}
+    actor = db.session.get(User, payload["actor_id"]) if payload.get("actor_id") else None
+    holder = HolderInfo.from_dict(payload.get("holder") or {"name": req.holder_name})
+    recipients = list(payload.get("recipients") or [])
+    uploaded = None
+    if payload.get("mode") == "uploaded":
+        key = payload.get("document_key") or ""
+        store = get_store()
+        if not key or not store.exists(key):
+            raise IssueFailed("the uploaded file is missing from the file store; upload it again.")
+        uploaded = store.read(key)
+        action = "completed_uploaded"
+        message = f"Uploaded certificate {payload.get('filename', '')} ({payload.get('page_count', '?')} page(s))."
+    elif payload.get("mode") == "generated" and payload.get("data"):
+        action, message = "completed_generated", "Certificate generated from the reviewed values."
+    else:
+        raise IssueFailed("the submitted values are incomplete; submit the certificate again.")
+    try:
+        _complete_and_deliver(req, actor=actor, now=now, holder=holder, recipients=recipients, action=action,
+                              message=message, data=payload.get("data") if uploaded is None else None,
+                              uploaded_pdf=uploaded)
+    except CertificateDataError as exc:
+        raise IssueFailed(str(exc)) from exc
+    return "issued"
+
+
+def record_issue_failure(req: CertificateRequest, reason: str, *, now: datetime) -> None:
+    """The submitted certificate could not be issued: stop waiting, tell staff why (nothing was sent)."""
+    req.issue_requested_at = None
+    req.issue_error = reason[:500]
+    activity.record(SUBJECT, req.id, "issue_failed", customer_id=req.customer_id, now=now,
+                    message=f"The certificate could not be issued: {reason} Nothing was sent.")
+    _claim(req)
+
+
+@register_sweep("coi_issue_requests")
+def requeue_issue_requests(now: datetime) -> int:
+    """Re-enqueue submits whose PDF job was lost; give up (visibly) on those stuck for an hour."""
+    stuck = db.session.scalars(
+        sa.select(CertificateRequest).where(
+            CertificateRequest.status.in_(OPEN_STATUSES), CertificateRequest.issue_requested_at.is_not(None),
+            CertificateRequest.issue_requested_at < now - ISSUE_REQUEUE_AFTER,
+        ).order_by(CertificateRequest.issue_requested_at).limit(500)
+    ).all()
+    for req in stuck:
+        if req.issue_requested_at < now - ISSUE_GIVE_UP_AFTER:
+            log.warning("certificate request %s: issuing kept failing for an hour; gave up", req.id)
+            record_issue_failure(req, "the certificate job kept failing for an hour (see the worker log).", now=now)
+        else:
+            defer(db.session, ISSUE_JOB, req.id, queue="pdf")
+    return len(stuck)
 
 
 def relabel(req: CertificateRequest, to_type: RequestType | str, *, actor: User, now: datetime,
@@ -324,7 +460,9 @@ def auto_process(req: CertificateRequest, *, now: datetime) -> str:
                         message=f"Manual processing: {reason}")
         _claim(req)
         return "manual"
-    _complete_and_deliver(req, actor=None, now=now, send_to_holder=True, data=data, action="auto_issued",
+    holder = _holder(req)
+    _complete_and_deliver(req, actor=None, now=now, holder=holder, data=data, action="auto_issued",
+                          recipients=delivery_recipients(req, send_to_holder=True, holder_email=holder.email),
                           message=f"Issued automatically: {reason}")
     return "issued"
 

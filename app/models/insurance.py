@@ -62,6 +62,12 @@ class CertificateRequest(TimestampMixin, db.Model):
     # "<customer id>:<key>" from the submitting form or the API's Idempotency-Key header: a retried
     # submission returns the first request instead of creating a second one.
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(120), unique=True)
+    # Staff "Submit": the approved values (certificate data or the uploaded document's storage key, the
+    # recipients, who submitted) wait here for the PDF job; ``issue_requested_at`` marks the request as being
+    # issued until the job completes it (or records ``issue_error`` and clears it).
+    pending_issue: Mapped[dict | None] = mapped_column(sa.JSON)
+    issue_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    issue_error: Mapped[str] = mapped_column(sa.String(500), default="")
 
     customer: Mapped["Customer"] = relationship()  # noqa: F821
     submitted_by: Mapped["User | None"] = relationship(foreign_keys=[submitted_by_id])  # noqa: F821

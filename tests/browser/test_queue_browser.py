@@ -1,4 +1,5 @@
-"""In Chromium: a processor opens a request, attempts automation, edits a limit, submits; it shows completed."""
+"""In Chromium: a processor opens a request, attempts automation, edits a limit, submits; the page polls while
+the PDF job runs and then shows the request completed."""
 
 import io
 
@@ -20,7 +21,7 @@ def login(page, user):
     page.wait_for_url("**/dashboard/")
 
 
-def test_processor_automates_edits_and_submits(page, app, make):
+def test_processor_automates_edits_and_submits(page, app, make, run_jobs):
     processor = make.user(Role.PROCESSOR, name="Pia Processor")
     customer = make.customer(name="Quarry Stoneworks", contact_email="office@quarry.example.com")
     req = make.queue_request(customer=customer, holder_name="Lakeside Property Group",
@@ -42,10 +43,26 @@ def test_processor_automates_edits_and_submits(page, app, make):
     assert review.is_visible()
     page.click(f"#request-{req.id}-review button:has-text('Submit')")
 
+    # Submit stored the reviewed values; the PDF job has not run, the widget polls while it waits.
+    page.wait_for_selector(f"#request-{req.id}-issue[data-issue=pending] >> text=Generating the certificate…")
+    page.wait_for_selector("#toasts >> text=Submitted: the certificate is being generated")
+    with page.expect_response(lambda r: r.url.endswith(f"/queue/{req.id}/issue")):
+        pass  # it really polls
+    assert page.locator(f"#request-{req.id}-panel[data-status=in_progress]").count() == 1
+    assert db.session.scalar(sa.select(sa.func.count(IssuedCertificate.id))) == 0
+
+    assert run_jobs() >= 1  # the worker runs while the page keeps polling
     page.wait_for_selector(f"#request-{req.id}-panel[data-status=completed]")
     assert "completed" in page.inner_text(f"#request-{req.id}-panel .badge")
     page.wait_for_selector("#toasts >> text=Certificate issued and e-mailed.")
     page.wait_for_selector("#request-timeline >> text=completed generated")
+    done = page.wait_for_selector(f"#request-{req.id}-issue[data-issue=issued]")
+    assert "Download PDF" in done.inner_text()
+    # polling has stopped: no more requests to the status URL
+    polls = []
+    page.on("request", lambda r: polls.append(r.url) if r.url.endswith("/issue") else None)
+    page.wait_for_timeout(2500)
+    assert polls == []
 
     db.session.expire_all()
     done = db.session.get(CertificateRequest, req.id)

@@ -1,4 +1,5 @@
-"""The automatic path end to end with a real RQ worker, real Redis and a real SMTP server."""
+"""End to end with a real RQ worker, real Redis and a real SMTP server: the automatic path, and the PDF job
+that issues what staff submitted."""
 
 import io
 
@@ -118,3 +119,42 @@ def test_manual_upload_path_delivers_same_way(app, make, run_jobs, smtp):
     [mail] = smtp.to("office@upload.example.com")
     assert attachment(mail) == pdf
     assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == 1
+
+
+def test_staff_submit_lost_by_redis_is_issued_after_the_sweep(app, make, run_jobs, smtp):
+    """Submit committed but its job never reached Redis: the sweep enqueues it; one certificate, one e-mail each."""
+    from datetime import timedelta
+
+    staff = make.user(Role.PROCESSOR, name="Pia Processor")
+    customer = make.customer(name="Lantern Glassworks", contact_email="office@lantern.example.com")
+    req = make.queue_request(customer=customer, holder_name="Bayview Towers LP",
+                             holder_email="certs@bayview.example.com")
+    db.session.commit()
+    limits = {"coverages": {"general_liability": {"limits": {"each_occurrence": 4_000_000}}}}
+    processing.submit_generated(req, actor=staff, now=utcnow(), send_to_holder=True, expected_version=req.version,
+                                overrides=limits)
+    db.session.info.pop("deferred_jobs")  # Redis was down at the commit
+    db.session.commit()
+    assert run_jobs() == 0
+    assert db.session.get(CertificateRequest, req.id).status is RequestStatus.IN_PROGRESS
+
+    assert processing.requeue_issue_requests(utcnow()) == 0  # too fresh: the job may still come
+    assert processing.requeue_issue_requests(utcnow() + timedelta(minutes=4)) == 1
+    db.session.commit()
+    processing.requeue_issue_requests(utcnow() + timedelta(minutes=5))  # a second sweep before the worker ran
+    db.session.commit()
+    assert run_jobs() >= 2
+
+    req = db.session.get(CertificateRequest, req.id)
+    assert req.status is RequestStatus.COMPLETED
+    [cert] = db.session.scalars(sa.select(IssuedCertificate).filter_by(request_id=req.id)).all()
+    from app.storage import get_store
+
+    text = pdf_text(get_store().read(cert.document_key))
+    assert "Bayview Towers LP" in text and "4,000,000" in text and "Lantern Glassworks" in text
+    for address in ("certs@bayview.example.com", "office@lantern.example.com"):
+        [mail] = smtp.to(address)
+        assert "Bayview Towers LP" in pdf_text(attachment(mail))
+    actions = db.session.scalars(sa.select(Activity.action).filter_by(subject_id=req.id,
+                                                                      subject_type="certificate_request")).all()
+    assert actions.count("completed_generated") == 1 and actions.count("certificate_sent") == 1

@@ -1,6 +1,6 @@
 """Queue services: transitions, the auto-issue decision, relabel, reject, cancel, conflicts, reasons."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -254,3 +254,86 @@ def test_sweep_step_registered(app):
     from app.sweeper import SWEEPS
 
     assert SWEEPS["coi_auto_process"] is processing.requeue_undecided
+
+
+# -- asynchronous issuing (Submit -> PDF job) --------------------------------------------------------
+
+def test_submit_generated_stores_values_and_defers_the_pdf_job(app, make):
+    staff = make.user(Role.PROCESSOR, name="Pia Processor")
+    req = make.queue_request(holder_email="certs@holder.example.com",
+                             customer=make.customer(contact_email="office@c.example.com"))
+    db.session.commit()
+    overrides = {"coverages": {"general_liability": {"limits": {"each_occurrence": 3_000_000}}},
+                 "holder": {"name": "Harbor Holdings LLC"}}
+    processing.submit_generated(req, actor=staff, now=NOW, overrides=overrides, send_to_holder=True,
+                                expected_version=req.version)
+    assert req.status is S.IN_PROGRESS and req.assigned_to_id == staff.id  # a new request: who is on it
+    assert req.issue_requested_at == NOW and processing.issue_pending(req)
+    p = req.pending_issue
+    assert p["mode"] == "generated" and p["actor_id"] == staff.id and p["holder"]["name"] == "Harbor Holdings LLC"
+    gl = next(row for row in p["data"]["coverages"] if row["line"] == "general_liability")
+    assert any(item["amount"] == 3_000_000 for item in gl["limits"])
+    assert p["recipients"] == ["certs@holder.example.com", "office@c.example.com"]
+    jobs = db.session.info["deferred_jobs"]
+    assert [(j.func, j.args, j.queue) for j in jobs] == [(processing.ISSUE_JOB, (req.id,), "pdf")]
+    assert db.session.scalar(sa.select(sa.func.count(IssuedCertificate.id))) == 0
+    assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == 0
+    db.session.commit()
+
+    # while it is being issued every action is refused with a clear message
+    other = make.user(Role.REVIEWER)
+    for action in (lambda: processing.submit_generated(req, actor=other, now=NOW),
+                   lambda: processing.cancel(req, actor=other, now=NOW),
+                   lambda: processing.reject(req, processing.rejection_reasons()[0].id, actor=other, now=NOW)):
+        with pytest.raises(processing.Conflict, match="Pia Processor already submitted this request"):
+            action()
+
+    assert processing.issue_requested(req, now=NOW) == "issued"
+    db.session.commit()
+    assert req.status is S.COMPLETED and req.completed_at == NOW and not processing.issue_pending(req)
+    cert = db.session.scalar(sa.select(IssuedCertificate))
+    assert cert.holder_name == "Harbor Holdings LLC" and cert.issued_by_id == staff.id
+    assert sorted(db.session.scalars(sa.select(OutboxMessage.to_address))) == p["recipients"]
+    assert processing.issue_requested(req, now=NOW) == "nothing to do"  # idempotent
+    assert db.session.scalar(sa.select(sa.func.count(IssuedCertificate.id))) == 1
+
+
+def test_issue_failure_is_recorded_and_retry_needs_a_failure(app, make):
+    staff = make.user(Role.PROCESSOR)
+    req = make.queue_request()
+    with pytest.raises(processing.ActionRefused, match="no failed certificate"):
+        processing.retry_issue(req, actor=staff, now=NOW)
+    req.pending_issue = {"mode": "uploaded", "document_key": "00/missing", "recipients": []}
+    req.issue_requested_at = NOW
+    with pytest.raises(processing.IssueFailed, match="missing from the file store"):
+        processing.issue_requested(req, now=NOW)
+    processing.record_issue_failure(req, "the uploaded file is missing.", now=NOW)
+    assert not processing.issue_pending(req) and req.issue_error == "the uploaded file is missing."
+    entry = db.session.scalar(sa.select(Activity).filter_by(subject_id=req.id, action="issue_failed"))
+    assert "Nothing was sent" in entry.message
+    processing.retry_issue(req, actor=staff, now=NOW)
+    assert processing.issue_pending(req) and req.issue_error == "" and req.pending_issue["document_key"] == "00/missing"
+
+
+def test_sweep_requeues_lost_issue_jobs_and_gives_up_after_an_hour(app, make):
+    def pending(minutes_ago, status="in_progress"):
+        req = make.queue_request(status=status)
+        req.pending_issue = {"mode": "generated", "data": {"x": 1}, "recipients": []}
+        req.issue_requested_at = NOW - timedelta(minutes=minutes_ago)
+        return req
+
+    lost = pending(5)
+    pending(1)  # the job may still be on its way
+    pending(30, status="completed")  # done
+    ancient = pending(61)
+    db.session.flush()
+    assert processing.requeue_issue_requests(NOW) == 2
+    jobs = db.session.info["deferred_jobs"]
+    assert [(j.func, j.args, j.queue) for j in jobs] == [(processing.ISSUE_JOB, (lost.id,), "pdf")]
+    assert ancient.issue_requested_at is None and "kept failing" in ancient.issue_error
+
+
+def test_issue_sweep_step_registered(app):
+    from app.sweeper import SWEEPS
+
+    assert SWEEPS["coi_issue_requests"] is processing.requeue_issue_requests

@@ -76,7 +76,8 @@ class JurisdictionForm(Form):
 
 
 class CertificateForm(CleanForm):
-    reason = SelectField("Exemption reason", choices=[SelectChoice(r.value, r.label) for r in ExemptionReason],
+    reason = SelectField("Exemption reason", choices=[SelectChoice("", "Choose the reason…")]
+                         + [SelectChoice(r.value, r.label) for r in ExemptionReason],
                          validators=[DataRequired(REQUIRED)])
     reason_other = StringField("Other reason", validators=[Optional(), Length(max=200)])
     jurisdictions = FieldList(FormField(JurisdictionForm), min_entries=JURISDICTION_ROWS, max_entries=60)
@@ -84,7 +85,8 @@ class CertificateForm(CleanForm):
                                                     SelectChoice(PurchaseType.SINGLE.value, "Single purchase")],
                                default=PurchaseType.BLANKET.value, validators=[DataRequired(REQUIRED)])
     po_number = StringField("PO / invoice number", validators=[Optional(), Length(max=60)])
-    form_type = SelectField("Certificate form", choices=[SelectChoice(f.value, f.label) for f in ExemptionFormType],
+    form_type = SelectField("Certificate form", choices=[SelectChoice("", "Choose the form…")]
+                            + [SelectChoice(f.value, f.label) for f in ExemptionFormType],
                             validators=[DataRequired(REQUIRED)])
     tax_id_number = StringField("Certificate / tax ID number", validators=[DataRequired(REQUIRED), Length(max=60)])
     effective_date = StringField("Effective date", validators=[DataRequired(REQUIRED)], render_kw={"type": "date"})
@@ -135,8 +137,13 @@ class CertificateForm(CleanForm):
                 continue
             rows.append((code, (sub.state_id_number.data or "").strip(), _parse_date(sub.expiration_date,
                                                                                      required=False)))
+        row_errors = any(e.form.state.errors or e.form.expiration_date.errors for e in self.jurisdictions)
+        if not rows and not row_errors:
+            # Said at once, with the other missing fields, not only after they are fixed.
+            self.form_errors_extra["jurisdictions"] = "Add at least one state."
+            row_errors = True
         has_errors = (not ok or any(f.errors for f in self._fields.values() if f.name != "jurisdictions")
-                      or any(e.form.state.errors or e.form.expiration_date.errors for e in self.jurisdictions))
+                      or row_errors)
         if has_errors:
             return None
         data = CertificateData(
@@ -190,7 +197,7 @@ class ResendForm(CleanForm):
 
 class RejectForm(CleanForm):
     version = HiddenField()
-    notes = TextAreaField("Notes for the customer (required)", validators=[DataRequired(
+    notes = TextAreaField("Why it is rejected (e-mailed to the customer)", validators=[DataRequired(
         "Tell the customer why the certificate is rejected."), Length(max=5000)], render_kw={"rows": 4})
     send_new_link = BooleanField("Send a new link, pre-filled with what they sent", default=True)
 

@@ -4,8 +4,13 @@ never runs the customer's document. pypdfium2 renders the page; Pillow re-encode
 from __future__ import annotations
 
 import io
+import threading
 
 from app.uploads import PDF
+
+# PDFium is not thread-safe: two page images rendered at once in a threaded server (the edit page
+# loads every page together) crash the process. One render at a time per process.
+PDFIUM_LOCK = threading.Lock()
 
 ZOOMS = (0.75, 1.0, 1.5, 2.0)
 BASE_DPI = 96
@@ -27,18 +32,19 @@ def render_page_png(data: bytes, content_type: str, page: int = 1, zoom: float =
     if content_type == PDF:
         import pypdfium2 as pdfium
 
-        pdf = pdfium.PdfDocument(data)
-        try:
-            if page < 1 or page > len(pdf):
-                raise IndexError(page)
-            pdf_page = pdf[page - 1]
-            width, height = pdf_page.get_size()  # points (1/72 in)
-            scale = zoom * BASE_DPI / 72
-            scale = min(scale, MAX_PIXELS / max(width, height, 1))
-            image = pdf_page.render(scale=scale, may_draw_forms=True).to_pil()
-            pdf_page.close()
-        finally:
-            pdf.close()
+        with PDFIUM_LOCK:
+            pdf = pdfium.PdfDocument(data)
+            try:
+                if page < 1 or page > len(pdf):
+                    raise IndexError(page)
+                pdf_page = pdf[page - 1]
+                width, height = pdf_page.get_size()  # points (1/72 in)
+                scale = zoom * BASE_DPI / 72
+                scale = min(scale, MAX_PIXELS / max(width, height, 1))
+                image = pdf_page.render(scale=scale, may_draw_forms=True).to_pil()
+                pdf_page.close()
+            finally:
+                pdf.close()
     else:
         if page != 1:
             raise IndexError(page)

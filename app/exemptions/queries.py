@@ -79,5 +79,8 @@ def recent_runs(limit: int = 5) -> list[ExemptionSendRun]:
     return list(db.session.scalars(sa.select(ExemptionSendRun).order_by(ExemptionSendRun.id.desc()).limit(limit)))
 
 
-def all_customers(limit: int = 500) -> list[Customer]:
+CUSTOMER_LIST_LIMIT = 500
+
+
+def all_customers(limit: int = CUSTOMER_LIST_LIMIT) -> list[Customer]:
     return list(db.session.scalars(sa.select(Customer).order_by(Customer.name).limit(limit)))

@@ -315,6 +315,12 @@ def edit(certificate_id: int):
         form.fill_from(services.certificate_prefill(cert))
         return render_page_or_partial("exemptions/edit.html", "exemptions/_edit_form.html", form=form, cert=cert)
     form = EditForm()
+    if "add_rows" in request.form:
+        # "More state rows": the same form with five more jurisdiction rows; nothing is validated or saved.
+        for _ in range(5):
+            if len(form.jurisdictions) < len(US_STATES):
+                form.jurisdictions.append_entry()
+        return render_page_or_partial("exemptions/edit.html", "exemptions/_edit_form.html", form=form, cert=cert)
     data = form.to_data()
     if data is None:
         return render_page_or_partial("exemptions/edit.html", "exemptions/_edit_form.html", status=422,
@@ -349,13 +355,15 @@ def send_many():
     error = None
     customers = queries.all_customers()
     preselected: set[int] = set()
-    if request.method == "GET" and state:
-        if state in US_STATES:
-            preselected = set(services.customers_missing_active(state, utcnow().date()))
-        else:
-            error = f"{state[:10]} is not a US state code."
+    if state in US_STATES:
+        preselected = set(services.customers_missing_active(state, utcnow().date()))
+    elif state and request.method == "GET":
+        error = f"{state[:10]} is not a US state code."
     if request.method == "POST":
         ids = []
+        if request.form.get("all_missing") and state in US_STATES:
+            # Computed now, not from the (possibly truncated) list on the page.
+            ids = sorted(preselected)
         for raw in request.form.getlist("customer_ids"):
             if queries.db_id(raw):
                 ids.append(queries.db_id(raw))
@@ -369,7 +377,8 @@ def send_many():
             return hx_redirect(url_for("exemptions.send_run", run_id=run.id))
     return render_page_or_partial("exemptions/send_many.html", "exemptions/_send_many_form.html",
                                   status=422 if error else 200, customers=customers, preselected=preselected,
-                                  state=state, error=error, states=STATE_CHOICES, runs=queries.recent_runs())
+                                  state=state, error=error, states=STATE_CHOICES, runs=queries.recent_runs(),
+                                  truncated=len(customers) >= queries.CUSTOMER_LIST_LIMIT)
 
 
 @bp.route("/send-many/<int:run_id>")

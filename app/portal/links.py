@@ -52,10 +52,20 @@ def _kept_upload(form: LinkForm, request_id: int) -> CheckedUpload | None:
                          page_count=ref["pages"])
 
 
+def _returned_notes(req) -> str:
+    """The reviewer's notes on the submission this (resubmission) link replaces, shown to the customer."""
+    from app.models import ExemptionCertificate
+
+    if not req.previous_certificate_id:
+        return ""
+    previous = db.session.get(ExemptionCertificate, req.previous_certificate_id)
+    return previous.review_notes if previous is not None and previous.customer_id == req.customer_id else ""
+
+
 def _render_form(req, form, *, status=200, upload_error=None, kept=None):
     response = make_response(render_template(
         "portal/link.html", req=req, form=form, upload_error=upload_error, kept=kept,
-        max_mb=current_app.config["MAX_UPLOAD_BYTES"] // (1024 * 1024)), status)
+        returned_notes=_returned_notes(req), max_mb=current_app.config["MAX_UPLOAD_BYTES"] // (1024 * 1024)), status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

@@ -107,3 +107,18 @@ def test_picking_a_customer_fills_its_contact_email_which_stays_editable(page, a
     page.fill("#customer-q", "hardware")
     expect(email).to_have_value("ap@pickme.example.com")
     assert page.is_checked("#customer-results input[type=radio]")
+
+
+def test_link_form_fits_a_phone_screen(page, app, make):
+    customer = make.customer(name="Phone Buyer Co")
+    req, token = make.exemption_request(customer)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"/portal/r/{token}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    state = page.locator("select[name='jurisdictions-0-state']").bounding_box()
+    number = page.locator("input[name='jurisdictions-0-state_id_number']").bounding_box()
+    assert state["width"] > 250 and number["width"] > 120  # each row stacks into a readable card
+    page.click("button:has-text('Submit certificate')")
+    page.wait_for_selector(".error-summary")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert "Add at least one state." in page.inner_text(".error-summary")

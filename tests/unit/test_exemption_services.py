@@ -201,3 +201,17 @@ def test_image_preview_is_re_encoded(make):
     Image.new("RGB", (50, 40), "red").save(buf, format="JPEG")
     png = render_page_png(buf.getvalue(), "image/jpeg", 1, 1.0)
     assert png.startswith(b"\x89PNG")
+
+
+def test_pages_rendered_from_many_threads_at_once_do_not_crash():
+    """PDFium is not thread-safe; the edit page loads every page image at once (threaded server).
+    Without the lock in preview.py this crashes the process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.exemptions.preview import render_page_png
+
+    data = (FORMS / "mtc_uniform_sales_use_resale_cert.pdf").read_bytes()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        pngs = list(pool.map(lambda n: render_page_png(data, "application/pdf", n % 7 + 1, 0.75), range(21)))
+    assert all(p.startswith(b"\x89PNG") for p in pngs)
+    assert len({p for p in pngs}) == 7

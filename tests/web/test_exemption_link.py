@@ -210,3 +210,38 @@ def test_more_state_rows_keeps_what_was_typed_and_saves_nothing(app, client, mak
         ["TX", "NY", "CA", "FL", "GA", "OH", "PA", "WA"])})
     assert post(client, token, data, (io.BytesIO(make.tiny_pdf()), "x.pdf")).status_code == 303
     assert len(db.session.scalar(sa.select(ExemptionCertificate)).states) == 8
+
+
+def test_an_empty_submission_lists_every_problem_at_once_with_links_to_the_fields(app, client, make):
+    req, token = make.exemption_request()
+    response = post(client, token, {})
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    summary = text[text.index("error-summary"):text.index("</ul>")]
+    for label in ("Exemption reason", "Certificate form", "Certificate / tax ID number", "Effective date",
+                  "Purchaser name", "Signer name", "Date signed"):
+        assert f">{label}</a>: This field is required." in summary
+    assert '<a href="#jurisdictions">Where it applies</a>: Add at least one state.' in summary
+    assert '<a href="#document">Signed certificate document</a>' in summary
+    # The reason and the form are chosen on purpose: no pre-selected value.
+    reason = text[text.index('name="reason"'):]
+    reason = reason[:reason.index("</select>")]
+    assert '<option value="">Choose the reason…</option>' in reason and "selected" not in reason
+    assert certificates() == 0
+
+
+def test_a_returned_submission_shows_the_reviewers_notes_on_the_new_link(app, client, make, auth):
+    from app.enums import Role
+    from app.exemptions.services import reject_certificate
+    from app.models.base import utcnow
+
+    req, token = make.exemption_request()
+    assert post(client, token, make.exemption_form(), (io.BytesIO(make.tiny_pdf()), "x.pdf")).status_code == 303
+    cert = db.session.scalar(sa.select(ExemptionCertificate))
+    new_req = reject_certificate(cert, reviewer=make.user(Role.REVIEWER), now=utcnow(),
+                                 notes="The signature is missing on page 1.")
+    db.session.commit()
+    from app.exemptions.services import request_token
+
+    page = client.get(f"/portal/r/{request_token(new_req)}").get_data(as_text=True)
+    assert "returned for changes" in page and "The signature is missing on page 1." in page

@@ -323,3 +323,63 @@ def test_resend_revives_an_expired_request(app, client, make, reviewer):
     db.session.expire_all()
     req = db.session.get(ExemptionRequest, req.id)
     assert req.status is RS.SENT and req.expired_at is None and req.expires_at > utcnow() + timedelta(days=29)
+
+
+def test_pending_rows_have_an_options_menu_with_resend_change_email_and_cancel(app, client, make, reviewer):
+    req, _ = make.exemption_request(make.customer(name="Menu Co"), email="ap@menu.example.com")
+    text = client.get("/exemptions/").get_data(as_text=True)
+    row = text[text.index(f'id="exemption-row-{req.id}"'):]
+    row = row[:row.index("</tr>")]
+    assert '<details class="row-menu">' in row and "Options" in row
+    assert "Resend a new link to ap@menu.example.com" in row
+    assert f'href="/exemptions/requests/{req.id}#resend">Resend to another e-mail' in row
+    assert f'href="/exemptions/requests/{req.id}/cancel"' in row and 'hx-confirm="Cancel this request?' in row
+    assert 'id="resend"' in client.get(f"/exemptions/requests/{req.id}").get_data(as_text=True)
+
+
+def test_send_to_all_missing_is_computed_on_the_server_not_from_the_listed_rows(app, client, make, reviewer,
+                                                                               monkeypatch):
+    from app.exemptions import queries
+
+    covered = make.customer(name="Aaa Covered")
+    make.exemption_certificate(covered, states=(("TX", "", None),))
+    missing = [make.customer(name=f"Zzz Missing {i}") for i in range(3)]
+    monkeypatch.setattr(queries, "CUSTOMER_LIST_LIMIT", 2)  # the page lists only the first two by name
+    monkeypatch.setattr(queries.all_customers, "__defaults__", (2,))
+    page = client.get("/exemptions/send-many?state=TX").get_data(as_text=True)
+    assert "<strong>3</strong> customers without an active certificate for TX" in page
+    assert "Send to all 3" in page and missing[2].name not in page
+    assert "The first 2 customers (by name) are listed." in page
+    response = client.post("/exemptions/send-many", data={"state": "TX", "all_missing": "1"})
+    assert response.status_code == 303
+    run = db.session.scalar(sa.select(ExemptionSendRun))
+    assert sorted(run.customer_ids) == sorted(c.id for c in missing)
+
+
+def test_review_page_jumps_to_any_page_of_a_long_document(app, client, make, reviewer):
+    from pathlib import Path
+
+    mtc = (Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "exemption-forms"
+           / "mtc_uniform_sales_use_resale_cert.pdf").read_bytes()
+    cert = make.exemption_certificate(status=CS.PENDING_REVIEW, document=mtc)
+    cert.document_pages = 7
+    db.session.commit()
+    text = client.get(f"/exemptions/certificates/{cert.id}?page=5").get_data(as_text=True)
+    assert "Page 5 of 7" in text and '<span aria-current="page">5</span>' in text
+    assert f'href="/exemptions/certificates/{cert.id}?page=7&amp;zoom=1.0"' in text
+    assert "Why it is rejected (e-mailed to the customer)" in text
+    edit = client.get(f"/exemptions/certificates/{cert.id}/edit").get_data(as_text=True)
+    assert edit.count('alt="Page ') == 7  # the document beside the edit form
+    assert client.get(f"/exemptions/certificates/{cert.id}/pages/7.png").status_code == 200
+
+
+def test_edit_form_more_state_rows_keeps_values_and_saves_nothing(app, client, make, reviewer):
+    cert = make.exemption_certificate(status=CS.PENDING_REVIEW)
+    data = make.exemption_form(tax_id_number="TYPED-2")
+    response = client.post(f"/exemptions/certificates/{cert.id}/edit",
+                           data={**data, "version": cert.version, "add_rows": "1"})
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert 'name="jurisdictions-9-state"' in text and 'value="TYPED-2"' in text
+    db.session.expire_all()
+    assert db.session.get(ExemptionCertificate, cert.id).status is CS.PENDING_REVIEW

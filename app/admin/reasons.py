@@ -45,7 +45,7 @@ def add_reason():
         processing.add_reason(request.form.get("text", ""))
     except ActionRefused as exc:
         db.session.rollback()
-        return _reasons_page(status=422, error=str(exc))
+        return _reasons_page(status=422, field_error=str(exc))
     return _done("Reason added.")
 
 
@@ -56,16 +56,18 @@ def _reason(reason_id: int) -> RejectionReason:
     return reason
 
 
-@bp.route("/reasons/<int:reason_id>/active", methods=["POST"])
+@bp.route("/reasons/<int(max=2147483647):reason_id>/active", methods=["POST"])
 @requires("configure")
 def toggle_reason(reason_id: int):
     reason = _reason(reason_id)
+    if request.form.get("active") not in ("0", "1"):
+        return _reasons_page(status=422, error="Choose to deactivate or reactivate the reason.")
     active = request.form.get("active") == "1"
     processing.set_reason_active(reason, active)
     return _done("Reason reactivated." if active else "Reason deactivated: staff no longer see it.")
 
 
-@bp.route("/reasons/<int:reason_id>/move", methods=["POST"])
+@bp.route("/reasons/<int(max=2147483647):reason_id>/move", methods=["POST"])
 @requires("configure")
 def move_reason(reason_id: int):
     try:

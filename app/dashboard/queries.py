@@ -31,6 +31,8 @@ SORTS = {
     "status": CertificateRequest.status,
 }
 PER_PAGE = 25
+MAX_PAGE = 100_000
+EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
 
 
 @dataclass
@@ -59,10 +61,13 @@ class QueueFilters:
             raw = (args.get(name) or "").strip()
             if raw:
                 try:
-                    setattr(f, name, date.fromisoformat(raw))
+                    value = date.fromisoformat(raw)
+                    if not EARLIEST <= value <= LATEST:
+                        raise ValueError(raw)
+                    setattr(f, name, value)
                 except ValueError:
-                    f.errors.append(f"Ignored the date {raw!r}: use YYYY-MM-DD.")
-        f.customer = (args.get("customer") or "").strip()[:100]
+                    f.errors.append(f"Ignored the date {raw[:20]!r}: use YYYY-MM-DD.")
+        f.customer = (args.get("customer") or "").replace("\x00", "").strip()[:100]
         f.sort = args.get("sort", "created") if args.get("sort", "created") in SORTS else "created"
         f.direction = "desc" if args.get("dir") == "desc" else "asc"
         return f
@@ -101,7 +106,7 @@ def queue_statement(f: QueueFilters) -> sa.Select:
     if f.customer:
         term = f.customer.lower()
         condition = sa.func.lower(Customer.name).contains(term, autoescape=True)
-        if term.isdigit():
+        if term.isdigit() and len(term) <= 9:
             condition = sa.or_(condition, Customer.id == int(term), CertificateRequest.id == int(term))
         stmt = stmt.where(condition)
     column = SORTS[f.sort]
@@ -111,7 +116,7 @@ def queue_statement(f: QueueFilters) -> sa.Select:
 
 
 def queue_page(f: QueueFilters, page: int = 1, per_page: int = PER_PAGE):
-    return db.paginate(queue_statement(f), page=max(page, 1), per_page=per_page, error_out=False)
+    return db.paginate(queue_statement(f), page=min(max(page, 1), MAX_PAGE), per_page=per_page, error_out=False)
 
 
 def pending_counts() -> dict[str, int]:

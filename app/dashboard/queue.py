@@ -90,7 +90,7 @@ def _panel(req, status: int = 200, **extra):
                                   **_context(req, **extra))
 
 
-@bp.route("/queue/<int:request_id>")
+@bp.route("/queue/<int(max=2147483647):request_id>")
 @requires("view_dashboard")
 def request_detail(request_id: int):
     req = _load(request_id)
@@ -105,9 +105,18 @@ def _version() -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
+STALE_FORM = "This form did not say which version of the request you saw: reload the page and try again."
+
+
 def _act(request_id: int, action, toast: str, *, refused_extra=None):
-    """Run one staff action with the conflict / refusal handling shared by every button."""
+    """Run one staff action with the conflict / refusal handling shared by every button.
+
+    Every action form carries the version the user saw; without it a conflict could not be detected, so
+    the action is refused (422) rather than done blind.
+    """
     req = _load(request_id)
+    if _version() is None:
+        return _panel(req, status=422, error=STALE_FORM)
     try:
         result = action(req, _version())
         db.session.commit()
@@ -132,14 +141,14 @@ def _act(request_id: int, action, toast: str, *, refused_extra=None):
     return hx_trigger(_panel(req), EVENT, toast=toast)
 
 
-@bp.route("/queue/<int:request_id>/start", methods=["POST"])
+@bp.route("/queue/<int(max=2147483647):request_id>/start", methods=["POST"])
 @requires("process_queue")
 def mark_in_progress(request_id: int):
     return _act(request_id, lambda req, v: processing.mark_in_progress(
         req, actor=current_user, now=utcnow(), expected_version=v), "Marked in progress.")
 
 
-@bp.route("/queue/<int:request_id>/automate", methods=["POST"])
+@bp.route("/queue/<int(max=2147483647):request_id>/automate", methods=["POST"])
 @requires("process_queue")
 def attempt_automation(request_id: int):
     return _act(request_id, lambda req, v: processing.attempt_automation(
@@ -192,7 +201,7 @@ def _prefill_again(req) -> dict:
         return {}
 
 
-@bp.route("/queue/<int:request_id>/submit", methods=["POST"])
+@bp.route("/queue/<int(max=2147483647):request_id>/submit", methods=["POST"])
 @requires("process_queue")
 def submit_certificate(request_id: int):
     def action(req, version):
@@ -204,7 +213,7 @@ def submit_certificate(request_id: int):
     return _act(request_id, action, SUBMITTED, refused_extra=_prefill_again)
 
 
-@bp.route("/queue/<int:request_id>/upload", methods=["POST"])
+@bp.route("/queue/<int(max=2147483647):request_id>/upload", methods=["POST"])
 @requires("process_queue")
 def upload_certificate(request_id: int):
     def action(req, version):
@@ -219,7 +228,7 @@ def upload_certificate(request_id: int):
     return _act(request_id, action, SUBMITTED, refused_extra=lambda req: {"show": "upload"})
 
 
-@bp.route("/queue/<int:request_id>/issue")
+@bp.route("/queue/<int(max=2147483647):request_id>/issue")
 @requires("view_dashboard")
 def issue_status(request_id: int):
     """The self-polling status of a submitted certificate (pending -> issued, or failed)."""
@@ -236,21 +245,21 @@ def issue_status(request_id: int):
     return hx_trigger(response, EVENT, ISSUED_EVENT, toast="The certificate could not be issued.", level="error")
 
 
-@bp.route("/queue/<int:request_id>/retry-issue", methods=["POST"])
+@bp.route("/queue/<int(max=2147483647):request_id>/retry-issue", methods=["POST"])
 @requires("process_queue")
 def retry_issue(request_id: int):
     return _act(request_id, lambda req, v: processing.retry_issue(
         req, actor=current_user, now=utcnow(), expected_version=v), SUBMITTED)
 
 
-@bp.route("/queue/<int:request_id>/relabel", methods=["POST"])
+@bp.route("/queue/<int(max=2147483647):request_id>/relabel", methods=["POST"])
 @requires("process_queue")
 def relabel_request(request_id: int):
     return _act(request_id, lambda req, v: processing.relabel(
         req, request.form.get("type", ""), actor=current_user, now=utcnow(), expected_version=v), "Relabelled.")
 
 
-@bp.route("/queue/<int:request_id>/reject", methods=["POST"])
+@bp.route("/queue/<int(max=2147483647):request_id>/reject", methods=["POST"])
 @requires("process_queue")
 def reject_request(request_id: int):
     return _act(request_id, lambda req, v: processing.reject(
@@ -258,7 +267,7 @@ def reject_request(request_id: int):
         expected_version=v), "Rejected; the customer is told why.", refused_extra=lambda req: {"show": "reject"})
 
 
-@bp.route("/queue/<int:request_id>/cancel", methods=["POST"])
+@bp.route("/queue/<int(max=2147483647):request_id>/cancel", methods=["POST"])
 @requires("process_queue")
 def cancel_request(request_id: int):
     return _act(request_id, lambda req, v: processing.cancel(
@@ -266,7 +275,7 @@ def cancel_request(request_id: int):
         "Request cancelled.")
 
 
-@bp.route("/queue/<int:request_id>/notes", methods=["POST"])
+@bp.route("/queue/<int(max=2147483647):request_id>/notes", methods=["POST"])
 @requires("process_queue")
 def add_request_note(request_id: int):
     req = _load(request_id)
@@ -285,7 +294,7 @@ def add_request_note(request_id: int):
     return hx_trigger(response, "note-added", toast="Note added.")
 
 
-@bp.route("/queue/<int:request_id>/certificates/<int:certificate_id>")
+@bp.route("/queue/<int(max=2147483647):request_id>/certificates/<int(max=2147483647):certificate_id>")
 @requires("view_dashboard")
 def download_certificate(request_id: int, certificate_id: int):
     cert = db.session.get(IssuedCertificate, certificate_id)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -52,11 +53,20 @@ ISSUE_REQUEUE_AFTER = timedelta(minutes=3)
 # ...and after this long gives up, so staff see the failure and can try again instead of waiting forever.
 ISSUE_GIVE_UP_AFTER = timedelta(hours=1)
 OPEN_STATUSES = (RequestStatus.NEW, RequestStatus.IN_PROGRESS)
+MAX_ID = 2**31 - 1  # ids are 32-bit integers: a bigger number typed into a form is simply not found
 RELABEL = {RequestType.COI: RequestType.COI_WOS, RequestType.COI_WOS: RequestType.COI}
 NO_AUTOMATION = ("Automation is not enabled for this customer's program: "
                  "upload the issued certificate (PDF) instead.")
 
 __all__ = ["ActionRefused", "Conflict", "InvalidTransition", "IssueFailed", "StaleDataError", "UploadRejected"]
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(text: str | None, limit: int = 2000) -> str:
+    """Typed text as stored: control characters (NUL breaks PostgreSQL) dropped, trimmed, capped."""
+    return _CONTROL.sub("", text or "").strip()[:limit]
 
 
 class ActionRefused(Exception):
@@ -244,7 +254,7 @@ def _request_issue(req: CertificateRequest, *, actor: User, now: datetime, paylo
     req.pending_issue = {**payload, "actor_id": actor.id, "actor_name": actor.name}
     req.issue_requested_at = now
     req.issue_error = ""
-    activity.record(SUBJECT, req.id, "issue_requested", actor=actor, customer_id=req.customer_id, now=now,
+    activity.record(SUBJECT, req.id, "certificate_submitted", actor=actor, customer_id=req.customer_id, now=now,
                     message=message)
     _claim(req)
     defer(db.session, ISSUE_JOB, req.id, queue="pdf")
@@ -386,13 +396,12 @@ def reject(req: CertificateRequest, reason_id: int | str | None, *, actor: User,
     """Reject with a reason from the admin list; the customer (only) gets an e-mail with the reason."""
     _check_open(req, expected_version)
     reason = None
-    try:
-        reason = db.session.get(RejectionReason, int(reason_id)) if reason_id not in (None, "") else None
-    except (TypeError, ValueError):
-        reason = None
+    raw = str(reason_id if reason_id is not None else "").strip()
+    if raw.isdigit() and 0 < int(raw) <= MAX_ID:
+        reason = db.session.get(RejectionReason, int(raw))
     if reason is None or not reason.is_active:
         raise ActionRefused("Pick a rejection reason from the list.")
-    note = (note or "").strip()[:2000]
+    note = clean_text(note)
     req.rejection_reason = reason.text
     transition(req, RequestStatus.REJECTED, actor=actor, now=now, action="rejected",
                message=reason.text + (f" — {note}" if note else ""))
@@ -407,15 +416,15 @@ def reject(req: CertificateRequest, reason_id: int | str | None, *, actor: User,
 def cancel(req: CertificateRequest, *, actor: User, now: datetime, note: str = "",
            expected_version: int | None = None) -> CertificateRequest:
     _check_open(req, expected_version)
-    transition(req, RequestStatus.CANCELLED, actor=actor, now=now, action="cancelled",
-               message=(note or "").strip()[:2000])
+    transition(req, RequestStatus.CANCELLED, actor=actor, now=now, action="cancelled", message=clean_text(note))
     _claim(req)
     return req
 
 
 def add_note(req: CertificateRequest, text: str, *, actor: User, now: datetime):
     try:
-        return activity.add_note(SUBJECT, req.id, text, actor=actor, customer_id=req.customer_id, now=now)
+        return activity.add_note(SUBJECT, req.id, clean_text(text, 10_000), actor=actor, customer_id=req.customer_id,
+                                 now=now)
     except ValueError as exc:
         raise ActionRefused(str(exc)) from exc
 
@@ -505,7 +514,7 @@ def rejection_reasons(*, include_inactive: bool = False) -> list[RejectionReason
 
 
 def add_reason(text: str) -> RejectionReason:
-    text = " ".join((text or "").split())
+    text = " ".join(clean_text(text, 10_000).split())
     if not text:
         raise ActionRefused("Type the reason.")
     if len(text) > 200:
@@ -542,14 +551,27 @@ def move_reason(reason: RejectionReason, direction: str) -> None:
         r.position = position
 
 
+def _us_date(value) -> str:
+    try:
+        return date.fromisoformat(str(value)).strftime("%m/%d/%Y")
+    except ValueError:
+        return str(value or "?")
+
+
 def coverage_rows(data: dict) -> list[dict]:
     """The coverage rows of certificate data (lines with a policy), flattened for the review form."""
     rows = []
     for row in data.get("coverages") or []:
         if not row.get("present", True):
             continue
+        insurer = row.get("insurer") or ""
+        if insurer and row.get("letter"):
+            insurer = f"{row['letter']} · {insurer}" + (f" (NAIC {row['naic']})" if row.get("naic") else "")
+        period = ""
+        if row.get("effective") or row.get("expiry"):
+            period = f"in force {_us_date(row.get('effective'))} – {_us_date(row.get('expiry'))}"
         rows.append({"line": row["line"], "label": row.get("title") or row["line"].replace("_", " ").title(),
-                     "policy_number": row.get("policy_number", ""),
+                     "policy_number": row.get("policy_number", ""), "insurer": insurer, "period": period,
                      "limits": [(item["key"], item.get("label") or item["key"].replace("_", " ").capitalize(),
                                  item.get("amount")) for item in row.get("limits") or []]})
     return rows

@@ -300,6 +300,69 @@ def test_advisor_reads_but_cannot_act(client, auth, make):
 def test_unknown_request_is_404(client, processor):
     assert client.get("/dashboard/queue/999999").status_code == 404
     assert client.post("/dashboard/queue/999999/start", data={}).status_code == 404
+    huge = "9" * 25  # bigger than any id column: not found, never a database error
+    for url in (f"/dashboard/queue/{huge}", f"/dashboard/queue/{huge}/issue",
+                f"/dashboard/queue/1/certificates/{huge}"):
+        assert client.get(url).status_code == 404, url
+    assert client.post(f"/dashboard/queue/{huge}/reject", data={"version": "1"}).status_code == 404
+
+
+ACTIONS = ["start", "automate", "submit", "upload", "relabel", "reject", "cancel", "retry-issue"]
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+@pytest.mark.parametrize("data", [{}, {"version": ""}, {"version": "abc"}, {"version": "-1"}])
+def test_actions_without_the_version_are_refused(htmx, processor, make, action, data):
+    """Every action form carries the version the user saw; without it nothing is done (422, a message)."""
+    req = make.queue_request()
+    db.session.commit()
+    response = htmx.post(f"/dashboard/queue/{req.id}/{action}", data=data)
+    assert response.status_code == 422
+    assert "did not say which version of the request you saw: reload the page" in response.text
+    fresh = db.session.get(CertificateRequest, req.id)
+    assert fresh.status is RequestStatus.NEW and fresh.version == 1 and fresh.issue_requested_at is None
+    assert db.session.scalar(sa.select(sa.func.count(Activity.id))) == 0
+
+
+def test_garbage_input_answers_4xx_and_stores_nothing(htmx, processor, make):
+    req = make.queue_request()
+    db.session.commit()
+    bad_reason = htmx.post(f"/dashboard/queue/{req.id}/reject", data={"version": "1", "reason_id": "9" * 25})
+    assert bad_reason.status_code == 422 and "Pick a rejection reason" in bad_reason.text
+    assert htmx.post(f"/dashboard/queue/{req.id}/relabel", data={"version": "1", "type": "\x00" * 3}).status_code == 422
+    big_limit = htmx.post(f"/dashboard/queue/{req.id}/submit", data={
+        "version": "1", "cov.general_liability.limit.each_occurrence": "1e9"})
+    assert big_limit.status_code == 422 and "must be a whole dollar amount" in big_limit.text
+    assert db.session.get(CertificateRequest, req.id).status is RequestStatus.NEW
+    # NUL characters (PostgreSQL refuses them in text) are dropped from what staff type
+    note = htmx.post(f"/dashboard/queue/{req.id}/notes", data={"text": "call\x00 back"})
+    assert note.status_code == 200
+    assert db.session.scalar(sa.select(Activity.message).filter_by(action="note")) == "call back"
+    cancel = htmx.post(f"/dashboard/queue/{req.id}/cancel", data={"version": "1", "note": "dup\x00licate"})
+    assert cancel.status_code == 200
+    assert db.session.scalar(sa.select(Activity.message).filter_by(action="cancelled")) == "duplicate"
+
+
+def test_queue_survives_garbage_filters(client, processor, make):
+    make.queue_request(holder_name="Still Listed LLC")
+    db.session.commit()
+    page = client.get("/dashboard/queue", query_string={
+        "customer": "\x00", "page": "9" * 25, "date_from": "0001-01-01", "date_to": "9999-12-31",
+        "status": "zz", "type": "zz", "sort": "zz", "tab": "zz", "dir": "zz"})
+    assert page.status_code == 200
+    assert "Ignored the date &#39;0001-01-01&#39;" in page.text and "Ignored the date &#39;9999-12-31&#39;" in page.text
+    listed = client.get("/dashboard/queue", query_string={"customer": "9" * 25, "page": "9" * 25})
+    assert listed.status_code == 200 and "No requests match" in listed.text
+
+
+def test_queue_flags_instructions_and_issuing(client, processor, make):
+    make.queue_request(holder_name="Flagged Holder", instructions="Add the lender as loss payee")
+    issuing = make.queue_request(holder_name="Issuing Holder", status="in_progress")
+    issuing.issue_requested_at = datetime(2026, 6, 1, tzinfo=UTC)
+    db.session.commit()
+    page = client.get("/dashboard/queue").text
+    assert page.count('class="flag"') == 1 and 'title="Add the lender as loss payee"' in page
+    assert "generating…" in page
 
 
 # -- admin: rejection reasons -----------------------------------------------------------------------
@@ -318,6 +381,12 @@ def test_admin_manages_reasons(client, htmx, auth, make):
     assert moved.text.index("Certificate already on file") < moved.text.index("Holder name incomplete")
     bad = htmx.post(f"/admin/reasons/{reason.id}/move", data={"direction": "sideways"})
     assert bad.status_code == 422
+    for garbage in ({}, {"active": "yes"}):
+        refused = htmx.post(f"/admin/reasons/{reason.id}/active", data=garbage)
+        assert refused.status_code == 422 and "Choose to deactivate or reactivate" in refused.text
+    nul = htmx.post("/admin/reasons", data={"text": "\x00"})
+    assert nul.status_code == 422 and "Type the reason" in nul.text
+    assert client.post(f"/admin/reasons/{'9' * 25}/move", data={"direction": "up"}).status_code == 404
     off = htmx.post(f"/admin/reasons/{reason.id}/active", data={"active": "0"})
     assert off.status_code == 200 and "deactivated" in off.text
     req = make.queue_request()

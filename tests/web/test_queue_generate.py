@@ -50,6 +50,8 @@ def test_attempt_automation_prefills_then_submit_issues_edited_values(htmx, proc
     assert f'id="request-{req.id}-review"' in html and f"GL-{customer.id}" in html
     assert 'name="cov.general_liability.limit.each_occurrence"' in html
     assert 'data-status="in_progress"' in html  # attempting automation marks it in progress
+    assert "Insurer: A · Alpha Casualty (NAIC 11111) · in force 01/01/2026 – 01/01/2027" in html
+    assert ">Attempt automation</button>" not in html  # prefilling again would throw the edits away
     version = db.session.get(CertificateRequest, req.id).version
 
     bad = htmx.post(f"/dashboard/queue/{req.id}/submit", data={
@@ -92,7 +94,7 @@ def test_attempt_automation_prefills_then_submit_issues_edited_values(htmx, proc
     download = htmx.get(f"/dashboard/queue/{req.id}/certificates/{cert.id}")
     assert download.data.startswith(b"%PDF") and "attachment" in download.headers["Content-Disposition"]
     actions = db.session.scalars(sa.select(Activity.action).filter_by(subject_id=req.id)).all()
-    assert actions.count("issue_requested") == 1 and actions.count("completed_generated") == 1
+    assert actions.count("certificate_submitted") == 1 and actions.count("completed_generated") == 1
 
     # the job again (a retry, or the sweep): nothing more
     from app.queue import defer

@@ -61,6 +61,7 @@ FALSE_WORDS = {"no", "n", "false", "0", ""}
 COLUMN_LABELS = {"zip_code": "zip", "name": "name"}
 
 MAX_ROWS = 100_000
+MAX_ID = 2**31 - 1         # ids are 32-bit integers: a bigger number is simply not found
 INLINE_ROWS = 500          # up to this many rows are checked and written inside the request
 ERROR_LIMIT = 500          # rows with errors kept on the run (all are counted)
 SAMPLE_ROWS = 20
@@ -227,6 +228,8 @@ def evaluate(parsed: ParsedFile, progress: Progress | None = None) -> list[RowRe
                 result.messages.append("customer_id: This field is required.")
             elif not raw_id.isdigit():
                 result.messages.append(f"customer_id: \u201c{raw_id[:30]}\u201d is not a customer ID (a number).")
+            elif int(raw_id) > MAX_ID:
+                result.messages.append(f"customer_id: no customer with ID {raw_id[:30]}.")
             else:
                 result.customer_id = int(raw_id)
             for flag in FLAGS:

@@ -49,7 +49,7 @@ def _interests_context(customer, **extra) -> dict:
     }
 
 
-@bp.route("/<int:customer_id>/interests")
+@bp.route("/<int(max=2147483647):customer_id>/interests")
 @requires("view_dashboard")
 def interests(customer_id: int):
     customer = get_customer_or_404(customer_id)
@@ -64,7 +64,7 @@ def _holder_form() -> dict:
     return values
 
 
-@bp.route("/<int:customer_id>/interests", methods=["POST"])
+@bp.route("/<int(max=2147483647):customer_id>/interests", methods=["POST"])
 @requires("manage_holders")
 def add_interest(customer_id: int):
     customer = get_customer_or_404(customer_id)
@@ -92,7 +92,7 @@ def _link_or_404(customer_id: int, link_id: int):
     return link
 
 
-@bp.route("/<int:customer_id>/interests/<int:link_id>/edit", methods=["GET", "POST"])
+@bp.route("/<int(max=2147483647):customer_id>/interests/<int(max=2147483647):link_id>/edit", methods=["GET", "POST"])
 @requires("manage_holders")
 def edit_interest(customer_id: int, link_id: int):
     customer = get_customer_or_404(customer_id)
@@ -118,7 +118,7 @@ def edit_interest(customer_id: int, link_id: int):
     return hx_redirect(url_for("customers.interests", customer_id=customer.id))
 
 
-@bp.route("/<int:customer_id>/interests/<int:link_id>/unlink", methods=["POST"])
+@bp.route("/<int(max=2147483647):customer_id>/interests/<int(max=2147483647):link_id>/unlink", methods=["POST"])
 @requires("manage_holders")
 def unlink_interest(customer_id: int, link_id: int):
     customer = get_customer_or_404(customer_id)
@@ -133,7 +133,7 @@ def unlink_interest(customer_id: int, link_id: int):
     return hx_trigger(response, "holder-unlinked", toast=f"{name} removed from additional interests.")
 
 
-@bp.route("/<int:customer_id>/interests.csv")
+@bp.route("/<int(max=2147483647):customer_id>/interests.csv")
 @requires("view_dashboard")
 def export_interests(customer_id: int):
     customer = get_customer_or_404(customer_id)
@@ -142,7 +142,7 @@ def export_interests(customer_id: int):
 
 # -- mass generation ---------------------------------------------------------------------------------
 
-@bp.route("/<int:customer_id>/generate", methods=["POST"])
+@bp.route("/<int(max=2147483647):customer_id>/generate", methods=["POST"])
 @requires("manage_holders")
 def generate_certificates(customer_id: int):
     customer = get_customer_or_404(customer_id)
@@ -183,7 +183,7 @@ def _run_or_404(customer_id: int, run_id: int) -> GenerationRun:
     return run
 
 
-@bp.route("/<int:customer_id>/generations/<int:run_id>")
+@bp.route("/<int(max=2147483647):customer_id>/generations/<int(max=2147483647):run_id>")
 @requires("manage_holders")
 def generation_status(customer_id: int, run_id: int):
     customer = get_customer_or_404(customer_id)
@@ -192,7 +192,7 @@ def generation_status(customer_id: int, run_id: int):
                                   customer=customer, run=run)
 
 
-@bp.route("/<int:customer_id>/generations/<int:run_id>/download")
+@bp.route("/<int(max=2147483647):customer_id>/generations/<int(max=2147483647):run_id>/download")
 @requires("manage_holders")
 def download_generation(customer_id: int, run_id: int):
     run = _run_or_404(customer_id, run_id)
@@ -222,7 +222,7 @@ def _sent_csv(customer_id: int | None):
     return _csv_response(data, f"sent-certificates{'-' + str(customer_id) if customer_id else ''}.csv")
 
 
-@bp.route("/<int:customer_id>/sent-certificates")
+@bp.route("/<int(max=2147483647):customer_id>/sent-certificates")
 @login_required
 def sent_certificates(customer_id: int):
     require_customer_access(customer_id)
@@ -242,7 +242,7 @@ def all_sent_certificates():
                                   **_sent_context())
 
 
-@bp.route("/<int:customer_id>/sent-certificates/<int:sent_id>/file")
+@bp.route("/<int(max=2147483647):customer_id>/sent-certificates/<int(max=2147483647):sent_id>/file")
 @login_required
 def sent_certificate_file(customer_id: int, sent_id: int):
     require_customer_access(customer_id)
@@ -330,13 +330,13 @@ def _run_page(run: ImportRun, status: int = 200, **extra):
                                   run=run, ImportStatus=ImportStatus, **extra)
 
 
-@bp.route("/holders/import/runs/<int:run_id>")
+@bp.route("/holders/import/runs/<int(max=2147483647):run_id>")
 @requires("manage_holders")
 def import_run(run_id: int):
     return _run_page(_import_run_or_404(run_id))
 
 
-@bp.route("/holders/import/runs/<int:run_id>/confirm", methods=["POST"])
+@bp.route("/holders/import/runs/<int(max=2147483647):run_id>/confirm", methods=["POST"])
 @requires("manage_holders")
 def confirm_import_run(run_id: int):
     run = _import_run_or_404(run_id)
@@ -361,7 +361,7 @@ def confirm_import_run(run_id: int):
     return hx_trigger(_run_page(run), "import-confirmed", toast=toast)
 
 
-@bp.route("/holders/import/runs/<int:run_id>/cancel", methods=["POST"])
+@bp.route("/holders/import/runs/<int(max=2147483647):run_id>/cancel", methods=["POST"])
 @requires("manage_holders")
 def cancel_import_run(run_id: int):
     run = _import_run_or_404(run_id)
@@ -377,7 +377,7 @@ def cancel_import_run(run_id: int):
     return hx_trigger(_run_page(run), "import-cancelled", toast="Import cancelled; nothing was written.")
 
 
-@bp.route("/holders/import/runs/<int:run_id>/errors.csv")
+@bp.route("/holders/import/runs/<int(max=2147483647):run_id>/errors.csv")
 @requires("manage_holders")
 def import_errors_csv(run_id: int):
     run = _import_run_or_404(run_id)

@@ -117,6 +117,7 @@ def test_links_preview_reports_unknown_customer_holder_and_flags(app, make):
         "customer_id,holder_name,address,city,state,zip,additional_insured,waiver_of_subrogation,"
         "primary_noncontributory\n"
         "999999,Summit Tower LLC,9 Peak St,Denver,CO,80202,yes,no,no\n"
+        "99999999999999999999,Summit Tower LLC,9 Peak St,Denver,CO,80202,yes,no,no\n"
         f"{a.id},Nobody Known,1 Nowhere Rd,Austin,TX,78701,no,no,no\n"
         f"abc,Summit Tower LLC,9 Peak St,Denver,CO,80202,no,no,no\n"
         f"{a.id},Summit Tower LLC,9 Peak St,Denver,CO,80202,maybe,no,no\n"
@@ -126,10 +127,11 @@ def test_links_preview_reports_unknown_customer_holder_and_flags(app, make):
     run = _run(ImportKind.LINKS, text)
     errors = {e["row"]: " ".join(e["messages"]) for e in run.errors}
     assert "no customer with ID 999999" in errors[2]
-    assert "import it first (pass 1)" in errors[3]
-    assert "not a customer ID" in errors[4]
-    assert "additional_insured: use yes or no" in errors[5]
-    assert "Duplicate of row 6" in errors[7]
+    assert "no customer with ID 99999999999999999999" in errors[3]
+    assert "import it first (pass 1)" in errors[4]
+    assert "not a customer ID" in errors[5]
+    assert "additional_insured: use yes or no" in errors[6]
+    assert "Duplicate of row 7" in errors[8]
     assert run.valid_rows == 1
     assert db.session.scalar(sa.select(sa.func.count(CustomerHolder.id))) == 0
 

@@ -195,3 +195,13 @@ def test_read_only_staff_see_the_tab_but_cannot_change_or_generate(client, auth,
     assert "Northwind Builders Inc" in page and "Generate Certificates" not in page and "Unlink" not in page
     assert client.post(f"/customers/{customer.id}/interests", data=HOLDER).status_code == 403
     assert client.post(f"/customers/{customer.id}/generate", data={"all": "1", "mode": "zip"}).status_code == 403
+
+
+def test_huge_ids_are_not_found(client, staff, customer):
+    huge = 2**40
+    for url in [f"/customers/{customer.id}/interests/{huge}/edit", f"/customers/{customer.id}/generations/{huge}",
+                f"/customers/{customer.id}/generations/{huge}/download", f"/customers/{huge}/sent-certificates",
+                f"/customers/{customer.id}/sent-certificates/{huge}/file", f"/customers/holders/import/runs/{huge}"]:
+        assert client.get(url).status_code == 404, url
+    assert client.post(f"/customers/{customer.id}/generate",
+                       data={"mode": "zip", "holder_ids": [str(huge)]}).status_code == 422

@@ -186,7 +186,7 @@ class EditForm(CertificateForm):
 
 class RequestForm(CleanForm):
     customer_id = IntegerField("Customer", validators=[DataRequired("Choose a customer.")])
-    email = StringField("Customer e-mail (empty: the customer's contact e-mail)",
+    email = StringField("Send the link to (e-mail)",
                         validators=[Optional(), Length(max=254)], render_kw={"type": "email"})
 
 

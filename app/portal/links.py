@@ -101,11 +101,13 @@ def submit_link(token: str):
         return _unavailable()
     form = LinkForm()
     if "add_rows" in request.form:
-        # "More states": the same form with five more jurisdiction rows; nothing is validated or saved.
+        # "More states": the same form with five more jurisdiction rows; nothing is validated or saved,
+        # except that a document chosen already is checked and kept, so it need not be chosen again.
         for _ in range(5):
             if len(form.jurisdictions) < MAX_ROWS:
                 form.jurisdictions.append_entry()
-        return _render_form(req, form)
+        kept, upload_error = _keep_chosen_document(form, req.id)
+        return _render_form(req, form, kept=kept, upload_error=upload_error)
     data = form.to_data()
     upload_error = None
     upload = None
@@ -141,6 +143,25 @@ def submit_link(token: str):
         return _unavailable()
     db.session.commit()
     return redirect(url_for("portal.link_submitted"), code=303)
+
+
+def _keep_chosen_document(form: LinkForm, request_id: int) -> tuple[str | None, str | None]:
+    """(kept file name, upload error) for the document on this post, keeping a good one for the next post."""
+    from app.storage import get_store
+
+    file = request.files.get("document")
+    if file is None or not file.filename:
+        upload = _kept_upload(form, request_id)
+        return (upload.filename if upload else None), None
+    try:
+        upload = check_upload(file.read(), file.filename)
+    except UploadRejected as exc:
+        form.kept_document.data = ""
+        return None, str(exc)
+    key = get_store().save(upload.data)
+    form.kept_document.data = _serializer().dumps({"rid": request_id, "key": key, "ct": upload.content_type,
+                                                   "name": upload.filename, "pages": upload.page_count})
+    return upload.filename, None
 
 
 @bp.route("/link-submitted")

@@ -245,3 +245,23 @@ def test_a_returned_submission_shows_the_reviewers_notes_on_the_new_link(app, cl
 
     page = client.get(f"/portal/r/{request_token(new_req)}").get_data(as_text=True)
     assert "returned for changes" in page and "The signature is missing on page 1." in page
+
+
+def test_more_state_rows_keeps_a_chosen_document_too(app, client, make):
+    import re
+
+    req, token = make.exemption_request()
+    response = post(client, token, {**make.exemption_form(), "add_rows": "1"},
+                    (io.BytesIO(make.tiny_pdf()), "chosen-first.pdf"))
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert "Your file <strong>chosen-first.pdf</strong> is kept" in text
+    kept = re.search(r'name="kept_document" type="hidden" value="([^"]+)"', text).group(1)
+    data = make.exemption_form(**{"jurisdictions-5-state": "CA", "jurisdictions-9-state": "WA"})
+    done = post(client, token, {**data, "kept_document": kept})
+    assert done.status_code == 303
+    cert = db.session.scalar(sa.select(ExemptionCertificate))
+    assert cert.document_filename == "chosen-first.pdf" and sorted(cert.states) == ["CA", "NY", "TX", "WA"]
+    bad = post(client, make.exemption_request()[1], {**make.exemption_form(), "add_rows": "1"},
+               (io.BytesIO(b"not a pdf at all"), "fake.pdf"))
+    assert bad.status_code == 200 and 'id="document-error"' in bad.get_data(as_text=True)

@@ -239,3 +239,38 @@ def test_seeded_demo_customers_behave_as_their_card_outcome_says(app):
     assert seen["Delta"] == (None, "created") and seen["Evergreen"] == (None, "created")
     assert seen["Granite"][1] == seen["Harbor"][1] == "refused"
     assert count(SandboxCharge) == 4  # Acme, Bluebird, Copperline (declined), Foxtail (once despite the retry)
+
+
+def test_concurrent_twin_submissions_create_one_request_and_one_charge(app, make):
+    """Two web processes receive the same submission (same key) at once: one request, one charge."""
+    import threading
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("row-level concurrency is exercised on PostgreSQL")
+    customer = make.customer(payment_method=PaymentMethod.CARD)
+    db.session.commit()
+    customer_id, model = customer.id, type(customer)  # read here: never touch this session from the threads
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def submit():
+        with app.app_context():
+            try:
+                c = db.session.get(model, customer_id)
+                barrier.wait(10)
+                req = intake.submit_certificate_request(c, type="coi_wos", source=RequestSource.API, fields=WOS,
+                                                        actor=None, now=NOW, idempotency_key="twin")
+                db.session.commit()
+                results.append(req.id)
+            except Exception as exc:  # noqa: BLE001
+                errors.append(repr(exc))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and len(results) == 2 and results[0] == results[1]
+    assert count(CertificateRequest) == 1 and count(SandboxCharge) == 1 and count(Payment) == 1

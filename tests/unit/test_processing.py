@@ -337,3 +337,52 @@ def test_issue_sweep_step_registered(app):
     from app.sweeper import SWEEPS
 
     assert SWEEPS["coi_issue_requests"] is processing.requeue_issue_requests
+
+
+def test_two_issue_jobs_at_once_issue_once(app, make):
+    """A second copy of the job passed the 'still being issued' check with a stale row: its UPDATE matches
+    no row (version counter), so it rolls back — one certificate, one set of e-mails."""
+    staff = make.user(Role.PROCESSOR)
+    req = make.queue_request()
+    db.session.commit()
+    processing.submit_generated(req, actor=staff, now=NOW, expected_version=req.version)
+    db.session.commit()
+    stale = db.session.get(CertificateRequest, req.id)
+    assert processing.issue_pending(stale)
+    with Session(db.engine) as other:  # the first copy, in another worker, completed it first
+        mine = other.get(CertificateRequest, req.id)
+        mine.status, mine.completed_at = S.COMPLETED, NOW
+        other.commit()
+    with pytest.raises(processing.StaleDataError):
+        processing.issue_requested(stale, now=NOW)
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count(IssuedCertificate.id))) == 0
+    assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == 0
+
+
+def test_issue_job_swallows_a_lost_race_and_records_failures(app, make, monkeypatch):
+    from app.insurance import jobs
+
+    staff = make.user(Role.PROCESSOR)
+    req = make.queue_request()
+    db.session.commit()
+    processing.submit_generated(req, actor=staff, now=NOW, expected_version=req.version)
+    db.session.commit()
+    request_id = req.id
+
+    def lost(req, *, now):
+        raise processing.StaleDataError("lost the race")
+
+    monkeypatch.setattr(processing, "issue_requested", lost)
+    assert jobs.issue_request_certificate(request_id) == "issued by another worker"
+
+    def unusable(req, *, now):
+        raise processing.IssueFailed("the data is unusable.")
+
+    monkeypatch.setattr(processing, "issue_requested", unusable)
+    assert jobs.issue_request_certificate(request_id) == "failed"
+    fresh = db.session.get(CertificateRequest, request_id)
+    assert fresh.issue_error == "the data is unusable." and fresh.issue_requested_at is None
+    monkeypatch.undo()
+    assert jobs.issue_request_certificate(request_id) == "nothing to do"  # not being issued any more
+    assert jobs.issue_request_certificate(999_999) == "missing"

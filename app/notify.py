@@ -140,6 +140,14 @@ def deliver(message_id: int, *, now: datetime | None = None) -> MessageStatus | 
     return message.status
 
 
+def expanded_bodies(message: OutboxMessage) -> tuple[str, str]:
+    """The text and HTML bodies as the recipient gets them (placeholders replaced)."""
+    body_text, body_html = message.body_text, message.body_html
+    for expand in DELIVERY_EXPANDERS:
+        body_text, body_html = expand(body_text), expand(body_html)
+    return body_text, body_html
+
+
 def build_email(message: OutboxMessage) -> EmailMessage:
     config = current_app.config
     email = EmailMessage()
@@ -147,9 +155,7 @@ def build_email(message: OutboxMessage) -> EmailMessage:
     email["To"] = message.to_address
     email["Subject"] = message.subject
     email["Message-ID"] = message.message_id
-    body_text, body_html = message.body_text, message.body_html
-    for expand in DELIVERY_EXPANDERS:
-        body_text, body_html = expand(body_text), expand(body_html)
+    body_text, body_html = expanded_bodies(message)
     email.set_content(body_text)
     if body_html:
         email.add_alternative(body_html, subtype="html")

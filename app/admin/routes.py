@@ -25,7 +25,11 @@ def outbox_message(message_id: int):
     message = db.session.get(OutboxMessage, message_id)
     if message is None:
         abort(404)
-    return render_template("admin/outbox_message.html", message=message)
+    from app.notify import expanded_bodies
+
+    # Admins read the outbox like a mail catcher: show what the recipient receives, links included.
+    body_text, _ = expanded_bodies(message)
+    return render_template("admin/outbox_message.html", message=message, body_text=body_text)
 
 
 @bp.route("/users")

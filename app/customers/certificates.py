@@ -118,7 +118,7 @@ def submit_request(customer_id: int):
         db.session.commit()
         form.idempotency_key.data = intake.new_idempotency_key()
         return render_page_or_partial(page, partial, status=422, **_form_context(
-            customer, form, error=str(exc), payment_failed=not isinstance(exc, intake.NotEligible)))
+            customer, form, error=str(exc), declined=exc.payment if isinstance(exc, intake.PaymentDeclined) else None))
     db.session.commit()
     message = f"Internal request #{req.id} created: {req.type.label} for {req.holder_name}."
     if wants_partial():

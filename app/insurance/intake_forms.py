@@ -8,7 +8,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 
 from app.enums import RequestType
-from app.insurance.intake import LABELS, MAX_LENGTHS, REQUESTABLE_TYPES, RequestInvalid
+from app.insurance.intake import LABELS, MAX_LENGTHS, PROJECT_FIELDS, REQUESTABLE_TYPES, RequestInvalid
 from app.validation import STATE_CHOICES
 
 
@@ -29,17 +29,22 @@ class CertificateRequestForm(Form):
     holder_state = _text("holder_state", True, placeholder="TX", list="us-states", size=2)
     holder_zip = _text("holder_zip", True, placeholder="78701", inputmode="numeric")
     description = TextAreaField(LABELS["description"], render_kw={"rows": 3, "maxlength": 5000})
-    project_name = _text("project_name")
-    project_location = _text("project_location")
-    project_duration = _text("project_duration", placeholder="e.g. June – August 2026")
-    contract_details = TextAreaField(LABELS["contract_details"], render_kw={"rows": 2, "maxlength": 5000})
+    # Required for a certificate with WOS only; the form shows them only then (the service checks).
+    project_name = _text("project_name", True)
+    project_location = _text("project_location", True)
+    project_duration = _text("project_duration", True, placeholder="e.g. June – August 2026")
+    contract_details = TextAreaField(LABELS["contract_details"], validators=[InputRequired()],
+                                     render_kw={"rows": 2, "maxlength": 5000})
     instructions = TextAreaField(LABELS["instructions"], render_kw={"rows": 2, "maxlength": 5000})
     idempotency_key = HiddenField()
 
     states = STATE_CHOICES
 
     def values(self) -> dict:
-        return {name: self[name].data or "" for name in LABELS}
+        """The typed values; the WOS project fields only for a certificate with WOS (the form hides
+        them otherwise, so whatever was typed there before switching to a plain COI is dropped)."""
+        wos = (self.type.data or "").strip().lower() == RequestType.COI_WOS.value
+        return {name: (self[name].data or "") if wos or name not in PROJECT_FIELDS else "" for name in LABELS}
 
     def apply_errors(self, exc: RequestInvalid) -> None:
         for name, message in exc.errors.items():

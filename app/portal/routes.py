@@ -66,9 +66,9 @@ def new_request():
     except (intake.NotEligible, intake.PaymentDeclined, intake.PaymentUnavailable) as exc:
         db.session.commit()  # keep the refusal / declined payment, its e-mail and SMS
         form.idempotency_key.data = intake.new_idempotency_key()
+        declined = exc.payment if isinstance(exc, intake.PaymentDeclined) else None
         return render_page_or_partial("portal/request_new.html", "portal/_request_form_part.html", status=422,
-                                      **_form_context(customer, form, error=str(exc),
-                                                      payment_failed=not isinstance(exc, intake.NotEligible)))
+                                      **_form_context(customer, form, error=str(exc), declined=declined))
     db.session.commit()
     message = f"Request #{req.id} received: {req.type.label} for {req.holder_name}."
     if req.fee_cents and req.payments:

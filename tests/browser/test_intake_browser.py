@@ -50,3 +50,29 @@ def test_declined_card_shows_merchant_payment_failed(page, app):
     assert page.input_value("[name=holder_name]") == "Riverside Mall LLC"
     db.session.expire_all()
     assert db.session.scalar(sa.select(sa.func.count(CertificateRequest.id))) == 0
+
+
+def test_wos_project_fields_show_only_for_wos_and_the_fee_is_next_to_the_choice(page, app):
+    seed_demo()
+    page.goto("/login")
+    page.fill("input[name=email]", "customer@acme.demo")
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/portal/")
+    page.goto("/portal/requests/new")
+    assert page.is_checked("input[name=type][value=coi]")
+    assert not page.is_visible("[name=project_name]") and not page.is_visible("[name=contract_details]")
+    wos_label = page.locator("label:has(input[name=type][value=coi_wos])")
+    assert "$25.75" in wos_label.inner_text() and "card ending 4242" in wos_label.inner_text()
+    page.check("input[name=type][value=coi_wos]")
+    for name in ("project_name", "project_location", "project_duration", "contract_details"):
+        assert page.is_visible(f"[name={name}]")
+    page.check("input[name=type][value=coi]")
+    assert not page.is_visible("[name=project_name]")
+    # a 422 for a WOS request keeps the choice and so the project fields in view, errors beside them
+    page.check("input[name=type][value=coi_wos]")
+    page.click("button:has-text('Submit request')")
+    page.locator("#project_name-error").wait_for()
+    assert page.is_visible("[name=project_name]")
+    assert "Project name is required" in page.locator("#request-error").inner_text()
+

@@ -228,3 +228,27 @@ def test_simple_coi_is_issued_automatically_and_downloadable(client, htmx, custo
     assert smtp.to("facilities@lakeside.example.org")  # the holder got the certificate
     received = [m for m in smtp.to(customer.contact_email) if "received" in m["Subject"]]
     assert received and f"#{req.id}" in received[0]["Subject"]
+
+
+def test_fee_is_shown_next_to_the_wos_choice_by_payment_method(client, customer_user):
+    customer, user = customer_user(payment_method=PaymentMethod.CARD)
+    page = client.get("/portal/requests/new").get_data(as_text=True)
+    choice = page.split('value="coi_wos"')[1].split("</label>")[0]
+    assert "$25.75" in choice and "$25.00 WOS fee" in choice and "$0.75 card convenience fee" in choice
+    assert 'class="request-fields' in page and 'id="wos-fields"' in page
+
+
+def test_ach_customer_sees_billed_to_account_next_to_the_wos_choice(client, customer_user):
+    customer, user = customer_user(payment_method=PaymentMethod.ACH)
+    page = client.get("/portal/requests/new").get_data(as_text=True)
+    choice = " ".join(page.split('value="coi_wos"')[1].split("</label>")[0].split())
+    assert "$25.00" in choice and "billed to your account (ACH)" in choice and "card" not in choice
+
+
+def test_plain_coi_drops_project_fields_typed_before_switching(client, customer_user):
+    customer_user(payment_method=PaymentMethod.CARD)
+    response = client.post("/portal/requests/new", data={**FORM, "type": "coi"})
+    assert response.status_code == 303
+    req = db.session.scalar(sa.select(CertificateRequest))
+    assert req.type is RequestType.COI and req.project_name == "" and req.contract_details == ""
+    assert count(SandboxCharge) == 0

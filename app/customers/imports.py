@@ -107,7 +107,7 @@ def decode_csv(data: bytes) -> str:
                               "and upload it again.")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    if b"\x00" in data[:65536]:
+    if b"\x00" in data:
         raise ImportFileError("This is not a CSV text file (it contains binary data). Upload a CSV saved as UTF-8.")
     try:
         return data.decode("utf-8")
@@ -305,7 +305,8 @@ def transition(run: ImportRun, to: ImportStatus, *, actor: User | None, now: dat
 def start_import(kind: ImportKind, data: bytes, filename: str, *, actor: User | None, now: datetime) -> ImportRun:
     """Read the file (raises ImportFileError) and store it with a run waiting to be checked."""
     parsed = parse_csv(data, kind)
-    run = ImportRun(kind=kind, status=ImportStatus.VALIDATING, filename=(filename or "upload.csv")[:200],
+    filename = "".join(ch for ch in (filename or "") if ch.isprintable())[:200] or "upload.csv"
+    run = ImportRun(kind=kind, status=ImportStatus.VALIDATING, filename=filename,
                     file_key=get_store().save(data), total_rows=len(parsed.rows),
                     created_by_id=actor.id if actor else None, created_at=now, updated_at=now)
     db.session.add(run)

@@ -58,7 +58,7 @@ def interests(customer_id: int):
 
 
 def _holder_form() -> dict:
-    values = {name: request.form.get(name, "").strip()[:300] for name in HOLDER_FIELDS}
+    values = {name: request.form.get(name, "").replace("\x00", "").strip()[:300] for name in HOLDER_FIELDS}
     for flag in holders.FLAGS:
         values[flag] = request.form.get(flag) in ("y", "on", "1", "true", "yes")
     return values

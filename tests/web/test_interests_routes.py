@@ -205,3 +205,13 @@ def test_huge_ids_are_not_found(client, staff, customer):
         assert client.get(url).status_code == 404, url
     assert client.post(f"/customers/{customer.id}/generate",
                        data={"mode": "zip", "holder_ids": [str(huge)]}).status_code == 422
+
+
+def test_nul_characters_and_oversized_values_never_reach_the_database_raw(htmx, staff, customer):
+    response = htmx.post(f"/customers/{customer.id}/interests", target="interests",
+                         data={**HOLDER, "name": "Nul\x00 Co", "city": "x" * 5000})
+    assert response.status_code == 422 and "At most 100 characters." in response.get_data(as_text=True)
+    response = htmx.post(f"/customers/{customer.id}/interests", target="interests",
+                         data={**HOLDER, "name": "Nul\x00 Co"})
+    assert response.status_code == 200
+    assert db.session.scalar(sa.select(Holder.name).where(Holder.name.like("Nul%"))) == "Nul Co"

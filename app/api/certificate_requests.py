@@ -95,7 +95,7 @@ def create_certificate_request():
     return jsonify({"id": req.id, "status": req.status.value}), 201
 
 
-@bp.route("/certificate-requests/<int:request_id>")
+@bp.route("/certificate-requests/<int(max=2147483647):request_id>")
 @api_requires("authenticated")
 def get_certificate_request(request_id: int):
     req = db.session.get(CertificateRequest, request_id)

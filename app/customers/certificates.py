@@ -1,6 +1,6 @@
 """Customer page, "Certificates" tab: issued certificates, resend, POI, internal requests."""
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, send_file, url_for
 from flask_login import current_user
 
 from app.auth.access import require_customer_access, requires
@@ -12,6 +12,7 @@ from app.insurance import intake
 from app.insurance.intake_forms import CertificateRequestForm, ResendPoiForm
 from app.models import Customer
 from app.models.base import utcnow
+from app.storage import get_store
 
 
 def _customer(customer_id: int) -> Customer:
@@ -29,7 +30,7 @@ def _tab_context(customer: Customer, **extra) -> dict:
             "poi_form": extra.pop("poi_form", None) or ResendPoiForm(), "resend_errors": {}, **extra}
 
 
-@bp.route("/<int:customer_id>/certificates")
+@bp.route("/<int(max=2147483647):customer_id>/certificates")
 @requires("view_dashboard")
 def certificates(customer_id: int):
     customer = _customer(customer_id)
@@ -37,7 +38,23 @@ def certificates(customer_id: int):
                                   **_tab_context(customer))
 
 
-@bp.route("/<int:customer_id>/certificates/resend", methods=["POST"])
+@bp.route("/<int(max=2147483647):customer_id>/certificates/<int(max=2147483647):certificate_id>/download")
+@requires("view_dashboard")
+def download_certificate(customer_id: int, certificate_id: int):
+    """The stored PDF of one of this customer's issued certificates, as sent."""
+    customer = _customer(customer_id)
+    cert = intake.certificate_for(customer.id, certificate_id)
+    store = get_store()
+    if cert is None or not store.exists(cert.document_key):
+        abort(404)
+    response = send_file(store.path(cert.document_key), mimetype="application/pdf", as_attachment=True,
+                         download_name=cert.filename or f"{cert.certificate_number}.pdf")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/<int(max=2147483647):customer_id>/certificates/resend", methods=["POST"])
 @requires("resend_certificates")
 def resend_certificates(customer_id: int):
     customer = _customer(customer_id)
@@ -63,7 +80,7 @@ def resend_certificates(customer_id: int):
     return redirect(url_for("customers.certificates", customer_id=customer.id), code=303)
 
 
-@bp.route("/<int:customer_id>/certificates/poi", methods=["POST"])
+@bp.route("/<int(max=2147483647):customer_id>/certificates/poi", methods=["POST"])
 @requires("resend_certificates")
 def resend_poi(customer_id: int):
     customer = _customer(customer_id)
@@ -97,7 +114,7 @@ def _form_context(customer: Customer, form: CertificateRequestForm, **extra) -> 
             "action": url_for("customers.submit_request", customer_id=customer.id), **extra}
 
 
-@bp.route("/<int:customer_id>/certificates/request", methods=["GET", "POST"])
+@bp.route("/<int(max=2147483647):customer_id>/certificates/request", methods=["GET", "POST"])
 @requires("submit_coi")
 def submit_request(customer_id: int):
     """Submit a COI / COI with WOS on the customer's behalf (source "internal")."""

@@ -83,7 +83,7 @@ def new_request():
     return redirect(url_for("portal.request_detail", request_id=req.id), code=303)
 
 
-@bp.route("/requests/<int:request_id>")
+@bp.route("/requests/<int(max=2147483647):request_id>")
 @requires("portal")
 def request_detail(request_id: int):
     customer = _customer()
@@ -94,7 +94,7 @@ def request_detail(request_id: int):
                                   req=req)
 
 
-@bp.route("/certificates/<int:certificate_id>/download")
+@bp.route("/certificates/<int(max=2147483647):certificate_id>/download")
 @requires("portal")
 def download_certificate(certificate_id: int):
     customer = _customer()

@@ -76,3 +76,43 @@ def test_wos_project_fields_show_only_for_wos_and_the_fee_is_next_to_the_choice(
     assert page.is_visible("[name=project_name]")
     assert "Project name is required" in page.locator("#request-error").inner_text()
 
+
+
+def _login(page, email):
+    page.context.clear_cookies()
+    page.goto("/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+
+def test_intake_pages_fit_a_phone_without_sideways_scrolling(page, app):
+    from app.enums import RequestSource
+    from app.insurance import intake
+    from app.models import Customer
+    from app.models.base import utcnow
+
+    seed_demo()
+    acme = db.session.scalar(sa.select(Customer).where(Customer.name.like("Acme%")))
+    fields = {"holder_name": "Riverside Mall Leasing & Property Management LLC (North Campus)",
+              "holder_email": "leasing.department@riverside-mall.example.com", "holder_phone": "5125550177",
+              "holder_address": "9 River Rd", "holder_city": "Austin", "holder_state": "TX", "holder_zip": "78702",
+              "project_name": "Roof", "project_location": "9 River Rd", "project_duration": "3 weeks",
+              "contract_details": "PO 4410"}
+    for n, kind in enumerate(("coi", "coi_wos")):
+        intake.submit_certificate_request(acme, type=kind, source=RequestSource.API, fields=fields, actor=None,
+                                          now=utcnow(), idempotency_key=f"phone-{n}")
+    db.session.commit()
+    page.set_viewport_size({"width": 390, "height": 800})
+    _login(page, "customer@acme.demo")
+    urls = ["/portal/", "/portal/requests/new?type=coi_wos", "/portal/requests/1"]
+    for url in urls:
+        page.goto(url)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, url
+    assert page.is_visible("text=Riverside Mall Leasing")
+    _login(page, "admin@certdesk.demo")
+    for url in (f"/customers/{acme.id}/certificates", f"/customers/{acme.id}/certificates/request", "/admin/fees",
+                "/admin/fees/report"):
+        page.goto(url)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, url

@@ -213,3 +213,31 @@ def test_wos_fee_report_sums_per_month_and_customer_and_csv(client, staff, make)
                                             ("\tx", "'\tx"), ("Acme", "Acme"), ("", "")])
 def test_csv_safe(value, expected):
     assert intake.csv_safe(value) == expected
+
+
+def test_staff_download_an_issued_certificate_and_other_customers_is_404(client, staff, make):
+    staff(Role.ADVISOR)
+    customer, other = make.customer(), make.customer()
+    cert = _cert(customer, "Harbor Holder", "h@example.com")
+    page = client.get(f"/customers/{customer.id}/certificates").get_data(as_text=True)
+    url = f"/customers/{customer.id}/certificates/{cert.id}/download"
+    assert url in page
+    response = client.get(url)
+    assert response.status_code == 200 and response.data.startswith(b"%PDF-1.4 Harbor Holder")
+    assert "attachment" in response.headers["Content-Disposition"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get(f"/customers/{other.id}/certificates/{cert.id}/download").status_code == 404
+    assert client.get(f"/customers/{customer.id}/certificates/99999999999/download").status_code == 404
+
+
+def test_recent_requests_link_to_the_queue_and_inactive_customer_has_no_poi_form(client, staff, make):
+    staff(Role.REVIEWER)
+    customer = make.customer()
+    req = make.queue_request(customer)
+    db.session.commit()
+    page = client.get(f"/customers/{customer.id}/certificates").get_data(as_text=True)
+    assert f'href="/dashboard/queue/{req.id}"' in page and f'action="/customers/{customer.id}/certificates/poi"' in page
+    inactive = make.customer(status=CustomerStatus.SUSPENDED)
+    page = client.get(f"/customers/{inactive.id}/certificates").get_data(as_text=True)
+    assert "is suspended: certificates cannot be requested" in page
+    assert f'action="/customers/{inactive.id}/certificates/poi"' not in page

@@ -252,3 +252,17 @@ def test_plain_coi_drops_project_fields_typed_before_switching(client, customer_
     req = db.session.scalar(sa.select(CertificateRequest))
     assert req.type is RequestType.COI and req.project_name == "" and req.contract_details == ""
     assert count(SandboxCharge) == 0
+
+
+def test_home_shows_why_a_request_was_rejected_and_the_detail_shows_the_card_charge(client, htmx, customer_user, make):
+    customer, user = customer_user(payment_method=PaymentMethod.CARD)
+    make.queue_request(customer, status="rejected", holder_name="Refused Holder",
+                       rejection_reason="The holder address is outside the policy territory.")
+    db.session.commit()
+    home = client.get("/portal/").get_data(as_text=True)
+    assert "Rejected: The holder address is outside the policy territory." in home
+    htmx.post("/portal/requests/new", data=FORM, target="request-form")
+    req = db.session.scalar(sa.select(CertificateRequest).where(CertificateRequest.holder_name == FORM["holder_name"]))
+    detail = " ".join(client.get(f"/portal/requests/{req.id}").get_data(as_text=True).split())
+    assert "$25.75 charged to the card ending 4242" in detail and "Gym roof" in detail
+    assert client.get("/portal/requests/99999999999").status_code == 404

@@ -112,11 +112,11 @@ OPENAPI_SCHEMAS["Holder"] = {
     "required": ["name", "email", "phone", "address", "city", "state", "zip"],
     "properties": {
         "name": {"type": "string", "maxLength": 200}, "email": {"type": "string", "format": "email"},
-        "phone": {"type": "string", "description": "10-digit US number"},
+        "phone": {"type": "string", "description": "10-digit US number (ASCII digits)"},
         "address": {"type": "string", "maxLength": 200},
         "city": {"type": "string", "maxLength": 100},
         "state": {"type": "string", "pattern": "^[A-Za-z]{2}$", "description": "US state code or DC"},
-        "zip": {"type": "string", "pattern": r"^\d{5}(-\d{4})?$"},
+        "zip": {"type": "string", "pattern": r"^[0-9]{5}(-[0-9]{4})?$"},
     },
 }
 OPENAPI_SCHEMAS["Project"] = {

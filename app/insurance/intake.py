@@ -138,6 +138,11 @@ def validate_fields(kind: RequestType, fields: dict) -> dict[str, str]:
             clean[name] = check(clean[name])
         except InvalidInput as exc:
             errors[name] = str(exc)
+            continue
+        if name != "holder_email" and not clean[name].isascii():  # e.g. Arabic-Indic or full-width digits
+            errors[name] = {"holder_phone": "Use a 10-digit US phone number, e.g. (512) 555-0100.",
+                            "holder_state": "Use a two-letter US state code (or DC).",
+                            "holder_zip": "Use a 5-digit ZIP code or ZIP+4 (12345 or 12345-6789)."}[name]
     for name, limit in MAX_LENGTHS.items():
         if name not in errors and len(clean.get(name, "")) > limit:
             errors[name] = f"{LABELS[name]} is too long (at most {limit} characters)."
@@ -372,7 +377,9 @@ def submit_certificate_request(customer: Customer, *, type, source: RequestSourc
     ineligible customer; nothing is created when the payment fails. Submitting again with the same
     ``idempotency_key`` after success returns the same request (no second charge, no duplicate).
     """
-    request_key = f"{customer.id}:{idempotency_key.strip()[:80]}" if (idempotency_key or "").strip() else None
+    # printable characters only (a NUL cannot be stored on PostgreSQL); a blank key means "no key"
+    idempotency_key = "".join(ch for ch in str(idempotency_key or "") if ch.isprintable()).strip()[:80] or None
+    request_key = f"{customer.id}:{idempotency_key}" if idempotency_key else None
     if request_key is not None:
         existing = db.session.scalar(sa.select(CertificateRequest)
                                      .where(CertificateRequest.idempotency_key == request_key))
@@ -448,8 +455,10 @@ def customer_certificates(customer_id: int, *, current_only: bool = False, limit
 
 def certificate_for(customer_id: int, certificate_id) -> IssuedCertificate | None:
     try:
-        certificate_id = int(certificate_id)
+        certificate_id = int(str(certificate_id).strip())
     except (TypeError, ValueError):
+        return None
+    if not 0 < certificate_id < 2**31:  # beyond the column's range: no such row (and no driver error)
         return None
     cert = db.session.get(IssuedCertificate, certificate_id)
     return cert if cert is not None and cert.customer_id == customer_id else None
@@ -463,7 +472,7 @@ def resend_poi(customer: Customer, *, email: str, name: str = "", actor: User | 
         address = normalize_email(email).lower()
     except InvalidInput as exc:
         raise RequestInvalid({"email": str(exc)}) from exc
-    name = " ".join((name or "").split())[:200]
+    name = " ".join((name or "").replace("\x00", "").split())[:200]
     check_eligible(customer, actor=actor, now=now, what="proof of insurance")
     token = secrets.token_hex(8)
     activity.record(CUSTOMER_SUBJECT, customer.id, "poi_requested", actor=actor, customer_id=customer.id, now=now,

@@ -127,10 +127,27 @@ def seed_demo(today: date | None = None) -> dict:
             "card_outcome": card_outcome(customer.card_token),
             "automation_enabled": customer.automation_enabled,
         })
+    _seed_agency()
     for hook in SEED_HOOKS:
         hook(today)
     db.session.commit()
     return {"users": users_out, "customers": customers_out}
+
+
+DEMO_AGENCY = {
+    "name": "Lone Star Risk Partners", "contact_name": "Morgan Certificates", "phone": "(512) 555-0142",
+    "email": "certificates@lonestar-risk.demo", "address": "400 Congress Ave, Suite 1200", "city": "Austin",
+    "state": "TX", "zip_code": "78701", "authorized_representative": "Morgan Lee, CIC",
+}
+
+
+def _seed_agency() -> None:
+    """Demo producer details for the certificates, unless an admin has set them already."""
+    from app.insurance.documents import AGENCY_KEY, save_agency
+    from app.models import Setting
+
+    if db.session.get(Setting, AGENCY_KEY) is None:
+        save_agency(DEMO_AGENCY)
 
 
 # Later capabilities (holders, ...) add their demo rows through these hooks.
@@ -188,18 +205,16 @@ def register_cli(app: Flask) -> None:
     @with_appcontext
     def create_user_command(email, name, role, customer_id, password):
         """Create a staff or customer user."""
-        role = Role(role)
-        if (role is Role.CUSTOMER) != (customer_id is not None):
-            raise click.UsageError("--customer-id is required for customer users and only for them.")
-        if customer_id is not None and db.session.get(Customer, customer_id) is None:
-            raise click.UsageError(f"No customer with id {customer_id}.")
-        if db.session.scalar(sa.select(User).filter_by(email=email)):
-            raise click.UsageError(f"A user with e-mail {email} exists already.")
-        user = User(email=email, name=name or email, role=role, customer_id=customer_id)
-        user.set_password(password)
-        db.session.add(user)
+        from app.auth.services import UserError, create_user
+        from app.models.base import utcnow
+
+        try:
+            user = create_user(email=email, name=name, role=Role(role), password=password,
+                               customer_id=customer_id, actor=None, now=utcnow())
+        except UserError as exc:
+            raise click.UsageError(str(exc)) from exc
         db.session.commit()
-        click.echo(f"Created {role} {email} (id {user.id}).")
+        click.echo(f"Created {user.role} {user.email} (id {user.id}).")
 
     @app.cli.command("create-api-token")
     @click.option("--email", required=True, help="The user the token acts as.")

@@ -33,6 +33,12 @@ def main() -> int:
     host, port = ENV.get("HOST", "127.0.0.1"), ENV.get("PORT", "5000")
     ENV.setdefault("BASE_URL", f"http://{host}:{port}")
     procs: list[subprocess.Popen] = []
+    # Queues are named per checkout, so two CertDesk instances sharing one Redis never run each
+    # other's jobs against the wrong database.
+    import hashlib
+
+    checkout = hashlib.sha256(str(ROOT).encode() + ENV.get("DATABASE_URL", "").encode()).hexdigest()[:8]
+    ENV.setdefault("QUEUE_PREFIX", f"certdesk-{checkout}:")
     url = ENV.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     if not redis_ok(url):
         server = shutil.which("redis-server")

@@ -54,10 +54,10 @@ def test_api_token_authenticates_and_bad_token_is_401(app, client, runner, make)
 
 def test_create_user_requires_customer_for_customer_role(app, runner):
     result = runner.invoke(args=["create-user", "--email", "c@example.com", "--role", "customer",
-                                 "--password", "pw-123456"])
-    assert result.exit_code != 0 and "--customer-id" in result.output
+                                 "--password", "pw-12345678"])
+    assert result.exit_code != 0 and "need a customer" in result.output
     result = runner.invoke(args=["create-user", "--email", "s@example.com", "--role", "advisor",
-                                 "--password", "pw-123456"])
+                                 "--password", "pw-12345678"])
     assert result.exit_code == 0
     assert db.session.scalar(sa.select(User).filter_by(email="s@example.com")).role is Role.ADVISOR
 

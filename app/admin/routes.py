@@ -1,25 +1,34 @@
 import sqlalchemy as sa
-from flask import abort, render_template, request
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Length, Optional
 
 from app.admin import bp
+from app.auth import services as user_services
 from app.auth.access import requires
-from app.enums import Channel
+from app.enums import Channel, Role
 from app.extensions import db
-from app.models import OutboxMessage, User
+from app.models import Customer, OutboxMessage, User
+from app.models.base import utcnow
 
 
 @bp.route("/outbox")
 @requires("configure")
 def outbox():
     channel = request.args.get("channel", "")
+    q = request.args.get("q", "").replace("\x00", "").strip()[:200]
     stmt = sa.select(OutboxMessage).order_by(OutboxMessage.id.desc())
     if channel in {c.value for c in Channel}:
         stmt = stmt.where(OutboxMessage.channel == Channel(channel))
-    messages = db.paginate(stmt, per_page=50, error_out=False)
-    return render_template("admin/outbox.html", messages=messages, channel=channel)
+    if q:
+        stmt = stmt.where(sa.or_(OutboxMessage.to_address.ilike(f"%{q}%"), OutboxMessage.subject.ilike(f"%{q}%")))
+    messages = db.paginate(stmt, per_page=50, error_out=False, max_per_page=50)
+    return render_template("admin/outbox.html", messages=messages, channel=channel, q=q)
 
 
-@bp.route("/outbox/<int:message_id>")
+@bp.route("/outbox/<int(max=2147483647):message_id>")
 @requires("configure")
 def outbox_message(message_id: int):
     message = db.session.get(OutboxMessage, message_id)
@@ -32,8 +41,70 @@ def outbox_message(message_id: int):
     return render_template("admin/outbox_message.html", message=message, body_text=body_text)
 
 
-@bp.route("/users")
+class NewUserForm(FlaskForm):
+    email = StringField("E-mail", validators=[DataRequired(), Length(max=254)])
+    name = StringField("Name", validators=[Optional(), Length(max=120)])
+    role = SelectField("Role", choices=[r.value for r in Role])
+    customer_id = IntegerField("Customer ID (customer users only)", validators=[Optional()])
+    password = PasswordField("Initial password", validators=[DataRequired(), Length(max=200)])
+
+
+def _users_page(form: NewUserForm, status: int = 200, new_password: tuple[str, str] | None = None):
+    users = db.session.scalars(
+        sa.select(User).options(sa.orm.joinedload(User.customer)).order_by(User.role, User.email)
+    ).all()
+    return render_template("admin/users.html", users=users, form=form, new_password=new_password,
+                           customers=db.session.execute(sa.select(Customer.id, Customer.name)
+                                                        .order_by(Customer.name)).all()), status
+
+
+@bp.route("/users", methods=["GET", "POST"])
 @requires("configure")
 def users():
-    users = db.session.scalars(sa.select(User).order_by(User.role, User.email)).all()
-    return render_template("admin/users.html", users=users)
+    form = NewUserForm()
+    if request.method == "POST":
+        if not form.validate():
+            return _users_page(form, 422)
+        try:
+            user = user_services.create_user(
+                email=form.email.data, name=form.name.data, role=Role(form.role.data),
+                password=form.password.data, customer_id=form.customer_id.data, actor=current_user, now=utcnow())
+        except user_services.UserError as exc:
+            form.email.errors = [*form.email.errors, str(exc)]
+            return _users_page(form, 422)
+        db.session.commit()
+        flash(f"Created {user.role} {user.email}.", "success")
+        return redirect(url_for("admin.users"), code=303)
+    return _users_page(form)
+
+
+def _user_or_404(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+@bp.route("/users/<int(max=2147483647):user_id>/enabled", methods=["POST"])
+@requires("configure")
+def set_user_enabled(user_id: int):
+    user = _user_or_404(user_id)
+    enabled = request.form.get("enabled") == "1"
+    try:
+        user_services.set_enabled(user, enabled, actor=current_user, now=utcnow())
+    except user_services.UserError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.users"), code=303)
+    db.session.commit()
+    flash(f"{user.email} is {'enabled' if enabled else 'disabled'}.", "success")
+    return redirect(url_for("admin.users"), code=303)
+
+
+@bp.route("/users/<int(max=2147483647):user_id>/reset-password", methods=["POST"])
+@requires("configure")
+def reset_user_password(user_id: int):
+    user = _user_or_404(user_id)
+    password = user_services.reset_password(user, actor=current_user, now=utcnow())
+    db.session.commit()
+    # Shown once, on this response only (never stored in plain text, never in a redirect URL).
+    return _users_page(NewUserForm(formdata=None), new_password=(user.email, password))

@@ -22,7 +22,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from app.activity import record
-from app.customers.holders import FLAGS, HolderError, HolderValues, clean_holder
+from app.customers.holders import FLAG_LABELS, FLAGS, HolderError, HolderValues, clean_holder
 from app.enums import IMPORT_TRANSITIONS, ImportKind, ImportStatus, InvalidTransition, can_transition
 from app.extensions import db
 from app.models import Customer, CustomerHolder, Holder, ImportRun, User
@@ -39,15 +39,17 @@ REQUIRED: dict[ImportKind, set[str]] = {
     ImportKind.HOLDERS: {"name", "address", "city", "state", "zip"},
     ImportKind.LINKS: {"customer_id", "holder_name", "address", "city", "state", "zip"},
 }
+# Neutral examples: fictional holders that are not in the demo data (the .example domain, 555 numbers), so
+# importing a template as it is shows what an import does without touching anything that exists.
 EXAMPLES: dict[ImportKind, list[list[str]]] = {
     ImportKind.HOLDERS: [
-        ["Northwind Builders Inc", "certs@northwind.example.com", "(512) 555-0199", "500 Congress Ave",
-         "Austin", "TX", "78701"],
-        ["Lakeside Property Management", "", "", "12 Harbor Rd", "Madison", "WI", "53703"],
+        ["Example Holder One LLC", "certificates@holder-one.example", "(555) 555-0101", "100 Example Street",
+         "Springfield", "IL", "62701"],
+        ["Example Holder Two Inc", "", "", "200 Sample Avenue", "Riverton", "WY", "82501"],
     ],
     ImportKind.LINKS: [
-        ["1", "Northwind Builders Inc", "500 Congress Ave", "Austin", "TX", "78701", "yes", "no", "no"],
-        ["1", "Lakeside Property Management", "12 Harbor Rd", "Madison", "WI", "53703", "yes", "yes", "yes"],
+        ["1", "Example Holder One LLC", "100 Example Street", "Springfield", "IL", "62701", "yes", "no", "no"],
+        ["1", "Example Holder Two Inc", "200 Sample Avenue", "Riverton", "WY", "82501", "yes", "yes", "yes"],
     ],
 }
 ALIASES = {
@@ -65,6 +67,8 @@ MAX_ID = 2**31 - 1         # ids are 32-bit integers: a bigger number is simply 
 INLINE_ROWS = 500          # up to this many rows are checked and written inside the request
 ERROR_LIMIT = 500          # rows with errors kept on the run (all are counted)
 SAMPLE_ROWS = 20
+UPDATE_LIMIT = 200        # flag changes listed in the preview (all are counted)
+CUSTOMER_LINKS = 10       # customers linked from a links import's page
 CHUNK = 1000
 
 
@@ -88,12 +92,24 @@ class RowResult:
     customer_id: int | None = None
     exists: bool = False
     holder_id: int | None = None
+    action: str = ""  # what confirming does with a valid row: "new", "update" (link flags) or "unchanged"
+    changes: list[str] = field(default_factory=list)  # for "update": "Waiver of subrogation: no \u2192 yes"
     flags: dict[str, bool] = field(default_factory=dict)
     cleaned: HolderValues | None = None
 
     @property
     def ok(self) -> bool:
         return not self.messages
+
+
+def join_messages(messages: Iterable[str]) -> str:
+    """One sentence per message: "state: Use ... (or DC). zip: Use ..." (no doubled punctuation)."""
+    parts = []
+    for message in messages:
+        text = message.strip().rstrip(";").strip()
+        if text:
+            parts.append(text if text[-1] in ".!?" else text + ".")
+    return " ".join(parts)
 
 
 # -- reading the file ------------------------------------------------------------------------
@@ -254,6 +270,10 @@ def evaluate(parsed: ParsedFile, progress: Progress | None = None) -> list[RowRe
     return results
 
 
+def _yn(value: bool) -> str:
+    return "yes" if value else "no"
+
+
 def _check_against_database(kind: ImportKind, results: list[RowResult], progress: Progress | None,
                             total: int) -> None:
     candidates = [r for r in results if r.key]
@@ -262,6 +282,7 @@ def _check_against_database(kind: ImportKind, results: list[RowResult], progress
         for r in candidates:
             r.holder_id = holders.get(r.key)
             r.exists = r.holder_id is not None
+            r.action = "unchanged" if r.exists else "new"  # an existing holder is never changed by an import
         if progress:
             progress(total, total)
         return
@@ -269,12 +290,14 @@ def _check_against_database(kind: ImportKind, results: list[RowResult], progress
     customers: set[int] = set()
     for chunk in _chunks(ids, 500):
         customers.update(db.session.scalars(_select_matching(sa.select(Customer.id), Customer.id, chunk)))
-    pairs: set[tuple[int, int]] = set()
+    pairs: dict[tuple[int, int], dict[str, bool]] = {}
     holder_ids = sorted(set(holders.values()))
     for chunk in _chunks(holder_ids, 500):
-        pairs.update(db.session.execute(_select_matching(
-            sa.select(CustomerHolder.customer_id, CustomerHolder.holder_id), CustomerHolder.holder_id, chunk)
-        ).all())
+        for row in db.session.execute(_select_matching(
+            sa.select(CustomerHolder.customer_id, CustomerHolder.holder_id,
+                      *(getattr(CustomerHolder, f) for f in FLAGS)), CustomerHolder.holder_id, chunk)
+        ):
+            pairs[(row[0], row[1])] = {f: bool(row[2 + i]) for i, f in enumerate(FLAGS)}
     for r in results:
         if r.customer_id is not None and r.customer_id not in customers:
             r.messages.append(f"customer_id: no customer with ID {r.customer_id}.")
@@ -283,7 +306,14 @@ def _check_against_database(kind: ImportKind, results: list[RowResult], progress
             if r.holder_id is None:
                 r.messages.append("No holder with this name and address: import it first (pass 1).")
         if r.ok:
-            r.exists = (r.customer_id, r.holder_id) in pairs
+            current = pairs.get((r.customer_id, r.holder_id))
+            r.exists = current is not None
+            if current is None:
+                r.action = "new"
+            else:
+                r.changes = [f"{FLAG_LABELS[f]}: {_yn(current[f])} \u2192 {_yn(r.flags.get(f, False))}"
+                             for f in FLAGS if current[f] != r.flags.get(f, False)]
+                r.action = "update" if r.changes else "unchanged"
     if progress:
         progress(total, total)
 
@@ -336,12 +366,17 @@ def check_import(run: ImportRun, *, now: datetime, progress: Progress | None = N
     run.error_rows = len(bad)
     run.errors = [{"row": r.line, "messages": r.messages} for r in bad[:ERROR_LIMIT]]
     sample_columns = COLUMNS[run.kind][:7]
+    counts = {action: sum(1 for r in good if r.action == action) for action in ("new", "update", "unchanged")}
     run.preview = {
-        "new": sum(1 for r in good if not r.exists),
-        "existing": sum(1 for r in good if r.exists),
+        **counts,
+        "existing": counts["update"] + counts["unchanged"],
         "columns": sample_columns,
-        "sample": [{"row": r.line, "exists": r.exists, "values": [r.values.get(c, "") for c in sample_columns]}
-                   for r in good[:SAMPLE_ROWS]],
+        "sample": [{"row": r.line, "exists": r.exists, "action": r.action, "changes": r.changes,
+                    "values": [r.values.get(c, "") for c in sample_columns]} for r in good[:SAMPLE_ROWS]],
+        # every flag change confirming would make (the first UPDATE_LIMIT), so nothing changes unseen
+        "updates": [{"row": r.line, "customer_id": r.customer_id, "holder": r.cleaned.name if r.cleaned else "",
+                     "changes": r.changes} for r in good if r.action == "update"][:UPDATE_LIMIT],
+        "customer_ids": sorted({r.customer_id for r in good if r.customer_id is not None})[:CUSTOMER_LINKS],
     }
     transition(run, ImportStatus.PREVIEW, actor=None, now=now,
                message=f"{len(good)} valid rows, {len(bad)} with errors")
@@ -406,7 +441,7 @@ def apply_import(run: ImportRun, *, now: datetime, progress: Progress | None = N
             progress(run.processed_rows, total)
     run.processed_rows = run.total_rows
     transition(run, ImportStatus.DONE, actor=None, now=now,
-               message=f"{created} created, {updated} updated, {unchanged} already there")
+               message=f"{created} created, {updated} updated, {unchanged} unchanged")
     return run
 
 
@@ -478,7 +513,7 @@ def template_csv(kind: ImportKind) -> bytes:
 
 
 def errors_csv(run: ImportRun) -> bytes:
-    return csv_bytes(["row", "errors"], ([e["row"], "; ".join(e["messages"])] for e in run.errors))
+    return csv_bytes(["row", "errors"], ([e["row"], join_messages(e["messages"])] for e in run.errors))
 
 
 def links_csv(customer_id: int) -> bytes:

@@ -16,7 +16,7 @@ from app.customers.routes import get_customer_or_404
 from app.enums import GenerationMode, GenerationStatus, ImportKind, ImportStatus, InvalidTransition, RequestType
 from app.extensions import db
 from app.htmx import hx_redirect, hx_trigger, is_htmx, render_page_or_partial
-from app.models import GenerationRun, ImportRun, SentCertificate
+from app.models import Customer, GenerationRun, ImportRun, SentCertificate
 from app.models.base import utcnow
 from app.storage import get_store
 
@@ -184,7 +184,7 @@ def _run_or_404(customer_id: int, run_id: int) -> GenerationRun:
 
 
 @bp.route("/<int(max=2147483647):customer_id>/generations/<int(max=2147483647):run_id>")
-@requires("manage_holders")
+@requires("view_dashboard")  # advisors see the run's progress on the interests tab; only the download is staff-only
 def generation_status(customer_id: int, run_id: int):
     customer = get_customer_or_404(customer_id)
     run = _run_or_404(customer_id, run_id)
@@ -314,7 +314,7 @@ def upload_import(kind: str):
         return render_page_or_partial("customers/import.html", "customers/_import_upload_part.html", status=422,
                                       **_import_context(errors={kind.value: error}))
     db.session.commit()
-    flash("File uploaded: check the preview before anything is written.", "success")
+    # no flashed toast: it would stay on the page after confirming; the preview says nothing is written yet
     return hx_redirect(url_for("customers.import_run", run_id=run.id))
 
 
@@ -326,8 +326,11 @@ def _import_run_or_404(run_id: int) -> ImportRun:
 
 
 def _run_page(run: ImportRun, status: int = 200, **extra):
+    ids = (run.preview or {}).get("customer_ids") or []
+    customers = list(db.session.scalars(db.select(Customer).where(Customer.id.in_(ids)).order_by(Customer.name)))
     return render_page_or_partial("customers/import_run.html", "customers/_import_run_part.html", status=status,
-                                  run=run, ImportStatus=ImportStatus, **extra)
+                                  run=run, ImportStatus=ImportStatus, customers=customers,
+                                  join_messages=imports.join_messages, flag_labels=holders.FLAG_LABELS, **extra)
 
 
 @bp.route("/holders/import/runs/<int(max=2147483647):run_id>")

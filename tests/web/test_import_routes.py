@@ -47,7 +47,8 @@ def test_upload_preview_confirm_then_reimport_creates_nothing(client, staff, mak
     assert response.status_code == 303
     run = db.session.scalar(sa.select(ImportRun))
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "2</strong> valid rows: 2 new, 0 already there" in page
+    assert "2</strong> valid rows: 2 new, 0 unchanged" in page
+    assert "Nothing has been written yet" in page and "File uploaded" not in page  # no stale toast
     assert "1</strong> row with errors" in page
     assert "state: Use a two-letter US state code" in page
     assert "Northwind Builders Inc" in page  # the preview sample
@@ -56,12 +57,14 @@ def test_upload_preview_confirm_then_reimport_creates_nothing(client, staff, mak
     done = client.post(f"/customers/holders/import/runs/{run.id}/confirm")
     assert done.status_code == 303
     page = client.get(done.headers["Location"]).get_data(as_text=True)
-    assert "Import finished: 2 created, 0 updated, 0 already there." in page
+    assert "Import finished: 2 created, 0 updated, 0 unchanged." in page
+    assert "Nothing has been written yet" not in page and "File uploaded" not in page
+    assert 'href="/customers/holders/import"' in page and 'href="/customers/"' in page  # a way on
     assert db.session.scalar(sa.select(sa.func.count(Holder.id))) == 2
 
     again = upload(client, "holders", HOLDERS.encode())
     run2 = db.session.scalar(sa.select(ImportRun).order_by(ImportRun.id.desc()))
-    assert "0 new, 2 already there" in client.get(again.headers["Location"]).get_data(as_text=True)
+    assert "0 new, 2 unchanged" in client.get(again.headers["Location"]).get_data(as_text=True)
     client.post(f"/customers/holders/import/runs/{run2.id}/confirm")
     db.session.expire_all()
     assert run2.status is ImportStatus.DONE and run2.created_count == 0
@@ -149,3 +152,76 @@ def test_import_needs_manage_holders(client, auth, make, role):
     assert client.get("/customers/holders/import").status_code == 403
     assert upload(client, "holders", HOLDERS.encode()).status_code == 403
     assert db.session.scalar(sa.select(sa.func.count(ImportRun.id))) == 0
+
+
+def test_links_preview_says_what_will_change_and_the_result_matches(client, staff, make):
+    from app.customers import holders
+    from app.models.base import utcnow
+
+    customer = make.customer(name="Preview Check Co")
+    base = {"email": "", "phone": "", "city": "Austin", "state": "TX", "zip_code": "78701"}
+    same = holders.add_holder(customer, {**base, "name": "Same Flags LLC", "address": "1 A St",
+                                         "additional_insured": True}, actor=None, now=utcnow())
+    changed = holders.add_holder(customer, {**base, "name": "Changed Flags LLC", "address": "2 B St",
+                                            "primary_noncontributory": True}, actor=None, now=utcnow())
+    holders.get_or_create_holder(holders.clean_holder({**base, "name": "Fresh Link LLC", "address": "3 C St"}))
+    db.session.commit()
+    rows = (f"customer_id,holder_name,address,city,state,zip,additional_insured,waiver_of_subrogation,"
+            f"primary_noncontributory\n"
+            f"{customer.id},Same Flags LLC,1 A St,Austin,TX,78701,yes,no,no\n"
+            f"{customer.id},Changed Flags LLC,2 B St,Austin,TX,78701,yes,yes,no\n"
+            f"{customer.id},Fresh Link LLC,3 C St,Austin,TX,78701,no,no,yes\n")
+    response = upload(client, "links", rows.encode(), "links.csv")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "3</strong> valid rows: 1 new, 1 will update flags, 1 unchanged" in page
+    updates = page[page.index("Flags that will change"):page.index("Preview (first")]
+    assert "Changed Flags LLC" in updates and "Same Flags LLC" not in updates
+    for change in ("Additional insured: no \u2192 yes", "Waiver of subrogation: no \u2192 yes",
+                   "Primary &amp; non-contributory: yes \u2192 no"):
+        assert change in updates
+    db.session.expire_all()
+    assert (changed.additional_insured, changed.primary_noncontributory) == (False, True)  # nothing written yet
+
+    run = db.session.scalar(sa.select(ImportRun).order_by(ImportRun.id.desc()))
+    done = client.post(f"/customers/holders/import/runs/{run.id}/confirm")
+    page = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "Import finished: 1 created, 1 updated, 1 unchanged." in page
+    db.session.expire_all()
+    assert (run.created_count, run.updated_count, run.unchanged_count) == (run.preview["new"], run.preview["update"],
+                                                                           run.preview["unchanged"]) == (1, 1, 1)
+    assert (same.additional_insured, same.waiver_of_subrogation) == (True, False)
+    assert (changed.additional_insured, changed.waiver_of_subrogation, changed.primary_noncontributory) == \
+        (True, True, False)
+    # a way back to the customer whose links were imported
+    assert f'href="/customers/{customer.id}/interests"' in page and "Preview Check Co" in page
+
+
+def test_templates_are_neutral_examples_that_import_as_new(client, staff, make):
+    from app.customers import holders
+    from app.models.base import utcnow
+
+    # the demo holders exist, linked to a customer: the templates touch none of them
+    customer = make.customer()
+    for name, email, address, city, state, zip_code in holders.DEMO_HOLDERS:
+        holders.add_holder(customer, {"name": name, "email": email, "phone": "", "address": address, "city": city,
+                                      "state": state, "zip_code": zip_code}, actor=None, now=utcnow())
+    db.session.commit()
+    demo_names = {h[0] for h in holders.DEMO_HOLDERS}
+    for kind in ("holders", "links"):
+        text = client.get(f"/customers/holders/import/template/{kind}.csv").get_data(as_text=True)
+        assert not any(name in text for name in demo_names), kind
+    data = client.get("/customers/holders/import/template/holders.csv").get_data()
+    page = client.get(upload(client, "holders", data).headers["Location"]).get_data(as_text=True)
+    assert "2</strong> valid rows: 2 new, 0 unchanged" in page
+
+
+def test_row_errors_are_joined_without_doubled_punctuation(client, staff):
+    data = b"name,email,phone,address,city,state,zip\nBad Co,,,1 Main St,Austin,QQ,7870\n"
+    response = upload(client, "holders", data)
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    run = db.session.scalar(sa.select(ImportRun).order_by(ImportRun.id.desc()))
+    row = page[page.index("Rows with errors"):]
+    assert "state: " in row and "zip: " in row
+    assert ".;" not in row and ". zip: " in row
+    csv_text = client.get(f"/customers/holders/import/runs/{run.id}/errors.csv").get_data(as_text=True)
+    assert ".;" not in csv_text and ". zip: " in csv_text

@@ -215,3 +215,47 @@ def test_nul_characters_and_oversized_values_never_reach_the_database_raw(htmx, 
                          data={**HOLDER, "name": "Nul\x00 Co"})
     assert response.status_code == 200
     assert db.session.scalar(sa.select(Holder.name).where(Holder.name.like("Nul%"))) == "Nul Co"
+
+
+def _done_run(customer) -> GenerationRun:
+    from datetime import timedelta
+
+    from app.enums import GenerationMode
+
+    now = utcnow()
+    run = GenerationRun(customer_id=customer.id, status=GenerationStatus.DONE, mode=GenerationMode.ZIP, total=2,
+                        done=2, filename=f"certificates-{customer.id}.zip", file_key="missing",
+                        created_at=now, updated_at=now, finished_at=now, expires_at=now + timedelta(days=7))
+    db.session.add(run)
+    db.session.commit()
+    return run
+
+
+@pytest.mark.parametrize("role, allowed", [(Role.ADVISOR, False), (Role.PROCESSOR, False), (Role.ADMIN, True),
+                                           (Role.REVIEWER, True)])
+def test_download_of_a_generation_shows_only_to_who_may_download(client, auth, make, customer, role, allowed):
+    run = _done_run(customer)
+    auth.login(make.user(role))
+    download = f"/customers/{customer.id}/generations/{run.id}/download"
+    page = client.get(f"/customers/{customer.id}/interests").get_data(as_text=True)
+    assert "Recent generations" in page and "2 certificates" in page
+    assert (download in page) is allowed and (f"Download {run.filename}" in page) is allowed
+    status = client.get(f"/customers/{customer.id}/generations/{run.id}")
+    assert status.status_code == 200  # the progress widget polls this: read-only staff may see it
+    assert (download in status.get_data(as_text=True)) is allowed
+    if not allowed:
+        assert client.get(download).status_code == 403
+
+
+def test_no_page_of_the_tab_links_an_advisor_to_a_forbidden_url(client, auth, make, customer):
+    """Every link and form action an advisor sees on the tab answers something other than 403."""
+    import re
+
+    _done_run(customer)
+    auth.login(make.user(Role.ADVISOR))
+    page = client.get(f"/customers/{customer.id}/interests").get_data(as_text=True)
+    section = page[page.index('id="interests"'):]
+    urls = set(re.findall(r'(?:href|action|hx-get|hx-post)="(/[^"#]*)"', section))
+    assert urls
+    for url in urls:
+        assert client.get(url).status_code != 403, url

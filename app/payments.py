@@ -1,5 +1,5 @@
 """Card payments behind one interface. The sandbox gateway is the default; a real gateway adapter
-implements the same ``charge`` method.
+implements the same ``charge`` and ``refund`` methods.
 
 Sandbox test cards (the customer's card on file is stored as a token ``sandbox_<number>``):
 
@@ -51,9 +51,22 @@ class GatewayError(Exception):
     """The gateway did not answer clearly (timeout, 5xx). Safe to retry with the same key."""
 
 
+@dataclass(frozen=True)
+class RefundResult:
+    refund_id: str
+    amount_cents: int
+    message: str = "Refunded"
+
+
+class RefundRefused(Exception):
+    """The gateway refused the refund (unknown charge, more than what is left on it): not worth retrying."""
+
+
 class PaymentGateway(Protocol):
     def charge(self, *, card_token: str, amount_cents: int, idempotency_key: str,
                description: str) -> ChargeResult: ...
+
+    def refund(self, charge_id: str, amount_cents: int, idempotency_key: str) -> RefundResult: ...
 
 
 class SandboxGateway:
@@ -92,6 +105,38 @@ class SandboxGateway:
         if outcome == "error":
             raise GatewayError("The payment gateway did not answer (sandbox error card).")
         return _result(row)
+
+
+    def refund(self, charge_id: str, amount_cents: int, idempotency_key: str) -> RefundResult:
+        """Give back ``amount_cents`` of an approved charge. A key it has seen returns the first refund
+        (refunding nothing more); more than what is left on the charge raises :class:`RefundRefused`."""
+        import secrets
+
+        import sqlalchemy as sa
+
+        from app.extensions import db
+        from app.models.payments_sandbox import SandboxCharge, SandboxRefund
+
+        if amount_cents <= 0:
+            raise ValueError("amount_cents must be positive")
+        existing = db.session.scalar(sa.select(SandboxRefund).where(SandboxRefund.idempotency_key == idempotency_key))
+        if existing is not None:
+            existing.calls += 1
+            db.session.flush()
+            return RefundResult(existing.refund_id, existing.amount_cents)
+        charge = db.session.scalar(sa.select(SandboxCharge).where(SandboxCharge.charge_id == (charge_id or "")))
+        if charge is None or charge.outcome != "approved":
+            raise RefundRefused(f"No approved charge {charge_id!r} to refund.")
+        already = db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(SandboxRefund.amount_cents), 0))
+                                    .where(SandboxRefund.charge_id == charge.charge_id)) or 0
+        if already + amount_cents > charge.amount_cents:
+            raise RefundRefused(f"Only ${(charge.amount_cents - already) / 100:,.2f} of charge {charge_id} is left "
+                                "to refund.")
+        row = SandboxRefund(idempotency_key=idempotency_key, refund_id=f"re_sbx_{secrets.token_hex(8)}",
+                            charge_id=charge.charge_id, amount_cents=amount_cents)
+        db.session.add(row)
+        db.session.flush()
+        return RefundResult(row.refund_id, row.amount_cents)
 
 
 def _result(row) -> ChargeResult:

@@ -546,6 +546,12 @@ class FeeRow:
     convenience_cents: int = 0
     card_charged_cents: int = 0
     billed_to_account_cents: int = 0
+    refunded_cents: int = 0
+
+    @property
+    def net_cents(self) -> int:
+        """What was kept: charged to cards minus refunds, plus fees billed to accounts."""
+        return self.card_charged_cents - self.refunded_cents + self.billed_to_account_cents
 
 
 def wos_fee_report(year: int | None = None, customer_id: int | None = None) -> dict:
@@ -562,12 +568,13 @@ def wos_fee_report(year: int | None = None, customer_id: int | None = None) -> d
         stmt = stmt.where(CertificateRequest.customer_id == customer_id)
     rows = db.session.execute(stmt).all()
     ids = [r.id for r in rows]
-    paid: dict[int, tuple[int, int]] = {}
+    paid: dict[int, tuple[int, int, int]] = {}
     for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
-        for p in db.session.execute(sa.select(Payment.request_id, Payment.convenience_fee_cents, Payment.amount_cents)
+        for p in db.session.execute(sa.select(Payment.request_id, Payment.convenience_fee_cents, Payment.amount_cents,
+                                              Payment.refunded_cents)
                                     .where(Payment.request_id.in_(chunk),
                                            Payment.status == PaymentStatus.APPROVED)):
-            paid[p.request_id] = (p.convenience_fee_cents, p.amount_cents)
+            paid[p.request_id] = (p.convenience_fee_cents, p.amount_cents, p.refunded_cents or 0)
     table: dict[tuple[str, int], FeeRow] = {}
     years = set()
     for r in rows:
@@ -581,6 +588,7 @@ def wos_fee_report(year: int | None = None, customer_id: int | None = None) -> d
         if r.id in paid:
             row.convenience_cents += paid[r.id][0]
             row.card_charged_cents += paid[r.id][1]
+            row.refunded_cents += paid[r.id][2]
         else:
             row.billed_to_account_cents += r.fee_cents
     detail = sorted(table.values(), key=lambda x: (x.month, x.customer_name.lower(), x.customer_id))
@@ -593,6 +601,7 @@ def wos_fee_report(year: int | None = None, customer_id: int | None = None) -> d
             out.convenience_cents += x.convenience_cents
             out.card_charged_cents += x.card_charged_cents
             out.billed_to_account_cents += x.billed_to_account_cents
+            out.refunded_cents += x.refunded_cents
         return out
 
     months = [total([x for x in detail if x.month == m], month=m) for m in sorted({x.month for x in detail})]
@@ -621,7 +630,7 @@ def wos_fee_csv(report: dict) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["month", "customer_id", "customer", "requests", "wos_fees", "convenience_fees",
-                     "card_charged", "billed_to_account"])
+                     "card_charged", "billed_to_account", "refunded", "net"])
 
     def dollars(cents: int) -> str:
         return f"{cents / 100:.2f}"
@@ -629,8 +638,9 @@ def wos_fee_csv(report: dict) -> str:
     for r in report["rows"]:
         writer.writerow([r.month, r.customer_id, csv_safe(r.customer_name), r.requests, dollars(r.wos_fees_cents),
                          dollars(r.convenience_cents), dollars(r.card_charged_cents),
-                         dollars(r.billed_to_account_cents)])
+                         dollars(r.billed_to_account_cents), dollars(r.refunded_cents), dollars(r.net_cents)])
     t = report["total"]
     writer.writerow(["total", "", "", t.requests, dollars(t.wos_fees_cents), dollars(t.convenience_cents),
-                     dollars(t.card_charged_cents), dollars(t.billed_to_account_cents)])
+                     dollars(t.card_charged_cents), dollars(t.billed_to_account_cents), dollars(t.refunded_cents),
+                     dollars(t.net_cents)])
     return out.getvalue()

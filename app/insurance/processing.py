@@ -391,6 +391,57 @@ def relabel(req: CertificateRequest, to_type: RequestType | str, *, actor: User,
     return req
 
 
+REFUND_ATTEMPTS = 3
+
+
+def _money(cents: int) -> str:
+    return f"${cents / 100:,.2f}"
+
+
+def refundable_payment(req: CertificateRequest):
+    """The approved card payment of this request that has not been refunded yet (or None)."""
+    from app.enums import PaymentStatus
+
+    return next((p for p in req.payments if p.status is PaymentStatus.APPROVED and p.gateway_charge_id
+                 and not p.refunded_at and p.amount_cents > 0), None)
+
+
+def refund_payment(req: CertificateRequest, *, actor: User | None, now: datetime, why: str):
+    """Give the card payment back (fee + convenience fee) when the request will not be issued.
+
+    Once: a refunded payment is skipped, and the gateway call uses a key derived from the payment, so a retried
+    action (or a retried call after a lost answer) returns the first refund. Raises :class:`ActionRefused` when the
+    gateway cannot refund; the caller rolls back, so the request stays open and staff can try again.
+    """
+    from app.payments import GatewayError, RefundRefused, get_gateway
+
+    payment = refundable_payment(req)
+    if payment is None:
+        return None
+    gateway, result, last_error = get_gateway(), None, ""
+    for _attempt in range(REFUND_ATTEMPTS):
+        try:
+            result = gateway.refund(payment.gateway_charge_id, payment.amount_cents,
+                                    f"refund:{payment.idempotency_key}")
+            break
+        except GatewayError as exc:
+            last_error = str(exc)
+        except RefundRefused as exc:
+            raise ActionRefused(f"The {_money(payment.amount_cents)} card payment could not be refunded: {exc} "
+                                "Nothing was done.") from exc
+    if result is None:
+        raise ActionRefused(f"The {_money(payment.amount_cents)} card payment could not be refunded: the payment "
+                            f"service did not answer ({last_error}). Nothing was done; try again.")
+    payment.refunded_cents = result.amount_cents
+    payment.refund_id = result.refund_id[:100]
+    payment.refunded_at = now
+    activity.record(SUBJECT, req.id, "payment_refunded", actor=actor, customer_id=req.customer_id, now=now,
+                    message=f"Refunded {_money(result.amount_cents)} (WOS fee {_money(payment.fee_cents)} + card "
+                            f"convenience fee {_money(payment.convenience_fee_cents)}) to the card ending "
+                            f"{payment.card_last4 or '----'} because the request was {why}; refund {result.refund_id}.")
+    return payment
+
+
 def reject(req: CertificateRequest, reason_id: int | str | None, *, actor: User, now: datetime, note: str = "",
            expected_version: int | None = None) -> CertificateRequest:
     """Reject with a reason from the admin list; the customer (only) gets an e-mail with the reason."""
@@ -405,10 +456,12 @@ def reject(req: CertificateRequest, reason_id: int | str | None, *, actor: User,
     req.rejection_reason = reason.text
     transition(req, RequestStatus.REJECTED, actor=actor, now=now, action="rejected",
                message=reason.text + (f" — {note}" if note else ""))
-    _claim(req)
+    _claim(req)  # the state change wins the race first: only the winner refunds
+    refunded = refund_payment(req, actor=actor, now=now, why="rejected")
     for address in customer_recipients(req):
         queue_email(address, "coi_rejected", subject=f"Your certificate request #{req.id} was not issued",
-                    context={"req": req, "reason": reason.text, "note": note, "customer": req.customer},
+                    context={"req": req, "reason": reason.text, "note": note, "customer": req.customer,
+                             "refund": refunded, "refund_amount": _money(refunded.refunded_cents) if refunded else ""},
                     customer_id=req.customer_id, dedupe_key=f"coi-rejected:{req.id}:{address}")
     return req
 
@@ -418,6 +471,7 @@ def cancel(req: CertificateRequest, *, actor: User, now: datetime, note: str = "
     _check_open(req, expected_version)
     transition(req, RequestStatus.CANCELLED, actor=actor, now=now, action="cancelled", message=clean_text(note))
     _claim(req)
+    refund_payment(req, actor=actor, now=now, why="cancelled")
     return req
 
 

@@ -11,7 +11,7 @@ from app.models.exemptions import (
 from app.models.holders import CustomerHolder, GenerationRun, Holder, ImportRun, SentCertificate
 from app.models.insurance import CertificateRequest, IssuedCertificate, Payment, RejectionReason
 from app.models.outbox import OutboxMessage
-from app.models.payments_sandbox import SandboxCharge
+from app.models.payments_sandbox import SandboxCharge, SandboxRefund
 from app.models.settings import Setting
 from app.models.users import ApiToken, User
 
@@ -28,6 +28,7 @@ __all__ = [
     "OutboxMessage",
     "Policy",
     "SandboxCharge",
+    "SandboxRefund",
     "Program",
     "Setting",
     "User",

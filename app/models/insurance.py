@@ -101,6 +101,10 @@ class Payment(TimestampMixin, db.Model):
     gateway_charge_id: Mapped[str | None] = mapped_column(sa.String(100))
     card_last4: Mapped[str] = mapped_column(sa.String(4), default="")
     message: Mapped[str] = mapped_column(sa.String(300), default="")
+    # Given back to the card when staff rejected / cancelled the request (0 = not refunded).
+    refunded_cents: Mapped[int] = mapped_column(default=0)
+    refund_id: Mapped[str | None] = mapped_column(sa.String(100))
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     request: Mapped[CertificateRequest | None] = relationship(back_populates="payments")
     customer: Mapped["Customer"] = relationship()  # noqa: F821

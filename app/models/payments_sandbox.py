@@ -27,3 +27,17 @@ class SandboxCharge(db.Model):
     # How many times the charge endpoint was called with this key.
     calls: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class SandboxRefund(db.Model):
+    """A refund of (part of) a sandbox charge; ``idempotency_key`` makes a retried refund return the first one."""
+
+    __tablename__ = "sandbox_refunds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    refund_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    charge_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    amount_cents: Mapped[int] = mapped_column(default=0)
+    calls: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)

@@ -205,8 +205,8 @@ def test_wos_fee_report_sums_per_month_and_customer_and_csv(client, staff, make)
     evil = [r for r in rows if r[1] == str(card.id)]
     assert [r[0] for r in evil] == ["2026-03", "2026-04"]
     assert all(r[2].startswith("'=") for r in evil)  # formula neutralised
-    assert evil[0][3:] == ["2", "50.00", "1.50", "51.50", "0.00"]
-    assert rows[-1] == ["total", "", "", "4", "115.00", "2.70", "92.70", "25.00"]
+    assert evil[0][3:] == ["2", "50.00", "1.50", "51.50", "0.00", "0.00", "51.50"]
+    assert rows[-1] == ["total", "", "", "4", "115.00", "2.70", "92.70", "25.00", "0.00", "117.70"]
 
 
 @pytest.mark.parametrize("value,expected", [("=1+2", "'=1+2"), ("+x", "'+x"), ("-3", "'-3"), ("@SUM", "'@SUM"),

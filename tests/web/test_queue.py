@@ -42,7 +42,11 @@ def test_nav_and_home_show_queue_to_processors_only(client, auth, make):
     assert 'href="/dashboard/queue"' in client.get("/dashboard/").text
     auth.logout()
     auth.login(make.user(Role.ADVISOR))
-    assert 'href="/dashboard/queue"' not in client.get("/dashboard/").text
+    home = client.get("/dashboard/").text  # advisors follow the queue (read only)
+    assert 'href="/dashboard/queue"' in home and "Follow COI" in home and "Process COI" not in home
+    auth.logout()
+    auth.login(make.user(Role.CUSTOMER, customer=make.customer()))
+    assert 'href="/dashboard/queue"' not in client.get("/portal/").text
 
 
 def test_default_lists_only_pending_and_tabs_count(client, processor, make):

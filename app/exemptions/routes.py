@@ -306,10 +306,29 @@ def reject(certificate_id: int):
     return _review_done(cert, "certificate-rejected", message)
 
 
+def _not_editable(cert: ExemptionCertificate) -> str:
+    status = str(cert.status).replace("_", " ")
+    if cert.reviewed_by_id is not None and cert.reviewed_by_id == current_user.id:
+        by = "you"
+    else:
+        by = cert.reviewed_by.name if cert.reviewed_by else "someone else"
+    when = f" on {cert.reviewed_at:%b %d, %Y}" if cert.reviewed_at else ""
+    return (f"This certificate is already {status} (reviewed by {by}{when}); only a submission waiting for review "
+            "can be edited and approved. Nothing was changed.")
+
+
 @bp.route("/certificates/<int:certificate_id>/edit", methods=["GET", "POST"])
 @requires("review_exemptions")
 def edit(certificate_id: int):
     cert = _get(ExemptionCertificate, certificate_id)
+    if cert.status is not CS.PENDING_REVIEW:
+        # Edit-and-approve is a review decision: only a submission waiting for review can take it.
+        message = _not_editable(cert)
+        if request.method == "GET":
+            flash(message, "info")
+            return hx_redirect(url_for("exemptions.review", certificate_id=cert.id))
+        return render_page_or_partial("exemptions/edit.html", "exemptions/_edit_form.html", status=409,
+                                      form=None, cert=cert, conflict=message)
     if request.method == "GET":
         form = EditForm(formdata=None, version=cert.version)
         form.fill_from(services.certificate_prefill(cert))

@@ -410,17 +410,24 @@ def submit_certificate(req: ExemptionRequest, data: CertificateData, upload: Che
 
 # -- review ----------------------------------------------------------------------------------------------
 
-def _check_version(cert: ExemptionCertificate, expected_version: int | None) -> None:
+def _check_version(cert: ExemptionCertificate, expected_version: int | None, reviewer: User | None = None) -> None:
+    status = str(cert.status).replace("_", " ")
+    yours = reviewer is not None and cert.reviewed_by_id is not None and cert.reviewed_by_id == reviewer.id
     if expected_version is not None and cert.version != expected_version:
+        if yours:
+            raise Conflict(f"You already reviewed this submission (it is now {status}); nothing else was changed. "
+                           "Reload to see the current state.")
         who = cert.reviewed_by.name if cert.reviewed_by else "someone else"
         raise Conflict(f"This submission was changed by {who} while you were looking at it "
-                       f"(it is now {str(cert.status).replace('_', ' ')}). Reload to see the current state.")
+                       f"(it is now {status}). Reload to see the current state.")
     if cert.status is not CS.PENDING_REVIEW:
+        if yours:
+            raise Conflict(f"You already reviewed this submission: it is {status}; nothing else was changed.")
         who = cert.reviewed_by.name if cert.reviewed_by else "someone else"
-        raise Conflict(f"This submission was already reviewed by {who}: it is {str(cert.status).replace('_', ' ')}.")
+        raise Conflict(f"This submission was already reviewed by {who}: it is {status}.")
 
 
-def _claim(cert: ExemptionCertificate, expected_version: int | None) -> None:
+def _claim(cert: ExemptionCertificate, expected_version: int | None, reviewer: User | None = None) -> None:
     """A conditional UPDATE on the version counter: of two reviewers acting at once, exactly one wins."""
     version = expected_version if expected_version is not None else cert.version
     result = db.session.execute(
@@ -432,7 +439,7 @@ def _claim(cert: ExemptionCertificate, expected_version: int | None) -> None:
     )
     if result.rowcount != 1:
         db.session.refresh(cert)
-        _check_version(cert, version)
+        _check_version(cert, version, reviewer)
         raise Conflict("This submission was changed by someone else. Reload to see the current state.")
     db.session.refresh(cert)
 
@@ -448,8 +455,8 @@ def _notify_customer(cert: ExemptionCertificate, template: str, subject: str, **
 
 def approve_certificate(cert: ExemptionCertificate, *, reviewer: User, now: datetime,
                         expected_version: int | None = None, notes: str = "") -> ExemptionCertificate:
-    _check_version(cert, expected_version)
-    _claim(cert, expected_version)
+    _check_version(cert, expected_version, reviewer)
+    _claim(cert, expected_version, reviewer)
     cert.reviewed_at = now
     cert.reviewed_by_id = reviewer.id
     cert.review_notes = (notes or "").strip()
@@ -462,9 +469,9 @@ def approve_certificate(cert: ExemptionCertificate, *, reviewer: User, now: date
 
 def edit_and_approve_certificate(cert: ExemptionCertificate, data: CertificateData, *, reviewer: User,
                                  now: datetime, expected_version: int | None = None) -> ExemptionCertificate:
-    _check_version(cert, expected_version)
+    _check_version(cert, expected_version, reviewer)
     check_certificate_data(data)
-    _claim(cert, expected_version)
+    _claim(cert, expected_version, reviewer)
     before = CertificateData(
         reason=cert.reason, form_type=cert.form_type, purchase_type=cert.purchase_type,
         tax_id_number=cert.tax_id_number, effective_date=cert.effective_date, purchaser_name=cert.purchaser_name,
@@ -510,8 +517,8 @@ def reject_certificate(cert: ExemptionCertificate, *, reviewer: User, now: datet
     notes = (notes or "").strip()
     if not notes:
         raise InvalidData({"notes": "Tell the customer why the certificate is rejected."})
-    _check_version(cert, expected_version)
-    _claim(cert, expected_version)
+    _check_version(cert, expected_version, reviewer)
+    _claim(cert, expected_version, reviewer)
     cert.reviewed_at = now
     cert.reviewed_by_id = reviewer.id
     cert.review_notes = notes

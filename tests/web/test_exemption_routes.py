@@ -383,3 +383,54 @@ def test_edit_form_more_state_rows_keeps_values_and_saves_nothing(app, client, m
     assert 'name="jurisdictions-9-state"' in text and 'value="TYPED-2"' in text
     db.session.expire_all()
     assert db.session.get(ExemptionCertificate, cert.id).status is CS.PENDING_REVIEW
+
+
+def test_an_active_certificate_cannot_be_edited_and_the_get_explains_why(app, client, htmx, make, reviewer):
+    cert = make.exemption_certificate(status=CS.PENDING_REVIEW)
+    assert htmx.post(f"/exemptions/certificates/{cert.id}/approve", data={"version": cert.version}).status_code == 200
+    review = client.get(f"/exemptions/certificates/{cert.id}").get_data(as_text=True)
+    assert "Edit submission" not in review and "Save changes and approve" not in review
+
+    response = client.get(f"/exemptions/certificates/{cert.id}/edit")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/exemptions/certificates/{cert.id}")
+    landed = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "This certificate is already active (reviewed by you on" in landed
+    assert "Save changes and approve" not in landed
+
+    before = cert.tax_id_number
+    data = make.exemption_form(tax_id_number="CHANGED-LATER")
+    saved = client.post(f"/exemptions/certificates/{cert.id}/edit", data={**data, "version": cert.version})
+    assert saved.status_code == 409
+    text = saved.get_data(as_text=True)
+    assert "This certificate is already active (reviewed by you" in text
+    assert "Rita Reviewer" not in text.split('role="alert"')[1].split("</div>")[0]  # does not blame the user
+    assert "Save changes and approve" not in text and "Open the certificate" in text
+    db.session.expire_all()
+    assert db.session.get(ExemptionCertificate, cert.id).tax_id_number == before
+
+
+def test_a_second_decision_by_the_same_reviewer_does_not_name_them_as_someone_else(app, htmx, make, reviewer):
+    cert = make.exemption_certificate(status=CS.PENDING_REVIEW)
+    version = cert.version
+    htmx.post(f"/exemptions/certificates/{cert.id}/approve", data={"version": version})
+    again = htmx.post(f"/exemptions/certificates/{cert.id}/approve", data={"version": version})
+    assert again.status_code == 409
+    alert = again.get_data(as_text=True).split('role="alert">')[1].split("</div>")[0]
+    assert alert.startswith("You already reviewed this submission") and "now active" in alert
+    assert "Rita Reviewer" not in alert
+
+
+def test_edit_of_a_certificate_someone_else_approved_names_them(app, client, make, auth):
+    other = make.user(Role.REVIEWER, name="Olive Other")
+    cert = make.exemption_certificate(status=CS.PENDING_REVIEW)
+    from app.exemptions.services import approve_certificate
+    from app.models.base import utcnow
+
+    approve_certificate(cert, reviewer=other, now=utcnow())
+    db.session.commit()
+    auth.login(make.user(Role.REVIEWER, name="Rae Second"))
+    response = client.post(f"/exemptions/certificates/{cert.id}/edit",
+                           data={**make.exemption_form(), "version": cert.version})
+    assert response.status_code == 409
+    assert "already active (reviewed by Olive Other on" in response.get_data(as_text=True)

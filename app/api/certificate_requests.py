@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from flask import jsonify, request
+import sqlalchemy as sa
+from flask import jsonify, request, send_file, url_for
+from sqlalchemy.orm import selectinload
 
 from app.api import OPENAPI_PATHS, OPENAPI_SCHEMAS, bp
 from app.api.auth import api_requires, api_user, customer_visible, error
 from app.enums import RequestSource, RequestType, Role
 from app.extensions import db
 from app.insurance import intake
-from app.models import CertificateRequest, Customer
+from app.models import CertificateRequest, Customer, IssuedCertificate
 from app.models.base import utcnow
+from app.storage import get_store
 
 # API body name -> service field name
 HOLDER_MAP = {"name": "holder_name", "email": "holder_email", "phone": "holder_phone", "address": "holder_address",
@@ -52,9 +55,69 @@ def _request_json(req: CertificateRequest) -> dict:
         "source": req.source.value, "created_at": req.created_at.isoformat(), "fee_cents": req.fee_cents,
         "holder": {k: getattr(req, v) for k, v in HOLDER_MAP.items()},
         "rejection_reason": req.rejection_reason or None,
-        "certificates": [{"id": c.id, "certificate_number": c.certificate_number, "kind": c.kind.value}
-                         for c in req.certificates],
+        "certificates": [_certificate_json(c) for c in req.certificates],
     }
+
+
+def _certificate_json(cert: IssuedCertificate) -> dict:
+    return {"id": cert.id, "certificate_number": cert.certificate_number, "kind": cert.kind.value,
+            "revision": cert.revision, "is_current": cert.is_current, "holder_name": cert.holder_name,
+            "issued_at": cert.created_at.isoformat() if cert.created_at else None, "filename": cert.filename,
+            "download_url": url_for("api.certificate_pdf", certificate_id=cert.id, _external=True)}
+
+
+MAX_PER_PAGE = 100
+
+
+def _int_arg(name: str, default: int | None, low: int, high: int) -> tuple[int | None, str | None]:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return default, None
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        return None, f"{name} must be a whole number from {low} to {high}."
+    return int(raw), None
+
+
+@bp.route("/certificate-requests", methods=["GET"])
+@api_requires("authenticated")
+def list_certificate_requests():
+    """A customer token: its own customer's requests; staff: all, or one customer's with ``customer_id``."""
+    user = api_user()
+    page, bad_page = _int_arg("page", 1, 1, 1_000_000)
+    per_page, bad_size = _int_arg("per_page", 25, 1, MAX_PER_PAGE)
+    customer_id, bad_customer = _int_arg("customer_id", None, 1, 2**31 - 1)
+    problems = {k: v for k, v in (("page", bad_page), ("per_page", bad_size), ("customer_id", bad_customer)) if v}
+    if problems:
+        return _invalid(problems)
+    stmt = sa.select(CertificateRequest)
+    if user.role is Role.CUSTOMER:
+        if customer_id is not None and customer_id != user.customer_id:
+            return error("Customer not found.", 404)
+        stmt = stmt.where(CertificateRequest.customer_id == user.customer_id)
+    elif customer_id is not None:
+        stmt = stmt.where(CertificateRequest.customer_id == customer_id)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.options(selectinload(CertificateRequest.certificates))
+                              .order_by(CertificateRequest.created_at.desc(), CertificateRequest.id.desc())
+                              .offset((page - 1) * per_page).limit(per_page)).all()
+    return jsonify({"items": [_request_json(r) for r in rows], "page": page, "per_page": per_page, "total": total,
+                    "next_page": page + 1 if page * per_page < total else None})
+
+
+@bp.route("/certificates/<int(max=2147483647):certificate_id>/pdf")
+@api_requires("authenticated")
+def certificate_pdf(certificate_id: int):
+    cert = db.session.get(IssuedCertificate, certificate_id)
+    if cert is None or not customer_visible(cert.customer_id):
+        return error("Not found.", 404)
+    store = get_store()
+    if not store.exists(cert.document_key):
+        return error("The certificate file is missing.", 404)
+    response = send_file(store.path(cert.document_key), mimetype="application/pdf", as_attachment=True,
+                         download_name=cert.filename or f"{cert.certificate_number}.pdf")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.route("/certificate-requests", methods=["POST"])
@@ -76,10 +139,18 @@ def create_certificate_request():
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > 80:
         return _invalid({"Idempotency-Key": "Use at most 80 characters."})
+    kind = body.get("type") if isinstance(body.get("type"), str) else ""
+    try:
+        replay = intake.replayed_request(customer, key, type=kind, fields=fields)
+    except intake.IdempotencyMismatch as exc:
+        return error(str(exc), 422, fields={"Idempotency-Key": "Already used for a different request."},
+                     request_id=exc.request.id)
+    if replay is not None:  # an exact retry: the first answer again, nothing created or charged
+        return jsonify({"id": replay.id, "status": replay.status.value}), 200
     try:
         req = intake.submit_certificate_request(
-            customer, type=body.get("type") if isinstance(body.get("type"), str) else "",
-            source=RequestSource.API, fields=fields, actor=user, now=utcnow(), idempotency_key=key or None)
+            customer, type=kind, source=RequestSource.API, fields=fields, actor=user, now=utcnow(),
+            idempotency_key=key or None)
     except intake.RequestInvalid as exc:
         return _invalid({API_NAMES.get(k, k): v for k, v in exc.errors.items()})
     except intake.NotEligible as exc:
@@ -150,9 +221,25 @@ OPENAPI_SCHEMAS["CertificateRequest"] = {
         "source": {"type": "string", "enum": ["portal", "api", "internal"]},
         "created_at": {"type": "string", "format": "date-time"}, "fee_cents": {"type": "integer"},
         "holder": {"type": "object"}, "rejection_reason": {"type": ["string", "null"]},
-        "certificates": {"type": "array", "items": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "certificate_number": _STR, "kind": _STR}}},
+        "certificates": {"type": "array", "items": {"$ref": "#/components/schemas/IssuedCertificate"}},
     },
+}
+OPENAPI_SCHEMAS["IssuedCertificate"] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"}, "certificate_number": _STR, "kind": {"type": "string",
+                                                                       "enum": [t.value for t in RequestType]},
+        "revision": {"type": "integer"}, "is_current": {"type": "boolean"}, "holder_name": _STR,
+        "issued_at": {"type": ["string", "null"], "format": "date-time"}, "filename": _STR,
+        "download_url": {"type": "string", "format": "uri",
+                         "description": "GET with the same bearer token: the PDF (attachment)."},
+    },
+}
+OPENAPI_SCHEMAS["CertificateRequestPage"] = {
+    "type": "object", "required": ["items", "page", "per_page", "total", "next_page"],
+    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/CertificateRequest"}},
+                   "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"},
+                   "next_page": {"type": ["integer", "null"]}},
 }
 OPENAPI_SCHEMAS["ValidationError"] = {
     "type": "object", "required": ["error", "fields"],
@@ -171,7 +258,8 @@ OPENAPI_PATHS["/api/v1/certificate-requests"] = {
         "summary": "Request a certificate of insurance (COI, COI with WOS, or proof of insurance)",
         "description": "Card / Amex customers are charged the WOS fee plus the card convenience fee before a "
                        "coi_wos request exists. Send an Idempotency-Key header to make retries safe: the same "
-                       "key returns the first request and never charges twice.",
+                       "key with the same body returns the first request (200) and never charges twice; the same key "
+                       "with a different body is refused (422).",
         "security": [{"bearer": []}],
         "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                         "schema": {"type": "string", "maxLength": 80}}],
@@ -179,13 +267,42 @@ OPENAPI_PATHS["/api/v1/certificate-requests"] = {
             "schema": {"$ref": "#/components/schemas/CertificateRequestInput"}}}},
         "responses": {
             "201": _json("CertificateRequestCreated", "Created"),
+            "200": _json("CertificateRequestCreated", "An exact replay of an earlier Idempotency-Key: the first "
+                                                      "request, nothing new created or charged"),
             "401": _json("Error", "Missing or invalid token"),
             "402": _json("Error", "Merchant payment failed (card declined); nothing was created"),
             "403": _json("Error", "The customer is not active (the message says why), or the role may not submit"),
             "404": _json("Error", "No such customer, or not this token's customer"),
-            "422": _json("ValidationError", "Invalid fields"),
+            "422": _json("ValidationError", "Invalid fields, or the Idempotency-Key was already used with a "
+                                            "different body (fields names Idempotency-Key)"),
             "503": _json("Error", "The payment service did not answer; nothing was created, retry later"),
         },
+    },
+    "get": {
+        "summary": "Certificate requests, newest first (a customer token: its own; staff: all or one customer's)",
+        "security": [{"bearer": []}],
+        "parameters": [
+            {"name": "customer_id", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1},
+             "description": "Staff: only this customer's requests. A customer token: only its own id is allowed."},
+            {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+            {"name": "per_page", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": 25}},
+        ],
+        "responses": {"200": _json("CertificateRequestPage", "One page of requests"),
+                      "401": _json("Error", "Missing or invalid token"),
+                      "404": _json("Error", "A customer token asked for another customer"),
+                      "422": _json("ValidationError", "page, per_page or customer_id is not a valid number")},
+    },
+}
+OPENAPI_PATHS["/api/v1/certificates/{id}/pdf"] = {
+    "get": {
+        "summary": "Download an issued certificate (PDF, as an attachment)",
+        "security": [{"bearer": []}],
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+        "responses": {"200": {"description": "The PDF", "content": {"application/pdf": {
+                          "schema": {"type": "string", "format": "binary"}}}},
+                      "401": _json("Error", "Missing token"),
+                      "404": _json("Error", "Not found (or another customer's)")},
     }
 }
 OPENAPI_PATHS["/api/v1/certificate-requests/{id}"] = {

@@ -367,6 +367,42 @@ def _take_payment(customer: Customer, *, key: str, actor: User | None, now: date
     return payment
 
 
+class IdempotencyMismatch(IntakeError):
+    """The idempotency key was already used for a different request (another type or other values)."""
+
+    def __init__(self, req: CertificateRequest):
+        self.request = req
+        super().__init__(f"This Idempotency-Key was already used for request #{req.id} with a different body. "
+                         "Send a new key for a new request, or the same body to get the first request back.")
+
+
+def clean_idempotency_key(idempotency_key) -> str | None:
+    """Printable characters only (a NUL cannot be stored on PostgreSQL), at most 80; blank means "no key"."""
+    return "".join(ch for ch in str(idempotency_key or "") if ch.isprintable()).strip()[:80] or None
+
+
+def replayed_request(customer: Customer, idempotency_key, *, type, fields: dict) -> CertificateRequest | None:
+    """The request an earlier submission with this key created (an exact replay), or None for a new key.
+
+    Raises :class:`IdempotencyMismatch` when the key was used for a request of another type or with other values
+    (compared after cleaning, so "tx" and "TX" are the same)."""
+    key = clean_idempotency_key(idempotency_key)
+    if key is None:
+        return None
+    existing = db.session.scalar(sa.select(CertificateRequest)
+                                 .where(CertificateRequest.idempotency_key == f"{customer.id}:{key}"))
+    if existing is None:
+        return None
+    try:
+        kind = parse_type(type)
+        clean = validate_fields(kind, fields or {})
+    except RequestInvalid:
+        raise IdempotencyMismatch(existing) from None
+    if kind is not existing.type or any(getattr(existing, k) != v for k, v in clean.items()):
+        raise IdempotencyMismatch(existing)
+    return existing
+
+
 def submit_certificate_request(customer: Customer, *, type, source: RequestSource, fields: dict,
                                actor: User | None, now: datetime,
                                idempotency_key: str | None = None,
@@ -377,8 +413,7 @@ def submit_certificate_request(customer: Customer, *, type, source: RequestSourc
     ineligible customer; nothing is created when the payment fails. Submitting again with the same
     ``idempotency_key`` after success returns the same request (no second charge, no duplicate).
     """
-    # printable characters only (a NUL cannot be stored on PostgreSQL); a blank key means "no key"
-    idempotency_key = "".join(ch for ch in str(idempotency_key or "") if ch.isprintable()).strip()[:80] or None
+    idempotency_key = clean_idempotency_key(idempotency_key)
     request_key = f"{customer.id}:{idempotency_key}" if idempotency_key else None
     if request_key is not None:
         existing = db.session.scalar(sa.select(CertificateRequest)

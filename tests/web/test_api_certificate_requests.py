@@ -1,6 +1,8 @@
 """JSON API for certificate requests: payments, eligibility, tenancy, validation and property-based tests
 generated from the published OpenAPI document."""
 
+from uuid import uuid4
+
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -74,7 +76,7 @@ def test_error_card_retried_once_and_idempotency_key_replays(client, make):
     headers = {**headers, "Idempotency-Key": "mobile-123"}
     first = client.post(URL, json=body(customer), headers=headers)
     second = client.post(URL, json=body(customer), headers=headers)
-    assert first.status_code == second.status_code == 201
+    assert (first.status_code, second.status_code) == (201, 200)
     assert first.get_json()["id"] == second.get_json()["id"]
     assert count(SandboxCharge) == 1 and count(CertificateRequest) == 1
     assert count(Activity, Activity.action == "payment_retry") == 1
@@ -268,3 +270,135 @@ def test_property_valid_bodies_are_accepted_and_read_back(client, world, data):
     got = client.get(f"{URL}/{response.get_json()['id']}", headers=world["headers"]).get_json()
     assert got["type"] == payload["type"] and got["holder"]["state"] == payload["holder"]["state"].upper()
     assert got["holder"]["zip"] == payload["holder"]["zip"]
+
+
+# -- idempotency replays, listing, certificates ---------------------------------------------------------------
+
+def test_same_key_same_body_200_original_different_body_422(client, make):
+    customer = make.customer(payment_method=PaymentMethod.CARD)
+    headers, _ = token_for(make)
+    headers = {**headers, "Idempotency-Key": "phone-42"}
+    first = client.post(URL, json=body(customer), headers=headers)
+    assert first.status_code == 201
+    again = client.post(URL, json=body(customer, holder={**HOLDER, "state": "tx"}), headers=headers)
+    assert again.status_code == 200 and again.get_json() == first.get_json()
+    changed = client.post(URL, json=body(customer, holder={**HOLDER, "name": "Someone Else LLC"}), headers=headers)
+    assert changed.status_code == 422
+    result = changed.get_json()
+    assert "already used for request" in result["error"] and "different body" in result["error"]
+    assert result["fields"] == {"Idempotency-Key": "Already used for a different request."}
+    assert result["request_id"] == first.get_json()["id"]
+    other_type = client.post(URL, json=body(customer, "coi"), headers=headers)
+    assert other_type.status_code == 422
+    garbage = client.post(URL, json=body(customer, holder={**HOLDER, "zip": "nope"}), headers=headers)
+    assert garbage.status_code == 422 and "Idempotency-Key" in garbage.get_json()["fields"]
+    assert count(CertificateRequest) == 1 and count(SandboxCharge) == 1
+    assert db.session.get(CertificateRequest, first.get_json()["id"]).holder_name == HOLDER["name"]
+
+
+def _issue(req, customer):
+    from app.insurance.documents import issue_certificate
+    from app.insurance.pdf import HolderInfo
+    from app.models.base import utcnow
+
+    cert = issue_certificate(customer, kind=req.type, holder=HolderInfo(name=req.holder_name), actor=None,
+                             now=utcnow(), request=req, uploaded_pdf=b"%PDF-1.4\n% test certificate\n%%EOF\n")
+    db.session.commit()
+    return cert
+
+
+def test_list_is_scoped_paginated_and_detail_links_the_pdf(client, make):
+    mine, other = make.customer(name="Mine Co"), make.customer(name="Other Co")
+    for i in range(3):
+        make.queue_request(customer=mine, holder_name=f"Mine {i}")
+    theirs = make.queue_request(customer=other, holder_name="Theirs")
+    db.session.commit()
+    cert = _issue(theirs, other)
+    customer_headers, _ = token_for(make, Role.CUSTOMER, mine)
+    staff_headers, _ = token_for(make, Role.PROCESSOR)
+
+    page1 = client.get(f"{URL}?per_page=2", headers=customer_headers).get_json()
+    assert (page1["total"], page1["page"], page1["per_page"], page1["next_page"]) == (3, 1, 2, 2)
+    page2 = client.get(f"{URL}?per_page=2&page=2", headers=customer_headers).get_json()
+    names = [r["holder"]["name"] for r in page1["items"] + page2["items"]]
+    assert sorted(names) == ["Mine 0", "Mine 1", "Mine 2"] and page2["next_page"] is None
+    assert client.get(f"{URL}?customer_id={other.id}", headers=customer_headers).status_code == 404
+    for bad in ("page=0", "per_page=500", "customer_id=abc", "page=%D9%A1"):
+        response = client.get(f"{URL}?{bad}", headers=customer_headers)
+        assert response.status_code == 422 and response.get_json()["fields"], bad
+
+    everything = client.get(URL, headers=staff_headers).get_json()
+    assert everything["total"] == 4
+    only_other = client.get(f"{URL}?customer_id={other.id}", headers=staff_headers).get_json()
+    assert [r["holder"]["name"] for r in only_other["items"]] == ["Theirs"]
+    assert client.get(URL).status_code == 401
+
+    detail = client.get(f"{URL}/{theirs.id}", headers=staff_headers).get_json()
+    [listed] = detail["certificates"]
+    assert listed["certificate_number"] == cert.certificate_number
+    assert listed["download_url"].endswith(f"/api/v1/certificates/{cert.id}/pdf")
+    pdf = client.get(listed["download_url"].split("localhost", 1)[-1], headers=staff_headers)
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF") and pdf.mimetype == "application/pdf"
+    assert "attachment" in pdf.headers["Content-Disposition"] and pdf.headers["X-Content-Type-Options"] == "nosniff"
+    # a customer token: another customer's certificate does not exist, its own does
+    assert client.get(f"/api/v1/certificates/{cert.id}/pdf", headers=customer_headers).status_code == 404
+    assert client.get(f"/api/v1/certificates/{cert.id}/pdf").status_code == 401
+    assert client.get("/api/v1/certificates/999999/pdf", headers=staff_headers).status_code == 404
+    own_cert = _issue(db.session.get(CertificateRequest, page1["items"][0]["id"]), mine)
+    own = client.get(f"/api/v1/certificates/{own_cert.id}/pdf", headers=customer_headers)
+    assert own.status_code == 200 and own.data.startswith(b"%PDF")
+
+
+def test_openapi_publishes_list_replay_and_pdf(client):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    requests = doc["paths"]["/api/v1/certificate-requests"]
+    assert {"200", "201", "422"} <= set(requests["post"]["responses"])
+    assert {p["name"] for p in requests["get"]["parameters"]} == {"customer_id", "page", "per_page"}
+    assert "application/pdf" in doc["paths"]["/api/v1/certificates/{id}/pdf"]["get"]["responses"]["200"]["content"]
+    assert "download_url" in doc["components"]["schemas"]["IssuedCertificate"]["properties"]
+
+
+@FAST
+@given(data=st.data())
+def test_property_idempotency_key_replays_or_refuses(client, world, data):
+    """Any key + any valid body: a replay of the same body is 200 with the same id; any change is 422."""
+    schemas = _schemas(client)
+    payload = data.draw(strategy_for({"$ref": "#/components/schemas/CertificateRequestInput"}, schemas, valid=True))
+    payload["customer_id"] = world["customers"]["ach"].id
+    payload["holder"].update(phone="512 555 0100", state="TX", email="a@example.com")
+    for part in ("holder", "project"):
+        for key, value in list(payload[part].items()):
+            if isinstance(value, str) and key not in ("email", "zip", "state", "phone"):
+                payload[part][key] = data.draw(st.text(alphabet=st.characters(categories=["L", "N"]), min_size=1,
+                                                       max_size=30))
+    # examples share the database: a fresh suffix keeps each example's key its own
+    key = data.draw(st.text(alphabet=st.characters(categories=["L", "N"]), min_size=1, max_size=40)) + uuid4().hex[:8]
+    headers = {**world["headers"], "Idempotency-Key": key}
+    first = client.post(URL, json=payload, headers=headers)
+    assert first.status_code == 201, first.get_json()
+    before = count(CertificateRequest)
+    assert client.post(URL, json=payload, headers=headers).get_json() == first.get_json()
+    changed = {**payload, "holder": {**payload["holder"], "name": payload["holder"]["name"] + "X"}}
+    response = client.post(URL, json=changed, headers=headers)
+    assert response.status_code == 422 and response.get_json()["request_id"] == first.get_json()["id"]
+    assert count(CertificateRequest) == before
+
+
+@FAST
+@given(data=st.data())
+def test_property_list_query_strings_get_a_documented_answer(client, world, data):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    params = doc["paths"]["/api/v1/certificate-requests"]["get"]["parameters"]
+    query = {p["name"]: data.draw(st.one_of(st.integers(-5, 300).map(str), st.text(max_size=6)))
+             for p in params if data.draw(st.booleans())}
+    headers = data.draw(st.sampled_from([world["headers"], world["staff"]]))
+    response = client.get(URL, query_string=query, headers=headers)
+    assert response.status_code in (200, 404, 422), response.get_data(as_text=True)
+    result = response.get_json()
+    if response.status_code == 200:
+        assert set(result) == {"items", "page", "per_page", "total", "next_page"}
+        assert len(result["items"]) <= result["per_page"] <= 100
+        if headers is world["headers"]:
+            assert {r["customer_id"] for r in result["items"]} <= {world["customers"]["ach"].id}
+    else:
+        assert isinstance(result["error"], str) and result["error"]

@@ -11,7 +11,11 @@ def test_demo_admin_logs_in(page, app):
     page.click("button[type=submit]")
     page.wait_for_url("**/dashboard/")
     assert "Signed in as Avery Admin (admin)" in page.inner_text("main")
-    assert page.is_visible("text=Outbox")
+    assert not page.is_visible("text=Outbox")  # tucked in the Settings menu
+    page.click("summary:has-text('Settings')")
+    page.click("text=Outbox")
+    page.wait_for_url("**/admin/outbox")
+    assert "Every e-mail and SMS" in page.inner_text("main")
 
 
 def test_wrong_password_shows_error_in_browser(page, app):

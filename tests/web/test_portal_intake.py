@@ -266,3 +266,39 @@ def test_home_shows_why_a_request_was_rejected_and_the_detail_shows_the_card_cha
     detail = " ".join(client.get(f"/portal/requests/{req.id}").get_data(as_text=True).split())
     assert "$25.75 charged to the card ending 4242" in detail and "Gym roof" in detail
     assert client.get("/portal/requests/99999999999").status_code == 404
+
+
+def _fee_cell(html: str, request_id: int) -> str:
+    row = html.split(f">#{request_id}</a>")[1].split("</tr>")[0]
+    return " ".join(row.split('data-label="Fee"')[1].split("</td>")[0].split())
+
+
+def test_fee_column_shows_what_the_card_was_charged(client, customer_user, make, auth):
+    customer, user = customer_user(payment_method=PaymentMethod.CARD)
+    assert client.post("/portal/requests/new", data=FORM).status_code == 303
+    req = db.session.scalar(sa.select(CertificateRequest))
+    cell = _fee_cell(client.get("/portal/").get_data(as_text=True), req.id)
+    assert "$25.75" in cell and "$25.00 fee + $0.75 card fee" in cell
+    auth.logout()
+    auth.login(make.user(Role.ADMIN))
+    page = client.get(f"/customers/{customer.id}/certificates").get_data(as_text=True)
+    assert "$25.75" in page and "$25.00 fee + $0.75 card fee" in page
+    assert "pays by card ending 4242" in page and "CARD" not in page
+
+
+@pytest.mark.parametrize(("method", "words"), [(PaymentMethod.AMEX, "pays by Amex"), (PaymentMethod.ACH, "pays by ACH"),
+                                               (PaymentMethod.WIRE, "pays by wire")])
+def test_payment_method_in_normal_words(client, auth, make, method, words):
+    customer = make.customer(payment_method=method)
+    auth.login(make.user(Role.ADMIN))
+    page = client.get(f"/customers/{customer.id}/certificates").get_data(as_text=True)
+    assert words in page and "WIRE" not in page and "AMEX" not in page
+
+
+def test_ach_fee_column_says_billed_to_account(client, customer_user):
+    customer_user(payment_method=PaymentMethod.WIRE)
+    assert client.post("/portal/requests/new", data=FORM).status_code == 303
+    req = db.session.scalar(sa.select(CertificateRequest))
+    cell = _fee_cell(client.get("/portal/").get_data(as_text=True), req.id)
+    assert "$25.00" in cell and "billed to account" in cell and "card" not in cell
+    assert "billed to your account (wire)" in client.get("/portal/requests/new").get_data(as_text=True)

@@ -42,6 +42,11 @@ def test_certificate_number_and_date_apart_at_390px(page, app):
     cell = page.locator("#portal-certificates td[data-label=Issued]").first.inner_text()
     assert cell.startswith("Issued ")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # the demo's paid WOS request: its fee and the parts stay inside the card
+    fee = page.locator("#portal-requests td[data-label=Fee]:has(.fee-parts)").first
+    assert "$25.75" in fee.inner_text() and "$0.75 card fee" in fee.inner_text()
+    for box in (fee.bounding_box(), fee.locator(".fee-parts").bounding_box()):
+        assert box["x"] + box["width"] <= 380, box
     page.screenshot(path="/tmp/intake-portal-390.png", full_page=True)
 
     _login(page, "admin@certdesk.demo")

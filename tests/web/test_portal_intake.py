@@ -284,6 +284,16 @@ def test_fee_column_shows_what_the_card_was_charged(client, customer_user, make,
     page = client.get(f"/customers/{customer.id}/certificates").get_data(as_text=True)
     assert "$25.75" in page and "$25.00 fee + $0.75 card fee" in page
     assert "pays by card ending 4242" in page and "CARD" not in page
+    from app.insurance import processing
+    from app.models.base import utcnow
+
+    processing.cancel(req, actor=user, now=utcnow())
+    db.session.commit()
+    auth.logout()
+    auth.login(user)
+    assert "$25.75 refunded" in _fee_cell(client.get("/portal/").get_data(as_text=True), req.id)
+    detail = " ".join(client.get(f"/portal/requests/{req.id}").get_data(as_text=True).split())
+    assert "$25.75 refunded to the card on" in detail
 
 
 @pytest.mark.parametrize(("method", "words"), [(PaymentMethod.AMEX, "pays by Amex"), (PaymentMethod.ACH, "pays by ACH"),

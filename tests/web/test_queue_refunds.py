@@ -72,6 +72,7 @@ def test_reject_refunds_card_payment_once_and_tells_the_customer(client, htmx, p
     assert "Your payment was refunded" in mails[0].body_html
     page = client.get(f"/dashboard/queue/{req.id}").text
     assert "Refunded $25.75" in page and "because the request was rejected" in page
+    assert "approved card payment of $25.75 (card ending 4242), $25.75 refunded" in page
 
     # the same click again (stale page, double submit) refunds nothing more and sends nothing more
     again = htmx.post(f"/dashboard/queue/{req.id}/reject", data={"version": "1", "reason_id": str(_reason_id())})

@@ -77,3 +77,21 @@ class FilesystemStore:
 
 def get_store() -> FilesystemStore:
     return FilesystemStore(current_app.config["UPLOAD_DIR"])
+
+
+def attachment_response(key: str, filename: str, mimetype: str = "application/pdf"):
+    """A stored file as a download (never shown inline from our origin), or None if it is missing."""
+    from flask import send_file
+
+    store = get_store()
+    if not key or not store.exists(key):
+        return None
+    response = send_file(store.path(key), mimetype=mimetype, as_attachment=True, download_name=filename)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def certificate_download(cert):
+    """An issued certificate's PDF as an attachment, or None when its file is missing."""
+    return attachment_response(cert.document_key, cert.filename or f"{cert.certificate_number}.pdf")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import jsonify, request, send_file, url_for
+from flask import jsonify, request, url_for
 from sqlalchemy.orm import selectinload
 
 from app.api import OPENAPI_PATHS, OPENAPI_SCHEMAS, bp
@@ -13,7 +13,7 @@ from app.extensions import db
 from app.insurance import intake
 from app.models import CertificateRequest, Customer, IssuedCertificate
 from app.models.base import utcnow
-from app.storage import get_store
+from app.storage import certificate_download
 
 # API body name -> service field name
 HOLDER_MAP = {"name": "holder_name", "email": "holder_email", "phone": "holder_phone", "address": "holder_address",
@@ -110,14 +110,7 @@ def certificate_pdf(certificate_id: int):
     cert = db.session.get(IssuedCertificate, certificate_id)
     if cert is None or not customer_visible(cert.customer_id):
         return error("Not found.", 404)
-    store = get_store()
-    if not store.exists(cert.document_key):
-        return error("The certificate file is missing.", 404)
-    response = send_file(store.path(cert.document_key), mimetype="application/pdf", as_attachment=True,
-                         download_name=cert.filename or f"{cert.certificate_number}.pdf")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return certificate_download(cert) or error("The certificate file is missing.", 404)
 
 
 @bp.route("/certificate-requests", methods=["POST"])

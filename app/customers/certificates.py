@@ -1,6 +1,6 @@
 """Customer page, "Certificates" tab: issued certificates, resend, POI, internal requests."""
 
-from flask import abort, flash, redirect, request, send_file, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from app.auth.access import require_customer_access, requires
@@ -12,7 +12,7 @@ from app.insurance import intake
 from app.insurance.intake_forms import CertificateRequestForm, ResendPoiForm
 from app.models import Customer
 from app.models.base import utcnow
-from app.storage import get_store
+from app.storage import certificate_download
 
 
 def _customer(customer_id: int) -> Customer:
@@ -44,14 +44,9 @@ def download_certificate(customer_id: int, certificate_id: int):
     """The stored PDF of one of this customer's issued certificates, as sent."""
     customer = _customer(customer_id)
     cert = intake.certificate_for(customer.id, certificate_id)
-    store = get_store()
-    if cert is None or not store.exists(cert.document_key):
+    if cert is None:
         abort(404)
-    response = send_file(store.path(cert.document_key), mimetype="application/pdf", as_attachment=True,
-                         download_name=cert.filename or f"{cert.certificate_number}.pdf")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return certificate_download(cert) or abort(404)
 
 
 @bp.route("/<int(max=2147483647):customer_id>/certificates/resend", methods=["POST"])

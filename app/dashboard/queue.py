@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from flask import abort, flash, redirect, request, send_file, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -30,7 +30,7 @@ from app.insurance.demo import seed_demo_requests
 from app.insurance.processing import ActionRefused, Conflict, UploadRejected
 from app.models import IssuedCertificate
 from app.models.base import utcnow
-from app.storage import get_store
+from app.storage import certificate_download
 
 if seed_demo_requests not in SEED_HOOKS:  # demo requests for `flask seed-demo`
     SEED_HOOKS.append(seed_demo_requests)
@@ -305,7 +305,4 @@ def download_certificate(request_id: int, certificate_id: int):
     cert = db.session.get(IssuedCertificate, certificate_id)
     if cert is None or cert.request_id != request_id:
         abort(404)
-    response = send_file(get_store().path(cert.document_key), mimetype="application/pdf", as_attachment=True,
-                         download_name=cert.filename)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return certificate_download(cert) or abort(404)

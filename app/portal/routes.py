@@ -1,6 +1,6 @@
 """The logged-in customer portal: requests and their status, submit a request, downloads, Resend POI."""
 
-from flask import abort, flash, redirect, request, send_file, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from app.auth.access import requires
@@ -12,7 +12,7 @@ from app.insurance.intake_forms import CertificateRequestForm, ResendPoiForm
 from app.models import CertificateRequest
 from app.models.base import utcnow
 from app.portal import bp
-from app.storage import get_store
+from app.storage import certificate_download
 
 
 def _customer():
@@ -101,14 +101,7 @@ def download_certificate(certificate_id: int):
     cert = intake.certificate_for(customer.id, certificate_id)
     if cert is None:
         abort(404)
-    store = get_store()
-    if not store.exists(cert.document_key):
-        abort(404)
-    response = send_file(store.path(cert.document_key), mimetype="application/pdf", as_attachment=True,
-                         download_name=cert.filename or f"{cert.certificate_number}.pdf")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return certificate_download(cert) or abort(404)
 
 
 @bp.route("/poi", methods=["POST"])

@@ -10,6 +10,7 @@ from app.extensions import db
 from app.htmx import hx_trigger, render_page_or_partial, wants_partial
 from app.insurance import intake
 from app.insurance.intake_forms import CertificateRequestForm, ResendPoiForm
+from app.insurance.intake_views import resend_poi_response
 from app.models import Customer
 from app.models.base import utcnow
 from app.storage import certificate_download
@@ -79,25 +80,9 @@ def resend_certificates(customer_id: int):
 @requires("resend_certificates")
 def resend_poi(customer_id: int):
     customer = _customer(customer_id)
-    form = ResendPoiForm(request.form)
-    try:
-        intake.resend_poi(customer, email=form.email.data, name=form.name.data, actor=current_user, now=utcnow())
-    except intake.RequestInvalid as exc:
-        form.apply_errors(exc)
-        return render_page_or_partial("customers/certificates.html", "customers/_cert_poi_part.html", status=422,
-                                      **_tab_context(customer, poi_form=form))
-    except intake.NotEligible as exc:
-        db.session.commit()
-        return render_page_or_partial("customers/certificates.html", "customers/_cert_poi_part.html", status=422,
-                                      **_tab_context(customer, poi_form=form, poi_error=str(exc)))
-    db.session.commit()
-    message = f"Proof of insurance is on its way to {form.email.data.strip()}."
-    if wants_partial():
-        response = render_page_or_partial("customers/certificates.html", "customers/_cert_poi_part.html",
-                                          **_tab_context(customer, poi_sent=message))
-        return hx_trigger(response, "poi-sent", toast=message)
-    flash(message, "success")
-    return redirect(url_for("customers.certificates", customer_id=customer.id), code=303)
+    return resend_poi_response(customer, page="customers/certificates.html", partial="customers/_cert_poi_part.html",
+                               context=_tab_context,
+                               done_url=url_for("customers.certificates", customer_id=customer.id))
 
 
 def _form_context(customer: Customer, form: CertificateRequestForm, **extra) -> dict:

@@ -9,6 +9,7 @@ from app.extensions import db
 from app.htmx import hx_trigger, render_page_or_partial, wants_partial
 from app.insurance import intake
 from app.insurance.intake_forms import CertificateRequestForm, ResendPoiForm
+from app.insurance.intake_views import resend_poi_response
 from app.models import CertificateRequest
 from app.models.base import utcnow
 from app.portal import bp
@@ -107,23 +108,5 @@ def download_certificate(certificate_id: int):
 @bp.route("/poi", methods=["POST"])
 @requires("portal")
 def resend_poi():
-    customer = _customer()
-    form = ResendPoiForm(request.form)
-    try:
-        intake.resend_poi(customer, email=form.email.data, name=form.name.data, actor=current_user, now=utcnow())
-    except intake.RequestInvalid as exc:
-        form.apply_errors(exc)
-        return render_page_or_partial("portal/home.html", "portal/_poi_part.html", status=422,
-                                      **_home_context(customer, poi_form=form))
-    except intake.NotEligible as exc:
-        db.session.commit()
-        return render_page_or_partial("portal/home.html", "portal/_poi_part.html", status=422,
-                                      **_home_context(customer, poi_form=form, poi_error=str(exc)))
-    db.session.commit()
-    message = f"Proof of insurance is on its way to {form.email.data.strip()}."
-    if wants_partial():
-        response = render_page_or_partial("portal/home.html", "portal/_poi_part.html",
-                                          **_home_context(customer, poi_sent=message))
-        return hx_trigger(response, "poi-sent", toast=message)
-    flash(message, "success")
-    return redirect(url_for("portal.home"), code=303)
+    return resend_poi_response(_customer(), page="portal/home.html", partial="portal/_poi_part.html",
+                               context=_home_context, done_url=url_for("portal.home"))

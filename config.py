@@ -60,6 +60,8 @@ class Config:
     GENERATED_FILE_DAYS = _int("GENERATED_FILE_DAYS", 7)
     SWEEP_INTERVAL_SECONDS = _int("SWEEP_INTERVAL_SECONDS", 60)
 
+    PASSWORD_HASH_METHOD = "scrypt"
+
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = BASE_URL.startswith("https://")
@@ -87,3 +89,5 @@ class TestConfig(Config):
     MAIL_SERVER = ""
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_ENABLED = True
+    # Thousands of test users: a cheap hash keeps the suite fast (production keeps scrypt).
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"

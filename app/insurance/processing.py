@@ -469,9 +469,15 @@ def reject(req: CertificateRequest, reason_id: int | str | None, *, actor: User,
 def cancel(req: CertificateRequest, *, actor: User, now: datetime, note: str = "",
            expected_version: int | None = None) -> CertificateRequest:
     _check_open(req, expected_version)
-    transition(req, RequestStatus.CANCELLED, actor=actor, now=now, action="cancelled", message=clean_text(note))
+    note = clean_text(note)
+    transition(req, RequestStatus.CANCELLED, actor=actor, now=now, action="cancelled", message=note)
     _claim(req)
-    refund_payment(req, actor=actor, now=now, why="cancelled")
+    refunded = refund_payment(req, actor=actor, now=now, why="cancelled")
+    for address in customer_recipients(req):
+        queue_email(address, "coi_cancelled", subject=f"Your certificate request #{req.id} was cancelled",
+                    context={"req": req, "note": note, "customer": req.customer, "refund": refunded,
+                             "refund_amount": _money(refunded.refunded_cents) if refunded else ""},
+                    customer_id=req.customer_id, dedupe_key=f"coi-cancelled:{req.id}:{address}")
     return req
 
 

@@ -82,6 +82,7 @@ def _context(req, **extra) -> dict:
         "timeline": activity.timeline(processing.SUBJECT, req.id),
         "reasons": processing.rejection_reasons(),
         "automation": processing.automation_available(req),
+        "cancel_consequences": processing.cancel_consequences(req),
         "certificates": list(req.certificates),
         "form": request.form if request.method == "POST" else {},
         "coverage_lines": list(CoverageLine),

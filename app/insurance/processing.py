@@ -466,6 +466,18 @@ def reject(req: CertificateRequest, reason_id: int | str | None, *, actor: User,
     return req
 
 
+def cancel_consequences(req: CertificateRequest) -> str:
+    """What cancelling does, in words, for the confirmation a person answers before :func:`cancel` runs.
+
+    Stated here, next to :func:`cancel`, so the dialog cannot promise anything the action does not do.
+    """
+    says = "The customer is e-mailed that the request was cancelled, with your note."
+    payment = refundable_payment(req)
+    if payment is not None:
+        says += f" The {_money(payment.amount_cents)} card payment is refunded."
+    return says
+
+
 def cancel(req: CertificateRequest, *, actor: User, now: datetime, note: str = "",
            expected_version: int | None = None) -> CertificateRequest:
     _check_open(req, expected_version)

@@ -140,3 +140,18 @@ def test_fee_report_shows_refunds_and_net(client, htmx, auth, make):
     assert "Refunded" in page and "−$25.75" in page and "Net" in page
     rows = client.get("/admin/fees/report.csv").text.strip().splitlines()
     assert rows[0].endswith("refunded,net") and rows[-1].endswith("51.50,0.00,25.75,25.75")
+
+
+def test_cancel_dialog_says_what_cancel_does(client, processor, make):
+    """The confirmation names the e-mail and the refund that cancelling really sends and makes."""
+    paid = _paid_wos(make)
+    page = client.get(f"/dashboard/queue/{paid.id}").get_data(as_text=True)
+    assert "The customer is e-mailed that the request was cancelled" in page
+    assert "The $25.75 card payment is refunded." in page
+    assert "not e-mailed" not in page
+
+    unpaid = make.queue_request()
+    db.session.commit()
+    page = client.get(f"/dashboard/queue/{unpaid.id}").get_data(as_text=True)
+    assert "The customer is e-mailed that the request was cancelled" in page
+    assert "card payment is refunded" not in page

@@ -35,6 +35,9 @@ def render_page_png(data: bytes, content_type: str, page: int = 1, zoom: float =
         with PDFIUM_LOCK:
             pdf = pdfium.PdfDocument(data)
             try:
+                # Filled-in form fields (an electronically completed MTC or NY form) are drawn only once
+                # PDFium's form environment exists; without it the reviewer would see a blank form.
+                pdf.init_forms()
                 if page < 1 or page > len(pdf):
                     raise IndexError(page)
                 pdf_page = pdf[page - 1]

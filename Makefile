@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test test-pg install lint bench vendor-htmx clean
+.PHONY: run test test-pg install lint bench vendor-htmx vendor-axe system-deps system-deps-run clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,13 +16,21 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 install: $(BIN)/.installed
 
-run: install
+# What pip cannot give (Chromium, pdftoppm, Python's venv): installed from the package manager when
+# root, otherwise one line says which command to run. See scripts/system-deps.sh.
+system-deps:
+	@PYTHON=$(PYTHON) sh scripts/system-deps.sh test
+
+system-deps-run:
+	@PYTHON=$(PYTHON) sh scripts/system-deps.sh run
+
+run: system-deps-run install
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python scripts/run_dev.py
 
-test: install
+test: system-deps install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-pg: install
+test-pg: system-deps install
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -34,6 +42,13 @@ bench: install
 # Refresh the vendored htmx from the npm package (run by a maintainer; the file is committed).
 vendor-htmx:
 	cd /tmp && npm pack htmx.org@2 && tar xzf htmx.org-2*.tgz && cp package/dist/htmx.min.js $(CURDIR)/static/vendor/htmx-2.min.js
+
+# Refresh the vendored axe-core (accessibility checks, injected by the browser tests only).
+vendor-axe:
+	tmp=$$(mktemp -d) && cd $$tmp && npm pack -q axe-core@4 && tar xzf axe-core-4*.tgz \
+	  && cp package/axe.min.js $(CURDIR)/static/vendor/axe.min.js \
+	  && cp package/LICENSE $(CURDIR)/static/vendor/axe-core-LICENSE.txt \
+	  && rm -rf $$tmp
 
 clean:
 	rm -rf $(VENV) instance/certdesk.db

@@ -24,11 +24,22 @@ from app import create_app
 from app.extensions import db
 from config import TestConfig
 from tests import factories
+from tests.paths import install_read_guard, violations
+
+install_read_guard()  # a test that reads beside the repository (../shared/...) fails: see tests/paths.py
 
 RUN_ID = uuid.uuid4().hex[:10]
 
 
 # -- services ----------------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _reads_stay_in_the_repository():
+    """Fails a test that read outside the repository, even if it swallowed the ReadOutsideRepository."""
+    before = len(violations)
+    yield
+    assert violations[before:] == [], f"read outside the repository: {violations[before:]}"
+
 
 def _require_redis(url: str) -> None:
     from redis import Redis

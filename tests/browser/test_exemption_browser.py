@@ -2,14 +2,14 @@
 certificate shows as active."""
 
 import re
-from pathlib import Path
 
 from playwright.sync_api import expect
 
 from app.enums import Role
 from tests.factories import PASSWORD
+from tests.paths import EXEMPTION_FORMS
 
-FORMS = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "exemption-forms"
+FORMS = EXEMPTION_FORMS
 FORM = FORMS / "tx_01-339_resale_cert.pdf"
 
 

@@ -3,7 +3,6 @@ from the e-mail the customer received."""
 
 import io
 import re
-from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -12,8 +11,9 @@ from app.enums import ExemptionRequestStatus as RS
 from app.enums import Role
 from app.extensions import db
 from app.models import ExemptionCertificate, ExemptionRequest
+from tests.paths import EXEMPTION_FORMS
 
-FORMS = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "exemption-forms"
+FORMS = EXEMPTION_FORMS
 LINK_RE = re.compile(r"http://certdesk\.test(/portal/r/[A-Za-z0-9_\-]+)")
 
 

@@ -2,7 +2,6 @@
 server-side preview of the real forms."""
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,9 +12,10 @@ from app.enums import ExemptionRequestStatus as RS
 from app.exemptions import services
 from app.extensions import db
 from app.models import Activity, ExemptionRequest
+from tests.paths import EXEMPTION_FORMS, exemption_forms
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
-FORMS = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "exemption-forms"
+FORMS = EXEMPTION_FORMS
 
 REQUEST_ALLOWED = {
     (RS.SENT, RS.SENT), (RS.SENT, RS.OPENED), (RS.SENT, RS.COMPLETED), (RS.SENT, RS.EXPIRED),
@@ -180,7 +180,7 @@ def test_jurisdiction_without_any_date_never_expires_the_certificate(app, make):
     assert cert.status is CS.ACTIVE
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in FORMS.glob("*.pdf")))
+@pytest.mark.parametrize("name", [p.name for p in exemption_forms()])
 def test_every_real_form_renders_to_png_on_the_server(name):
     from app.exemptions.preview import render_page_png
 

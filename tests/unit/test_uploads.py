@@ -1,17 +1,16 @@
 """Upload checks look at content, not names: real tax forms pass, disguised or broken files do not."""
 
 import io
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from app.uploads import PDF, PNG, UploadRejected, check_upload
+from tests.paths import EXEMPTION_FORMS as FORMS
+from tests.paths import exemption_forms
 
-FORMS = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "exemption-forms"
 
-
-@pytest.mark.parametrize("path", sorted(FORMS.glob("*.pdf")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", exemption_forms(), ids=lambda p: p.name)
 def test_real_exemption_forms_are_accepted_as_uploaded(app, path):
     data = path.read_bytes()
     checked = check_upload(data, path.name)

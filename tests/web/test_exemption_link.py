@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from app.enums import ExemptionRequestStatus as RS
 from app.extensions import db
 from app.models import ExemptionCertificate, ExemptionRequest
+from tests.paths import EXEMPTION_FORMS, exemption_forms
 
-FORMS = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "exemption-forms"
-REAL_FORMS = sorted(p.name for p in FORMS.glob("*.pdf"))
+FORMS = EXEMPTION_FORMS
+REAL_FORMS = [p.name for p in exemption_forms()]
 
 
 def post(client, token, data, document=None):

@@ -13,6 +13,7 @@ from app.enums import ExemptionRequestStatus as RS
 from app.enums import Role
 from app.extensions import db
 from app.models import ExemptionCertificate, ExemptionRequest, ExemptionSendRun, OutboxMessage
+from tests.paths import EXEMPTION_FORMS
 
 
 @pytest.fixture
@@ -180,10 +181,7 @@ def test_cancel_has_a_confirmation_step(app, client, htmx, make, reviewer):
 
 
 def test_review_page_renders_pages_as_images_and_downloads_as_attachment(app, client, make, reviewer):
-    from pathlib import Path
-
-    pdf = (Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "exemption-forms" /
-           "mtc_uniform_sales_use_resale_cert.pdf").read_bytes()
+    pdf = (EXEMPTION_FORMS / "mtc_uniform_sales_use_resale_cert.pdf").read_bytes()
     cert = make.exemption_certificate(status=CS.PENDING_REVIEW, document=pdf)
     cert.document_pages = 7
     db.session.commit()
@@ -357,10 +355,7 @@ def test_send_to_all_missing_is_computed_on_the_server_not_from_the_listed_rows(
 
 
 def test_review_page_jumps_to_any_page_of_a_long_document(app, client, make, reviewer):
-    from pathlib import Path
-
-    mtc = (Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "exemption-forms"
-           / "mtc_uniform_sales_use_resale_cert.pdf").read_bytes()
+    mtc = (EXEMPTION_FORMS / "mtc_uniform_sales_use_resale_cert.pdf").read_bytes()
     cert = make.exemption_certificate(status=CS.PENDING_REVIEW, document=mtc)
     cert.document_pages = 7
     db.session.commit()

@@ -64,7 +64,8 @@ HOLDER_W = 276.0
 HOLDER_FONT = "Helvetica"
 HOLDER_SIZE = 9.0
 HOLDER_LEADING = 10.6
-HOLDER_MAX_LINES = 8
+HOLDER_MAX_LINES = 8             # at the usual size; longer holder text is set smaller, never cut
+HOLDER_SIZES = (9.0, 8.0, 7.0, 6.0, 5.0)
 HOLDER_NAME_CHARS = 50           # DESIGN: holder name lines of about 50 characters
 HOLDER_TEXT_X = MARGIN + 8
 HOLDER_TEXT_TOP = FOOTER_TOP + 17  # first line's top, from the top of the page
@@ -78,6 +79,9 @@ DESCRIPTION_MIN_LINES = 4
 # Text lines each coverage row takes in the common case; taller rows take lines from the description box.
 USUAL_ROW_LINES = {"general_liability": 6, "automobile": 5, "umbrella": 5, "workers_comp": 6, "other": 2}
 CONTINUED = "(Continued on the additional remarks page.)"
+# Description lines one additional remarks page holds (7.5 pt at 1.25 leading in a 718 pt frame, less the
+# header); longer text continues on as many further remarks pages as it needs.
+REMARKS_LINES_PER_PAGE = 66
 
 GEOMETRY = {
     "page_w": PAGE_W, "page_h": PAGE_H, "margin": MARGIN, "footer_h": FOOTER_H, "footer_top": FOOTER_TOP,
@@ -116,13 +120,26 @@ class HolderInfo:
         tail = " ".join(p for p in (self.state.strip(), self.zip_code.strip()) if p)
         return ", ".join(p for p in (self.city.strip(), tail) if p)
 
-    def lines(self) -> list[str]:
+    def lines(self, size: float = HOLDER_SIZE) -> list[str]:
         """The lines printed in the holder box: name (wrapped at ~50 characters), address, city line."""
-        out = _wrap(self.name.strip(), HOLDER_FONT, HOLDER_SIZE, HOLDER_TEXT_W, chars=HOLDER_NAME_CHARS)
+        out = _wrap(self.name.strip(), HOLDER_FONT, size, HOLDER_TEXT_W, chars=HOLDER_NAME_CHARS)
         for part in (self.address.strip(), self.city_line):
             if part:
-                out.extend(_wrap(part, HOLDER_FONT, HOLDER_SIZE, HOLDER_TEXT_W))
+                out.extend(_wrap(part, HOLDER_FONT, size, HOLDER_TEXT_W))
         return out
+
+    def fitted(self) -> tuple[float, float, list[str]]:
+        """(font size, leading, lines) for the holder box: the usual 9 pt when the lines fit, else the
+        largest smaller size at which every line fits (a holder's text is never cut)."""
+        height = HOLDER_MAX_LINES * HOLDER_LEADING
+        for size in HOLDER_SIZES:
+            lines = self.lines(size)
+            leading = size * HOLDER_LEADING / HOLDER_SIZE
+            if len(lines) * leading <= height:
+                return size, leading, lines
+        size = HOLDER_SIZES[-1]
+        lines = self.lines(size)
+        return size, height / max(len(lines), 1), lines
 
 
 def _clean(text: str) -> str:
@@ -560,12 +577,14 @@ def render_html(data: dict, lines: list[str] | None = None) -> str:
     if lines is None:
         lines = description_lines(data.get("description", ""))
     first, rest = _description_parts(lines, capacity)
+    remarks_pages = [rest[i:i + REMARKS_LINES_PER_PAGE] for i in range(0, len(rest), REMARKS_LINES_PER_PAGE)]
     insurers = list(data.get("insurers") or [])
     letters = {i["letter"] for i in insurers}
     insurers += [{"letter": letter, "name": "", "naic": ""} for letter in "ABCDEF" if letter not in letters]
     insurers.sort(key=lambda i: i["letter"])
     return get_env().get_template(template).render(
-        d=data, g=GEOMETRY, description_lines=first, remarks_lines=rest, insurers=insurers,
+        d=data, g=GEOMETRY, description_lines=first, remarks_lines=rest, remarks_pages=remarks_pages,
+        insurers=insurers,
         kind_label=RequestType(data.get("kind", "coi")).label, max_desc_lines=capacity,
     )
 
@@ -603,11 +622,9 @@ def holder_content(holder: HolderInfo, font_name: bytes = b"/CDHolder",
                    name_slots: tuple[tuple[float, float], ...] = ()) -> bytes:
     """PDF content operators that write the holder box text (the lines of ``HolderInfo.lines``), and the
     holder's name into the description lines kept for it (``name_slots``: x, baseline y of each)."""
-    lines = holder.lines()
-    if len(lines) > HOLDER_MAX_LINES:
-        lines = lines[:HOLDER_MAX_LINES - 1] + [" ".join(lines[HOLDER_MAX_LINES - 1:])[:80]]
-    y = PAGE_H - HOLDER_TEXT_TOP - HOLDER_SIZE
-    ops = [b"Q q BT", font_name + b" %.1f Tf" % HOLDER_SIZE, b"%.2f TL" % HOLDER_LEADING,
+    size, leading, lines = holder.fitted()
+    y = PAGE_H - HOLDER_TEXT_TOP - size
+    ops = [b"Q q BT", font_name + b" %.1f Tf" % size, b"%.2f TL" % leading,
            b"1 0 0 1 %.2f %.2f Tm" % (HOLDER_TEXT_X, y)]
     for i, line in enumerate(lines):
         ops.append(_pdf_string(line) + (b" Tj" if i == 0 else b" '"))

@@ -395,8 +395,13 @@ def test_holder_text_always_stays_inside_its_box():
     assert pdf.HOLDER_TEXT_X + pdf.HOLDER_TEXT_W <= pdf.MARGIN + pdf.HOLDER_W
     assert pdf.HOLDER_TEXT_TOP + pdf.HOLDER_MAX_LINES * pdf.HOLDER_LEADING <= pdf.FOOTER_TOP + pdf.FOOTER_H - 4
     huge = HolderInfo(name="N" * 200, address="A" * 200, city="C" * 100, state="TX", zip_code="78701")
+    size, leading, lines = huge.fitted()
+    assert size < pdf.HOLDER_SIZE and len(lines) * leading <= pdf.HOLDER_MAX_LINES * pdf.HOLDER_LEADING + 0.01
+    # Set smaller, never cut: every character typed is in the box.
+    joined = "".join(lines)
+    assert joined.count("N") == 200 and joined.count("A") == 200 and joined.count("C") == 100
     content = pdf.holder_content(huge).decode("latin-1")
-    assert content.count("'") + content.count(" Tj") <= pdf.HOLDER_MAX_LINES
+    assert content.count("'") + content.count(" Tj") == len(lines)
 
 
 def test_override_dates_and_marks(make, agency):

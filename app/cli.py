@@ -236,15 +236,11 @@ def register_cli(app: Flask) -> None:
     @with_appcontext
     def worker_command(burst: bool, queues: str):
         """Run an RQ worker with the scheduler, inside the app context."""
-        from rq import Worker
-
-        from app.extensions import jobs
-        from app.jobs import schedule_next_sweep
+        from app.jobs import _ensure_from_worker, make_worker
 
         names = [q.strip() for q in queues.split(",") if q.strip()]
-        schedule_next_sweep(delay_seconds=1)
-        worker = Worker([jobs.queue(n) for n in names], connection=jobs.redis)
-        worker.work(burst=burst, with_scheduler=True)
+        _ensure_from_worker(soon=True)
+        make_worker(names).work(burst=burst, with_scheduler=True)
 
     @app.cli.command("sweep")
     @with_appcontext
@@ -264,6 +260,11 @@ def register_cli(app: Flask) -> None:
         db.session.execute(sa.text("SELECT 1"))
         click.echo(f"database ok: {db.engine.url.render_as_string(hide_password=True)}")
         from app.extensions import jobs
+        from app.sweeper import sweep_health
 
         jobs.redis.ping()
         click.echo(f"redis ok: {current_app.config['REDIS_URL']}")
+        healthy, sentence = sweep_health()
+        if not healthy:
+            raise click.ClickException(f"sweep stale: {sentence}; is a worker (flask worker) running?")
+        click.echo(f"sweep ok: {sentence}")

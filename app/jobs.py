@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app, has_app_context
 
@@ -16,9 +16,6 @@ from app.extensions import db
 from app.models.base import utcnow
 
 log = logging.getLogger(__name__)
-
-SWEEP_JOB_ID = "certdesk-sweep"
-
 
 def job(fn):
     @functools.wraps(fn)
@@ -51,25 +48,115 @@ def deliver_message(message_id: int):
 
 @job
 def sweep(reschedule: bool = True):
-    """Run every registered sweep step, then schedule the next sweep."""
-    from app.sweeper import run_sweep
+    """Run every registered sweep step (unless another process is sweeping right now), then make
+    sure the next sweep is scheduled."""
+    from app.sweeper import run_sweep_once
 
-    results = run_sweep(utcnow())
+    results = run_sweep_once(utcnow())
     if reschedule:
-        schedule_next_sweep()
-    return results
+        ensure_next_sweep()
+    return results if results is not None else "another sweep was running"
 
 
-def schedule_next_sweep(delay_seconds: int | None = None) -> None:
+SWEEP_FUNC = "app.jobs.sweep"
+
+
+def _sweep_slot(at: datetime, interval: int) -> int:
+    return int(at.timestamp()) // interval
+
+
+def sweep_job_id(slot: int) -> str:
+    """One id per interval slot: unique per run, and the same in every process that schedules the
+    sweep for that slot, so two workers starting together schedule it once."""
     from app.extensions import jobs
 
+    return jobs.job_id(f"sweep-{slot}")
+
+
+def pending_sweeps() -> list[str]:
+    """Ids of this instance's sweeps waiting in Redis (scheduled or queued) whose job still exists.
+    A registry entry whose job hash is gone (expired, Redis restarted) is removed: it would never run."""
+    from rq.job import Job
+
+    from app.extensions import jobs
+
+    queue = jobs.queue("default")
+    prefix = sweep_job_id(0)[:-1]
+    found = []
+    registry = queue.scheduled_job_registry
+    for job_id in registry.get_job_ids():
+        if job_id.startswith(prefix):
+            if Job.exists(job_id, connection=jobs.redis):
+                found.append(job_id)
+            else:
+                registry.remove(job_id)
+    found += [job_id for job_id in queue.get_job_ids() if job_id.startswith(prefix)]
+    return found
+
+
+def ensure_next_sweep(*, soon: bool = False, now: datetime | None = None) -> str | None:
+    """Make sure a future sweep exists; called by every worker on start, on each maintenance tick
+    and at the end of each sweep. Returns the id of the sweep it scheduled, or None.
+
+    ``soon``: when the last sweep is older than one interval, run one within a second instead of
+    waiting for the next slot (a worker starting after an outage)."""
+    from app.extensions import jobs
+    from app.sweeper import last_sweep_at
+
     if jobs.mode != "rq":
-        return
-    delay = delay_seconds if delay_seconds is not None else current_app.config["SWEEP_INTERVAL_SECONDS"]
+        return None
+    now = now or datetime.now(UTC)
+    interval = max(int(current_app.config["SWEEP_INTERVAL_SECONDS"]), 1)
     try:
-        jobs.queue("default").enqueue_in(
-            timedelta(seconds=delay), "app.jobs.sweep", job_id=SWEEP_JOB_ID, job_timeout=600,
-            result_ttl=600, failure_ttl=24 * 3600,
-        )
-    except Exception:  # noqa: BLE001
+        # One process at a time decides, so two workers never schedule two different slots.
+        if not jobs.redis.set(jobs.key("sweep-ensure-lock"), "1", nx=True, ex=30):
+            return None
+        try:
+            if pending_sweeps():
+                return None
+            slot = _sweep_slot(now, interval) + 1
+            at = datetime.fromtimestamp(slot * interval, UTC)
+            if soon:
+                last = last_sweep_at()
+                if last is None or last < now - timedelta(seconds=interval):
+                    slot, at = _sweep_slot(now, interval), now + timedelta(seconds=1)
+            job_id = sweep_job_id(slot)
+            jobs.queue("default").enqueue_at(at, SWEEP_FUNC, job_id=job_id, job_timeout=600,
+                                             result_ttl=600, failure_ttl=24 * 3600)
+            return job_id
+        finally:
+            jobs.redis.delete(jobs.key("sweep-ensure-lock"))
+    except Exception:  # noqa: BLE001 - Redis down: the next maintenance tick tries again
         log.exception("could not schedule the next sweep")
+        return None
+
+
+def _ensure_from_worker(soon: bool = False) -> None:
+    """The worker's own process must not keep database connections its forked jobs would share."""
+    try:
+        ensure_next_sweep(soon=soon)
+    finally:
+        db.session.remove()
+        db.engine.dispose()
+
+
+def make_worker(queue_names, *, worker_class=None):
+    """The worker ``flask worker`` runs: besides jobs, each maintenance tick (one per sweep interval)
+    checks that a future sweep exists, so the sweep chain survives a Redis restart or a lost job."""
+    from rq import Worker
+
+    from app.extensions import jobs
+
+    base = worker_class or Worker
+    interval = max(int(current_app.config["SWEEP_INTERVAL_SECONDS"]), 1)
+
+    class SweepingWorker(base):
+        def run_maintenance_tasks(self):
+            super().run_maintenance_tasks()
+            _ensure_from_worker()
+
+    worker = jobs.worker(queue_names, worker_class=SweepingWorker)
+    worker.maintenance_interval = interval
+    # Wake from the blocking dequeue at least once per interval, so the tick above really runs.
+    worker.worker_ttl = max(min(worker.worker_ttl, interval + 15), 20)
+    return worker

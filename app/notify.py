@@ -2,6 +2,17 @@
 
 Delivery claims the row with a conditional UPDATE (pending -> sending), so two jobs for the same
 message never both send it, and a retried job after success finds nothing to do.
+
+A temporary failure (SMTP server down, ``4xx`` answers, a timeout) does what a mail server does: the
+message waits until ``next_attempt_at`` on a schedule that grows from a minute to twelve hours and
+covers about three days (``RETRY_DELAYS``). A re-enqueued job before that time claims nothing, so a
+sweep never uses up an attempt. Only when the whole schedule is spent (or the server refuses every
+recipient with a ``5xx``) does the message become ``failed``: admins get an e-mail and a banner on the
+outbox page, where "Retry failed" starts the schedule again.
+
+Delivery is *at least once*: the row is marked sent right after the server accepts the DATA, but a
+worker killed in between sends the message again when its claim is released (after
+``CLAIM_TIMEOUT``). Every copy carries the same ``Message-ID`` so a receiving system can drop it.
 """
 
 from __future__ import annotations
@@ -26,6 +37,12 @@ log = logging.getLogger(__name__)
 
 DELIVER_JOB = "app.jobs.deliver_message"
 
+# Waits after the 1st, 2nd, ... failed attempt; the attempt after the last wait is the final one.
+RETRY_DELAYS = tuple(timedelta(minutes=m) for m in (1, 5, 15, 30, 60, 120, 240, 480, 720, 720, 720, 720, 720))
+# A claim older than this belongs to a worker that died mid-send: the sweep releases it.
+CLAIM_TIMEOUT = timedelta(minutes=15)
+ALERT_KEY = "outbox-failed:"
+
 # Functions ``fn(text) -> text`` applied to an e-mail's bodies when it is built for delivery: the
 # outbox row keeps a placeholder and only the e-mail carries the secret it stands for (e.g. the
 # exemption link, derived from SECRET_KEY, so a database dump holds no usable link).
@@ -34,10 +51,11 @@ DELIVERY_EXPANDERS: list = []
 
 def queue_email(to: str, template: str, *, subject: str, context: dict | None = None,
                 customer_id: int | None = None, dedupe_key: str | None = None,
-                attachments: list[dict] | None = None) -> OutboxMessage:
+                attachments: list[dict] | None = None, ref: str | None = None) -> OutboxMessage:
     """Render ``templates/email/<template>.txt`` and ``.html`` into an outbox row.
 
     With ``dedupe_key`` the message is created at most once: a second call returns the first row.
+    ``ref`` names what the message is about, so that page can show its delivery.
     """
     if dedupe_key:
         existing = db.session.scalar(sa.select(OutboxMessage).filter_by(dedupe_key=dedupe_key))
@@ -54,6 +72,7 @@ def queue_email(to: str, template: str, *, subject: str, context: dict | None = 
         attachments=attachments or [],
         customer_id=customer_id,
         dedupe_key=dedupe_key,
+        ref=ref,
     )
     return _queue(message)
 
@@ -99,11 +118,16 @@ class HttpSmsGateway:
                 raise RuntimeError(f"SMS gateway answered {resp.status}")
 
 
+def _due(now: datetime):
+    return sa.or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now)
+
+
 def claim(message_id: int, now: datetime) -> OutboxMessage | None:
-    """Move one pending message to ``sending``; None when another job has it or it is done."""
+    """Move one pending message that is due to ``sending``; None when another job has it, it is
+    done, or its next attempt is not due yet (so an early duplicate job uses up no attempt)."""
     result = db.session.execute(
         sa.update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.status == MessageStatus.PENDING)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == MessageStatus.PENDING, _due(now))
         .values(status=MessageStatus.SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1)
     )
     db.session.commit()
@@ -121,23 +145,111 @@ def deliver(message_id: int, *, now: datetime | None = None) -> MessageStatus | 
     config = current_app.config
     try:
         if message.channel is Channel.EMAIL and config["MAIL_SERVER"]:
-            _send_smtp(message)
-            message.status = MessageStatus.SENT
+            _send_smtp(message, now)  # commits SENT as soon as the server accepted the DATA
         elif message.channel is Channel.SMS and config["SMS_GATEWAY_URL"]:
             HttpSmsGateway(config["SMS_GATEWAY_URL"]).send(message.to_address, message.body_text)
-            message.status = MessageStatus.SENT
+            _mark_sent(message, MessageStatus.SENT, now)
         else:
-            message.status = MessageStatus.HELD
-        message.sent_at = now
-        message.last_error = ""
-    except Exception as exc:
-        # Back to pending so the job's retry (or the sweeper) tries again; give up after 5.
-        message.status = MessageStatus.FAILED if message.attempts >= 5 else MessageStatus.PENDING
-        message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-        db.session.commit()
-        raise
-    db.session.commit()
+            _mark_sent(message, MessageStatus.HELD, now)
+    except Exception as exc:  # noqa: BLE001 - any transport error: retry on our schedule
+        db.session.rollback()
+        message = db.session.get(OutboxMessage, message_id, populate_existing=True)
+        if message.status is not MessageStatus.SENDING:
+            return message.status  # it was marked sent before the error (e.g. QUIT failed)
+        _failed_attempt(message, exc, now)
     return message.status
+
+
+def _mark_sent(message: OutboxMessage, status: MessageStatus, now: datetime) -> None:
+    message.status = status
+    message.sent_at = now
+    message.last_error = ""
+    message.next_attempt_at = None
+    db.session.commit()
+
+
+def is_permanent(exc: Exception) -> bool:
+    """The server refused the message or every recipient with a 5xx: retrying cannot help (a 4xx
+    can). Connection and login errors are treated as temporary: they are usually ours to fix."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPDataError | smtplib.SMTPSenderRefused):
+        return exc.smtp_code >= 500
+    return False
+
+
+def _failed_attempt(message: OutboxMessage, exc: Exception, now: datetime) -> None:
+    """Pending again until the next time on the schedule, or failed once the schedule is spent."""
+    message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    if is_permanent(exc) or message.attempts > len(RETRY_DELAYS):
+        message.status = MessageStatus.FAILED
+        message.next_attempt_at = None
+        _alert_admins(message, now)
+    else:
+        message.status = MessageStatus.PENDING
+        message.next_attempt_at = now + RETRY_DELAYS[message.attempts - 1]
+        defer(db.session, DELIVER_JOB, message.id, queue="email", at=message.next_attempt_at,
+              job_id=f"outbox-{message.id}-{message.attempts}")
+    log.warning("outbox message %s attempt %s failed (%s): %s", message.id, message.attempts, message.status,
+                message.last_error)
+    db.session.commit()
+
+
+def _alert_admins(message: OutboxMessage, now: datetime) -> None:
+    """Tell every enabled admin that a message failed for good (never about an alert itself)."""
+    from app.enums import Role
+    from app.models import User
+
+    if (message.dedupe_key or "").startswith(ALERT_KEY):
+        return
+    admins = db.session.scalars(sa.select(User).where(User.role == Role.ADMIN).order_by(User.id)).all()
+    base_url = current_app.config["BASE_URL"]
+    for admin in admins:
+        if not admin.is_active:
+            continue
+        queue_email(
+            admin.email, "notice", subject=f"Undeliverable: {message.subject or 'SMS'} to {message.to_address}",
+            context={"heading": "A message could not be delivered",
+                     "body": f"CertDesk tried for {_schedule_words()} to deliver message #{message.id} to "
+                             f"{message.to_address} and gave up. Last error: {message.last_error}\n\n"
+                             f"Open the outbox to retry it once the cause is fixed: {base_url}/admin/outbox"},
+            dedupe_key=f"{ALERT_KEY}{message.id}:{message.attempts}:{admin.id}",
+        )
+
+
+def _schedule_words() -> str:
+    hours = sum(d.total_seconds() for d in RETRY_DELAYS) / 3600
+    return f"about {round(hours / 24)} days" if hours >= 48 else f"{round(hours)} hours"
+
+
+def retry_failed(*, now: datetime) -> int:
+    """Admins' "Retry failed": every failed message starts the retry schedule again, now."""
+    ids = db.session.scalars(sa.select(OutboxMessage.id).where(OutboxMessage.status == MessageStatus.FAILED)).all()
+    if ids:
+        db.session.execute(
+            sa.update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.status == MessageStatus.FAILED)
+            .values(status=MessageStatus.PENDING, attempts=0, next_attempt_at=now)
+        )
+    for message_id in ids:
+        defer(db.session, DELIVER_JOB, message_id, queue="email")
+    return len(ids)
+
+
+def failed_count() -> int:
+    return db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))
+                             .where(OutboxMessage.status == MessageStatus.FAILED)) or 0
+
+
+def delivery_problems(ref: str) -> list[OutboxMessage]:
+    """Messages about ``ref`` that failed for good or are waiting to be retried after an error."""
+    return db.session.scalars(
+        sa.select(OutboxMessage).where(
+            OutboxMessage.ref == ref,
+            sa.or_(OutboxMessage.status == MessageStatus.FAILED,
+                   sa.and_(OutboxMessage.status.in_([MessageStatus.PENDING, MessageStatus.SENDING]),
+                           OutboxMessage.last_error != "")))
+        .order_by(OutboxMessage.id)
+    ).all()
 
 
 def expanded_bodies(message: OutboxMessage) -> tuple[str, str]:
@@ -167,28 +279,36 @@ def build_email(message: OutboxMessage) -> EmailMessage:
     return email
 
 
-def _send_smtp(message: OutboxMessage) -> None:
+def _send_smtp(message: OutboxMessage, now: datetime) -> None:
     config = current_app.config
+    email = build_email(message)
     with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=30) as smtp:
         if config["MAIL_USE_TLS"]:
             smtp.starttls()
         if config["MAIL_USERNAME"]:
             smtp.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"])
-        smtp.send_message(build_email(message))
+        smtp.send_message(email)
+        # Accepted: record it before QUIT, so a crash from here on cannot send it twice.
+        _mark_sent(message, MessageStatus.SENT, now)
 
 
 def requeue_stuck(now: datetime) -> int:
-    """Sweeper: re-enqueue pending messages older than a minute (Redis was down, or a worker died
-    before claiming), and release claims older than 15 minutes (a worker died mid-send)."""
+    """Sweeper: re-enqueue pending messages a minute past due (Redis was down or restarted empty, or a
+    worker died before claiming), and release claims older than ``CLAIM_TIMEOUT`` (a worker died
+    mid-send). A message waiting for its next attempt is left alone until that time."""
     db.session.execute(
         sa.update(OutboxMessage)
         .where(OutboxMessage.status == MessageStatus.SENDING,
-               OutboxMessage.claimed_at < now - timedelta(minutes=15))
-        .values(status=MessageStatus.PENDING)
+               OutboxMessage.claimed_at < now - CLAIM_TIMEOUT)
+        .values(status=MessageStatus.PENDING, next_attempt_at=OutboxMessage.claimed_at)
     )
+    a_minute_ago = now - timedelta(minutes=1)
     ids = db.session.scalars(
-        sa.select(OutboxMessage.id).where(OutboxMessage.status == MessageStatus.PENDING,
-                                          OutboxMessage.created_at < now - timedelta(minutes=1))
+        sa.select(OutboxMessage.id).where(
+            OutboxMessage.status == MessageStatus.PENDING,
+            sa.or_(sa.and_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.created_at < a_minute_ago),
+                   OutboxMessage.next_attempt_at <= a_minute_ago))
+        .order_by(OutboxMessage.id)
         .limit(1000)
     ).all()
     for message_id in ids:

@@ -6,6 +6,10 @@ read are durable, and a rollback drops them. If Redis is unreachable at that mom
 not lost: the periodic sweeper finds the rows still waiting (outbox messages, PDF documents,
 links past their expiry) and enqueues them again. Every job is idempotent, so a duplicate is harmless.
 
+Job data is stored on Redis with RQ's JSON serializer (never pickle: whoever could write to Redis
+could otherwise run code in a worker), so job arguments are plain ids, strings and lists. Every job id
+carries the instance's ``QUEUE_PREFIX``, so instances sharing one Redis never touch each other's jobs.
+
 ``JOB_MODE=inline`` (used by ``make run`` when no Redis can be found) runs the jobs in a
 background thread of the web process instead.
 """
@@ -13,7 +17,9 @@ background thread of the web process instead.
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -59,11 +65,38 @@ class JobQueue:
             self._redis = Redis.from_url(self.app.config["REDIS_URL"], socket_connect_timeout=2)
         return self._redis
 
+    @property
+    def serializer(self):
+        from rq.serializers import JSONSerializer
+
+        return JSONSerializer
+
     def queue(self, name: str = "default"):
         from rq import Queue
 
         prefix = self.app.config["QUEUE_PREFIX"]
-        return Queue(f"{prefix}{name}", connection=self.redis, default_timeout=JOB_TIMEOUTS[name])
+        return Queue(f"{prefix}{name}", connection=self.redis, default_timeout=JOB_TIMEOUTS[name],
+                     serializer=self.serializer)
+
+    def job_id(self, name: str) -> str:
+        """A job id under this instance's prefix (RQ allows letters, digits, ``-`` and ``_``)."""
+        prefix = re.sub(r"[^A-Za-z0-9_-]", "-", self.app.config["QUEUE_PREFIX"])
+        return f"{prefix}{name}"
+
+    def new_job_id(self) -> str:
+        return self.job_id(uuid.uuid4().hex)
+
+    def key(self, name: str) -> str:
+        """A Redis key under this instance's prefix (locks, the last-sweep stamp)."""
+        return f"{self.app.config['QUEUE_PREFIX']}{name}"
+
+    def worker(self, queue_names=QUEUE_NAMES, worker_class=None):
+        """An RQ worker for this instance's queues, reading jobs with the JSON serializer."""
+        from rq import Worker
+
+        worker_class = worker_class or Worker
+        return worker_class([self.queue(n) for n in queue_names], connection=self.redis,
+                            serializer=self.serializer)
 
     def all_queues(self):
         return [self.queue(name) for name in QUEUE_NAMES]
@@ -82,8 +115,7 @@ class JobQueue:
             "result_ttl": 3600,
             "retry": Retry(max=3, interval=[10, 60, 300]),
         }
-        if job.job_id:
-            options["job_id"] = job.job_id
+        options["job_id"] = self.job_id(job.job_id) if job.job_id else self.new_job_id()
         try:
             q = self.queue(job.queue)
             if job.at is not None:

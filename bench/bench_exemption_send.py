@@ -84,7 +84,7 @@ def main() -> None:
 
             def deliver() -> float:
                 start = time.perf_counter()
-                worker = SimpleWorker(jobs.all_queues(), connection=jobs.redis)
+                worker = SimpleWorker(jobs.all_queues(), connection=jobs.redis, serializer=jobs.serializer)
                 worker.work(burst=True, logging_level="WARNING")
                 return time.perf_counter() - start
 
@@ -111,7 +111,7 @@ def main() -> None:
             enqueue_2 = time.perf_counter() - start
             # The run's own job goes first (default queue), then the e-mails it queued.
             start = time.perf_counter()
-            worker = SimpleWorker([jobs.queue("default")], connection=jobs.redis)
+            worker = SimpleWorker([jobs.queue("default")], connection=jobs.redis, serializer=jobs.serializer)
             worker.work(burst=True, logging_level="WARNING")
             create_2 = time.perf_counter() - start + enqueue_2
             deliver_2 = deliver()

@@ -90,7 +90,7 @@ def main() -> None:
 
     def work() -> float:
         start = time.perf_counter()
-        worker = SimpleWorker(jobs.all_queues(), connection=jobs.redis)
+        worker = SimpleWorker(jobs.all_queues(), connection=jobs.redis, serializer=jobs.serializer)
         with app.app_context():
             worker.work(burst=True)
         return time.perf_counter() - start

@@ -216,7 +216,7 @@ def run_jobs(app):
         db.session.commit()
         queues = jobs.all_queues()
         queued = sum(q.count for q in queues)
-        worker = SimpleWorker(queues, connection=jobs.redis)
+        worker = SimpleWorker(queues, connection=jobs.redis, serializer=jobs.serializer)
         with app.app_context():
             worker.work(burst=True)
         db.session.expire_all()

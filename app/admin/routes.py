@@ -25,7 +25,23 @@ def outbox():
     if q:
         stmt = stmt.where(sa.or_(OutboxMessage.to_address.ilike(f"%{q}%"), OutboxMessage.subject.ilike(f"%{q}%")))
     messages = db.paginate(stmt, per_page=50, error_out=False, max_per_page=50)
-    return render_template("admin/outbox.html", messages=messages, channel=channel, q=q)
+    from app.notify import failed_count
+    from app.sweeper import sweep_health
+
+    return render_template("admin/outbox.html", messages=messages, channel=channel, q=q,
+                           failed=failed_count(), sweep=sweep_health())
+
+
+@bp.route("/outbox/retry-failed", methods=["POST"])
+@requires("configure")
+def outbox_retry_failed():
+    from app.notify import retry_failed
+
+    count = retry_failed(now=utcnow())
+    db.session.commit()
+    flash(f"{count} failed message{'s' if count != 1 else ''} will be sent again." if count
+          else "No failed messages to retry.", "success")
+    return redirect(url_for("admin.outbox"), code=303)
 
 
 @bp.route("/outbox/<int(max=2147483647):message_id>")

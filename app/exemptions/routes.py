@@ -131,8 +131,10 @@ def new_request():
 
 def _request_context(req: ExemptionRequest, **extra) -> dict:
     resend_form = extra.pop("resend_form", None) or ResendForm(formdata=None, email=req.email)
+    from app.notify import delivery_problems
+
     return {"req": req, "resend_form": resend_form, "activities": timeline(services.REQUEST_SUBJECT, req.id),
-            "now": utcnow(), **extra}
+            "now": utcnow(), "delivery_problems": delivery_problems(services.delivery_ref(req)), **extra}
 
 
 def _request_response(req: ExemptionRequest):

@@ -177,6 +177,11 @@ def _clean_email(email: str) -> str:
         raise InvalidData({"email": str(exc)}) from exc
 
 
+def delivery_ref(req: ExemptionRequest) -> str:
+    """The outbox ``ref`` of this request's e-mails, so its page can show a delivery failure."""
+    return f"exemption-request:{req.id}"
+
+
 def _email_link(req: ExemptionRequest, *, template: str = "exemption_request",
                 subject: str | None = None, extra: dict | None = None) -> None:
     seller = current_app.config["SELLER_NAME"]
@@ -185,7 +190,7 @@ def _email_link(req: ExemptionRequest, *, template: str = "exemption_request",
         subject=subject or f"{seller} asks for your sales-tax exemption certificate",
         context={"request": req, "customer": req.customer, "link": link_placeholder(req),
                  "expires_at": req.expires_at, **(extra or {})},
-        customer_id=req.customer_id,
+        customer_id=req.customer_id, ref=delivery_ref(req),
     )
 
 

@@ -28,9 +28,22 @@ class OutboxMessage(TimestampMixin, db.Model):
     dedupe_key: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
     customer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("customers.id"), index=True)
     attempts: Mapped[int] = mapped_column(default=0)
+    # After a temporary failure: not before this time (the retry schedule in app/notify.py).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # What the message is about, for pages that show its delivery (e.g. "exemption-request:12").
+    ref: Mapped[str | None] = mapped_column(sa.String(100), index=True)
     last_error: Mapped[str] = mapped_column(sa.Text, default="")
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status is MessageStatus.FAILED
+
+    @property
+    def is_retrying(self) -> bool:
+        """Waiting for another attempt after a temporary failure."""
+        return self.status is MessageStatus.PENDING and bool(self.last_error)
 
     @property
     def message_id(self) -> str:

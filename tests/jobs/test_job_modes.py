@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from app.enums import MessageStatus
 from app.extensions import db, jobs
-from app.jobs import SWEEP_JOB_ID
+from app.jobs import pending_sweeps
 from app.models import OutboxMessage
 from app.notify import queue_email
 
@@ -27,8 +27,9 @@ def test_inline_mode_runs_jobs_after_commit_without_redis(app):
 def test_sweep_job_runs_steps_and_schedules_the_next_sweep(app, run_jobs):
     jobs.queue("default").enqueue("app.jobs.sweep")
     run_jobs()
-    registry = jobs.queue("default").scheduled_job_registry
-    assert SWEEP_JOB_ID in registry.get_job_ids()
+    scheduled = pending_sweeps()
+    assert len(scheduled) == 1
+    assert scheduled[0].startswith(jobs.job_id("sweep-"))
 
 
 def test_sweep_cli_prints_what_it_did(app, runner):

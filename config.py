@@ -57,6 +57,8 @@ class Config:
         int(d) for d in os.environ.get("EXEMPTION_REMINDER_DAYS", "7,1").split(",") if d.strip()
     )
     EXPIRING_SOON_DAYS = _int("EXPIRING_SOON_DAYS", 30)
+    # A renewal request goes out this many days before a certificate's earliest jurisdiction expiry.
+    EXEMPTION_RENEWAL_DAYS = _int("EXEMPTION_RENEWAL_DAYS", 45)
     GENERATED_FILE_DAYS = _int("GENERATED_FILE_DAYS", 7)
     SWEEP_INTERVAL_SECONDS = _int("SWEEP_INTERVAL_SECONDS", 60)
 

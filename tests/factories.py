@@ -149,7 +149,7 @@ def exemption_form(**overrides) -> dict:
     """A complete, valid POST body for an exemption link form (without the document)."""
     data = {
         "reason": "resale", "reason_other": "", "purchase_type": "blanket", "po_number": "",
-        "form_type": "uniform_multistate", "tax_id_number": "TX-12345678", "effective_date": "2026-01-01",
+        "form_type": "state_specific", "tax_id_number": "TX-12345678", "effective_date": "2026-01-01",
         "expiration_date": "", "purchaser_name": "Acme Buyer Inc", "purchaser_address": "9 Elm St\nDallas, TX 75201",
         "signer_name": "Jo Signer", "signer_title": "Controller", "signed_on": "2026-01-02",
         "jurisdictions-0-state": "TX", "jurisdictions-0-state_id_number": "32000000001",

@@ -34,8 +34,9 @@ def certificate_json(cert: ExemptionCertificate) -> dict:
         "expiration_date": cert.expiration_date.isoformat() if cert.expiration_date else None,
         "jurisdictions": [
             {"state": j.state, "state_id_number": j.state_id_number or None,
-             "expiration_date": (j.expiration_date or cert.expiration_date).isoformat()
-             if (j.expiration_date or cert.expiration_date) else None}
+             "expiration_date": j.expires_on.isoformat() if j.expires_on else None,
+             "expiration_source": "printed" if (j.expiration_date or cert.expiration_date)
+             else ("state_rule" if j.rule_expiration else None)}
             for j in cert.jurisdictions
         ],
     }
@@ -96,10 +97,14 @@ def customer_exemptions(customer_id: int):
             on = date.fromisoformat(on_text.strip())
         except ValueError:
             errors["on"] = "The date must be in the form YYYY-MM-DD."
+    po = request.args.get("po")
+    if po is not None and (not po.strip() or len(po) > 60):
+        errors["po"] = "Give the PO or invoice number (up to 60 characters), or leave po out."
     if errors:
         return error("Some parameters are not valid.", 422, fields=errors)
-    certs = services.lookup(customer_id, state, on)
+    certs = services.lookup(customer_id, state, on, po=po.strip() if po else None)
     return jsonify({"customer_id": customer_id, "jurisdiction": state, "on": on.isoformat(),
+                    "po": po.strip() if po else None,
                     "exempt": bool(certs), "certificates": [certificate_json(c) for c in certs]})
 
 
@@ -157,6 +162,10 @@ OPENAPI_PATHS["/api/v1/customers/{customer_id}/exemptions"] = {
             {"name": "jurisdiction", "in": "query", "required": True, "schema": {"type": "string", "example": "TX"}},
             {"name": "on", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
              "description": "Defaults to today (UTC)."},
+            {"name": "po", "in": "query", "required": False,
+             "schema": {"type": "string", "minLength": 1, "maxLength": 60},
+             "description": "A PO or invoice number: single-purchase certificates count only for their own PO. "
+                            "Without it only blanket certificates answer."},
         ],
         "responses": {"200": {"description": "The answer", "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/ExemptionLookup"}}}},

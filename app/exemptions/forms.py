@@ -204,3 +204,5 @@ class RejectForm(CleanForm):
 
 class ApproveForm(CleanForm):
     version = HiddenField()
+    notes = TextAreaField("Review note (required to approve past a failed check; kept in the timeline)",
+                          validators=[Optional(), Length(max=5000)], render_kw={"rows": 2})

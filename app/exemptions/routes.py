@@ -278,9 +278,16 @@ def approve(certificate_id: int):
     cert = _get(ExemptionCertificate, certificate_id)
     form = ApproveForm()
     try:
-        services.approve_certificate(cert, reviewer=current_user, now=utcnow(), expected_version=_version(form))
+        services.approve_certificate(cert, reviewer=current_user, now=utcnow(), expected_version=_version(form),
+                                     notes=form.notes.data or "")
     except (services.Conflict, InvalidTransition) as exc:
         return _conflict(certificate_id, str(exc))
+    except services.InvalidData as exc:
+        db.session.rollback()
+        cert = _get(ExemptionCertificate, certificate_id)
+        form.notes.errors = [exc.errors.get("notes", str(exc))]
+        return render_page_or_partial("exemptions/review.html", "exemptions/_review_part.html", status=422,
+                                      **_review_context(cert, approve_form=form))
     db.session.commit()
     return _review_done(cert, "certificate-approved", "Certificate approved; it is now active.")
 

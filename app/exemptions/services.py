@@ -35,6 +35,7 @@ from app.enums import (
 from app.enums import (
     ExemptionRequestStatus as RS,
 )
+from app.exemptions import rules
 from app.extensions import db
 from app.models import (
     CertificateJurisdiction,
@@ -345,8 +346,45 @@ def check_certificate_data(data: CertificateData) -> None:
         errors["po_number"] = "A single-purchase certificate needs the PO or invoice number."
     if data.reason is ExemptionReason.OTHER and not data.reason_other.strip():
         errors["reason_other"] = "Describe the exemption reason."
+    table = rules.rules_table()
+    for s in states:
+        if s in table and not table[s].sales_tax:
+            errors["jurisdictions"] = (f"{table[s].name} levies no statewide sales tax, so no exemption certificate "
+                                       f"is needed there. Remove {s}.")
     if errors:
         raise InvalidData(errors)
+
+
+def current_checks(cert: ExemptionCertificate, table: dict | None = None) -> list[dict]:
+    """The state rules' verdicts on the certificate as it reads now (computed, not stored)."""
+    return rules.run_checks(
+        reason=str(cert.reason), form_type=str(cert.form_type), effective_date=cert.effective_date,
+        expiration_date=cert.expiration_date, table=table if table is not None else rules.rules_table(),
+        jurisdictions=[(j.state, j.state_id_number, j.expiration_date) for j in cert.jurisdictions])
+
+
+def apply_rules(cert: ExemptionCertificate, *, now: datetime, actor: User | None = None,
+                actor_label: str | None = None) -> list[dict]:
+    """Run the state rules on the certificate as it now reads: store the verdicts, fill in the expiry a
+    state's rule gives where nothing is printed, and write the summary into the certificate's timeline."""
+    table = rules.rules_table()
+    for j in cert.jurisdictions:
+        rule = table.get(j.state)
+        j.rule_expiration = (rules.computed_expiration(rule, str(cert.reason), cert.effective_date)
+                             if rule and not (j.expiration_date or cert.expiration_date) else None)
+    cert.checks = current_checks(cert, table)
+    db.session.flush()
+    record(CERTIFICATE_SUBJECT, cert.id, "checked", actor=actor, actor_label=actor_label,
+           customer_id=cert.customer_id, now=now, message=rules.summary(cert.checks))
+    return cert.checks
+
+
+def _require_override_note(checks: list[dict], notes: str) -> None:
+    """Approving past a failed check needs the reviewer's reason, which is kept in the timeline."""
+    failed = [c for c in checks if c["result"] == rules.FAIL]
+    if failed and not (notes or "").strip():
+        failed = " ".join(c["evidence"] for c in failed)
+        raise InvalidData({"notes": f"A state rule check failed ({failed}) Add a note saying why you approve anyway."})
 
 
 def _apply(cert: ExemptionCertificate, data: CertificateData) -> None:
@@ -405,6 +443,7 @@ def submit_certificate(req: ExemptionRequest, data: CertificateData, upload: Che
     label = f"{req.customer.name} (via link sent to {req.email})"
     record(CERTIFICATE_SUBJECT, cert.id, "submitted", actor_label=label, customer_id=req.customer_id, now=now,
            message=f"Certificate for {', '.join(cert.states)} submitted with {upload.filename}.")
+    apply_rules(cert, now=now, actor_label="state rules")
     transition(req, RS.COMPLETED, actor=None, now=now, message=f"Completed by the customer (certificate #{cert.id}).")
     for address in reviewer_emails():
         queue_email(address, "exemption_submitted", subject=f"Exemption certificate to review: {req.customer.name}",
@@ -461,10 +500,15 @@ def _notify_customer(cert: ExemptionCertificate, template: str, subject: str, **
 def approve_certificate(cert: ExemptionCertificate, *, reviewer: User, now: datetime,
                         expected_version: int | None = None, notes: str = "") -> ExemptionCertificate:
     _check_version(cert, expected_version, reviewer)
+    _require_override_note(current_checks(cert), notes)
     _claim(cert, expected_version, reviewer)
+    apply_rules(cert, now=now, actor_label="state rules")
     cert.reviewed_at = now
     cert.reviewed_by_id = reviewer.id
     cert.review_notes = (notes or "").strip()
+    if cert.failed_checks:
+        record(CERTIFICATE_SUBJECT, cert.id, "checks_overridden", actor=reviewer, customer_id=cert.customer_id,
+               now=now, message=f"Approved past {len(cert.failed_checks)} failed check(s): {cert.review_notes}")
     transition(cert, CS.ACTIVE, actor=reviewer, now=now, action="approved",
                message="Approved" + (f": {cert.review_notes}" if cert.review_notes else "."))
     seller = current_app.config["SELLER_NAME"]
@@ -492,6 +536,11 @@ def edit_and_approve_certificate(cert: ExemptionCertificate, data: CertificateDa
     db.session.flush()
     record(CERTIFICATE_SUBJECT, cert.id, "edited", actor=reviewer, customer_id=cert.customer_id, now=now,
            message="Changed on review: " + (", ".join(changed) if changed else "nothing"))
+    apply_rules(cert, now=now, actor_label="state rules")
+    _require_override_note(cert.checks, data.notes)
+    if cert.failed_checks:
+        record(CERTIFICATE_SUBJECT, cert.id, "checks_overridden", actor=reviewer, customer_id=cert.customer_id,
+               now=now, message=f"Approved past {len(cert.failed_checks)} failed check(s): {data.notes.strip()}")
     if data.notes.strip():
         record(CERTIFICATE_SUBJECT, cert.id, "note", actor=reviewer, customer_id=cert.customer_id, now=now,
                message=data.notes.strip()[:5000], is_note=True)
@@ -545,7 +594,7 @@ def reject_certificate(cert: ExemptionCertificate, *, reviewer: User, now: datet
 # -- time: expiry, reminders, renewals ---------------------------------------------------------------------
 
 def jurisdiction_expiry(cert: ExemptionCertificate, j: CertificateJurisdiction) -> date | None:
-    return j.expiration_date or cert.expiration_date
+    return j.expires_on
 
 
 @register_sweep("exemption_links_expire")
@@ -588,14 +637,21 @@ def send_due_reminders(now: datetime) -> int:
     return sent
 
 
+def days_left(expires_at: datetime, now: datetime) -> int:
+    """Whole days until ``expires_at``, rounded up (23 hours left is "1 day"), counted on the UTC
+    timeline, so a daylight-saving change or a month end never adds or loses a day."""
+    seconds = (expires_at - now).total_seconds()
+    return max(1, -int(-seconds // 86400))
+
+
 def remind_request(req: ExemptionRequest, days: int, *, now: datetime) -> None:
     """Remind the customer, with the current link again; the dedupe key makes each reminder of each
     link at-most-once."""
     seller = current_app.config["SELLER_NAME"]
     queue_email(req.email, "exemption_reminder",
                 subject=f"Reminder: {seller} still needs your exemption certificate",
-                context={"request": req, "customer": req.customer, "days": days, "expires_at": req.expires_at,
-                         "link": link_placeholder(req)},
+                context={"request": req, "customer": req.customer, "days": days_left(req.expires_at, now),
+                         "expires_at": req.expires_at, "link": link_placeholder(req)},
                 customer_id=req.customer_id, dedupe_key=f"exemption-reminder:{req.id}:{req.link_version}:{days}")
     req.reminders_sent = [*(req.reminders_sent or []), days]
     req.last_reminded_at = now
@@ -627,10 +683,20 @@ def renewal_email(cert: ExemptionCertificate) -> str:
     return cert.customer.contact_email
 
 
-def renew_certificate(cert: ExemptionCertificate, *, now: datetime) -> ExemptionRequest | None:
-    """Send a renewal request once, when the certificate reaches its earliest expiration."""
+def renewal_due_on(cert: ExemptionCertificate) -> date | None:
+    """The day the renewal request goes out: ``EXEMPTION_RENEWAL_DAYS`` (default 45) before the earliest
+    jurisdiction expiry, so the customer can answer before any state lapses."""
     earliest = cert.earliest_expiration
-    if cert.status is not CS.ACTIVE or cert.renewal_requested_at or earliest is None or earliest > now.date():
+    if earliest is None:
+        return None
+    return earliest - timedelta(days=current_app.config.get("EXEMPTION_RENEWAL_DAYS", 45))
+
+
+def renew_certificate(cert: ExemptionCertificate, *, now: datetime) -> ExemptionRequest | None:
+    """Send a renewal request once, ahead of the certificate's earliest expiration."""
+    earliest = cert.earliest_expiration
+    due = renewal_due_on(cert)
+    if cert.status is not CS.ACTIVE or cert.renewal_requested_at or due is None or due > now.date():
         return None
     to = renewal_email(cert)
     cert.renewal_requested_at = now
@@ -643,7 +709,7 @@ def renew_certificate(cert: ExemptionCertificate, *, now: datetime) -> Exemption
                           subject=f"Time to renew your exemption certificate with {current_app.config['SELLER_NAME']}",
                           email_extra={"renewal_of": cert})
     record(CERTIFICATE_SUBJECT, cert.id, "renewal_requested", customer_id=cert.customer_id, now=now,
-           message=f"Earliest expiration {earliest:%b %d, %Y} reached: renewal request #{req.id} sent to {to}.")
+           message=f"Earliest expiration {earliest:%b %d, %Y} is near: renewal request #{req.id} sent to {to}.")
     return req
 
 
@@ -682,8 +748,7 @@ def customers_missing_active(state: str, on: date) -> list[int]:
         .join(CertificateJurisdiction)
         .where(ExemptionCertificate.status == CS.ACTIVE, CertificateJurisdiction.state == state,
                ExemptionCertificate.effective_date <= on,
-               sa.func.coalesce(CertificateJurisdiction.expiration_date, ExemptionCertificate.expiration_date,
-                                date.max) >= on)
+               CertificateJurisdiction.expires_on_sql() >= on)
     )
     return list(db.session.scalars(sa.select(Customer.id).where(Customer.id.not_in(covered)).order_by(Customer.name)))
 
@@ -712,18 +777,16 @@ def run_send_step(run: ExemptionSendRun, customer_id: int, *, actor: User | None
 
 # -- lookup ----------------------------------------------------------------------------------------------
 
-def lookup(customer_id: int, state: str, on: date) -> list[ExemptionCertificate]:
+def lookup(customer_id: int, state: str, on: date, po: str | None = None) -> list[ExemptionCertificate]:
     """Active certificates of the customer covering ``state`` on ``on``:
-    effective date <= on <= that jurisdiction's expiration (its own, else the certificate's)."""
+    effective date <= on <= that jurisdiction's expiry (:attr:`CertificateJurisdiction.expires_on`).
+    A single-purchase certificate counts only when asked about its own PO / invoice number."""
     stmt = (
         sa.select(ExemptionCertificate)
         .join(CertificateJurisdiction)
         .where(ExemptionCertificate.customer_id == customer_id, ExemptionCertificate.status == CS.ACTIVE,
                CertificateJurisdiction.state == state, ExemptionCertificate.effective_date <= on,
-               sa.or_(CertificateJurisdiction.expiration_date >= on,
-                      sa.and_(CertificateJurisdiction.expiration_date.is_(None),
-                              sa.or_(ExemptionCertificate.expiration_date.is_(None),
-                                     ExemptionCertificate.expiration_date >= on))))
+               CertificateJurisdiction.expires_on_sql() >= on)
         .order_by(ExemptionCertificate.effective_date.desc(), ExemptionCertificate.id.desc())
     )
-    return list(db.session.scalars(stmt).unique())
+    return [c for c in db.session.scalars(stmt).unique() if c.covers_purchase(po)]

@@ -6,6 +6,7 @@ from app.models.exemptions import (
     CertificateJurisdiction,
     ExemptionCertificate,
     ExemptionRequest,
+    ExemptionRuleOverride,
     ExemptionSendRun,
 )
 from app.models.holders import CustomerHolder, GenerationRun, Holder, ImportRun, SentCertificate
@@ -35,6 +36,7 @@ __all__ = [
     "CertificateJurisdiction",
     "ExemptionCertificate",
     "ExemptionRequest",
+    "ExemptionRuleOverride",
     "ExemptionSendRun",
     "GenerationRun",
     "ImportRun",

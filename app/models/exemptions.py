@@ -109,6 +109,9 @@ class ExemptionCertificate(TimestampMixin, db.Model):
     rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     renewal_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The state rules' verdicts (app/exemptions/rules.py), refreshed on submission and on review:
+    # [{"rule", "state", "result": pass|fail|review, "evidence", "source": {"title", "url"}}].
+    checks: Mapped[list] = mapped_column(sa.JSON, default=list)
     version: Mapped[int] = mapped_column(default=1)
 
     customer: Mapped["Customer"] = relationship()  # noqa: F821
@@ -120,7 +123,17 @@ class ExemptionCertificate(TimestampMixin, db.Model):
     __mapper_args__ = {"version_id_col": version}
 
     def jurisdiction_expires(self, jurisdiction: "CertificateJurisdiction") -> date | None:
-        return jurisdiction.expiration_date or self.expiration_date
+        return jurisdiction.expires_on
+
+    @property
+    def failed_checks(self) -> list[dict]:
+        return [c for c in (self.checks or []) if c.get("result") == "fail"]
+
+    def covers_purchase(self, po: str | None) -> bool:
+        """A blanket certificate covers every purchase; a single-purchase one only its own PO / invoice."""
+        if self.purchase_type is PurchaseType.BLANKET:
+            return True
+        return po is not None and po.strip().casefold() == (self.po_number or "").strip().casefold()
 
     @property
     def earliest_expiration(self) -> date | None:
@@ -144,8 +157,22 @@ class CertificateJurisdiction(db.Model):
     state: Mapped[str] = mapped_column(sa.String(2), index=True)
     state_id_number: Mapped[str] = mapped_column(sa.String(60), default="")
     expiration_date: Mapped[date | None]
+    # Computed from the state's validity rule when neither the jurisdiction nor the certificate prints one.
+    rule_expiration: Mapped[date | None]
 
     certificate: Mapped[ExemptionCertificate] = relationship(back_populates="jurisdictions")
+
+    @property
+    def expires_on(self) -> date | None:
+        """The one definition of when this state's exemption ends: its own printed date, else the
+        certificate's, else the one the state's rule gives."""
+        return self.expiration_date or self.certificate.expiration_date or self.rule_expiration
+
+    @classmethod
+    def expires_on_sql(cls):
+        """The same rule as :attr:`expires_on`, as SQL (no expiry = the far future)."""
+        return sa.func.coalesce(cls.expiration_date, ExemptionCertificate.expiration_date, cls.rule_expiration,
+                                date.max)
 
     __table_args__ = (sa.UniqueConstraint("certificate_id", "state", name="certificate_state"),)
 
@@ -176,3 +203,20 @@ class ExemptionSendRun(TimestampMixin, db.Model):
     @property
     def percent(self) -> int:
         return 100 if not self.total else int(100 * self.done_count / self.total)
+
+
+class ExemptionRuleOverride(db.Model):
+    """An admin's change to one state's entry of the rules table, with the why. Rows are never
+    updated: the newest row for a state is in force, the older ones are its history."""
+
+    __tablename__ = "exemption_rule_overrides"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(sa.String(2), index=True)
+    # Only the fields that differ from the repository's table, e.g. {"accepts_mtc": false}.
+    changes: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    note: Mapped[str] = mapped_column(sa.Text)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    created_by: Mapped["User | None"] = relationship()  # noqa: F821

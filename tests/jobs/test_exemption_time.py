@@ -176,14 +176,14 @@ def test_no_reminders_for_completed_or_cancelled_requests(app, make):
     assert run_sweep(T0 + timedelta(days=23, minutes=1))["exemption_reminders"] == 0
 
 
-def test_renewal_request_at_earliest_expiration_and_expiry_when_all_jurisdictions_passed(app, make, smtp, run_jobs):
+def test_renewal_request_45_days_ahead_and_expiry_when_all_jurisdictions_passed(app, make, smtp, run_jobs):
     from app.exemptions.services import lookup
 
     customer = make.customer(contact_email="renew@customer.example.com")
     cert = make.exemption_certificate(customer, states=(("TX", "", date(2026, 6, 30)), ("NY", "", date(2026, 12, 31))),
                                       effective=date(2026, 1, 1))
-    assert run_sweep(datetime(2026, 6, 29, 12, tzinfo=UTC))["exemption_renewals"] == 0
-    on_day = datetime(2026, 6, 30, 0, 5, tzinfo=UTC)
+    assert run_sweep(datetime(2026, 5, 15, 12, tzinfo=UTC))["exemption_renewals"] == 0
+    on_day = datetime(2026, 5, 16, 0, 5, tzinfo=UTC)  # June 30 - 45 days
     assert run_sweep(on_day)["exemption_renewals"] == 1
     assert run_sweep(on_day + timedelta(hours=1))["exemption_renewals"] == 0  # once
     run_jobs()

@@ -84,7 +84,8 @@ def test_lookup_at_the_edges_of_the_date_range(app, client, make, bearer):
         assert body["exempt"] is exempt, (state, on)
         assert [c["id"] for c in body["certificates"]] == ([cert.id] if exempt else [])
     tx = lookup(client, bearer, customer.id, "tx", "2026-05-05").get_json()["certificates"][0]
-    assert {"state": "TX", "state_id_number": "TX-1", "expiration_date": "2026-09-30"} in tx["jurisdictions"]
+    assert {"state": "TX", "state_id_number": "TX-1", "expiration_date": "2026-09-30",
+            "expiration_source": "printed"} in tx["jurisdictions"]
 
 
 @pytest.mark.parametrize("status", [CS.PENDING_REVIEW, CS.REJECTED, CS.EXPIRED])

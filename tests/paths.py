@@ -3,9 +3,10 @@
 A test that reads a file next to the repository (say `../shared/...`) passes on one machine and
 collects nothing, or fails, on a fresh clone. `install_read_guard()` (called by tests/conftest.py
 before any test module is imported) adds a Python audit hook that refuses such reads: every `open`,
-`os.listdir` and `os.scandir` of a path beside the repository or in the user's home directory, other than
-the repository itself, the temporary directory and Python's own installation, raises
-`ReadOutsideRepository`, and the attempt is recorded so that a test that swallowed the error still fails.
+`os.listdir` and `os.scandir` of an existing path beside the repository (in its parent folder, other than
+the repository itself, the temporary directory, Python's own installation and hidden tool settings such
+as `~/.cache`) raises `ReadOutsideRepository`, and the attempt is recorded so that a test that swallowed
+the error still fails. Paths that do not exist are left to fail on their own.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def _roots(paths) -> tuple[str, ...]:
 
 
 def _watched() -> tuple[str, ...]:
-    """Places where a stray read means data that a fresh clone would not have."""
-    return _roots([REPO.parent, Path.home()])
+    """Where a stray read means data that a fresh clone would not have: next to the repository."""
+    return _roots([REPO.parent])
 
 
 def _allowed() -> tuple[str, ...]:
@@ -61,7 +62,7 @@ def _allowed() -> tuple[str, ...]:
 
 
 def outside_repository(path, *, watched=None, allowed=None) -> bool:
-    """True when `path` is beside the repository or in the home directory, and not in an allowed place."""
+    """True when `path` exists beside the repository, not in an allowed place nor a hidden tool folder."""
     if isinstance(path, int):
         return False
     try:
@@ -71,7 +72,10 @@ def outside_repository(path, *, watched=None, allowed=None) -> bool:
     full = os.path.realpath(name) + os.sep
     watched = _watched() if watched is None else watched
     allowed = _allowed() if allowed is None else allowed
-    return full.startswith(watched) and not full.startswith(allowed)
+    inside = next((w for w in watched if full.startswith(w)), None)
+    if inside is None or full.startswith(allowed) or full[len(inside):].startswith("."):
+        return False
+    return os.path.exists(name)
 
 
 _installed = False

@@ -4,6 +4,7 @@ the repository (a fresh clone has nothing beside it)."""
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -46,8 +47,8 @@ def test_an_empty_fixture_folder_fails_instead_of_collecting_nothing(tmp_path):
 
 
 def test_each_per_form_test_collects_one_case_per_fixture():
-    out = subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "--collect-only", "-q", *PER_FORM_TESTS],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "--collect-only", "-q"]
+    out = subprocess.run(command + PER_FORM_TESTS, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     for module in PER_FORM_TESTS:
         ids = [line for line in out.stdout.splitlines() if line.startswith(module + "::")]
@@ -57,17 +58,27 @@ def test_each_per_form_test_collects_one_case_per_fixture():
 
 # -- nothing outside the repository ------------------------------------------------------------
 
-def test_reading_beside_the_repository_is_refused_and_recorded():
+@pytest.fixture
+def beside_the_repository():
+    """A real file next to the repository (as ../shared/... was), removed afterwards."""
+    folder = REPO.parent / f"certdesk-test-beside-{os.getpid()}"
+    folder.mkdir()
+    (folder / "form.pdf").write_bytes(b"%PDF-1.4 beside")
     before = len(paths.violations)
-    beside = REPO.parent / "shared" / "testdata" / "exemption-forms" / "any.pdf"
-    try:
-        with pytest.raises(ReadOutsideRepository, match="copy the file into tests/fixtures"):
-            beside.read_bytes()
-        with pytest.raises(ReadOutsideRepository):
-            list(REPO.parent.iterdir())
-        assert paths.violations[before:] == [str(beside), str(REPO.parent)]
-    finally:
-        del paths.violations[before:]  # this test broke the rule on purpose
+    yield folder
+    del paths.violations[before:]  # the test broke the rule on purpose
+    (folder / "form.pdf").unlink()  # no directory listing: that would be refused too
+    folder.rmdir()
+
+
+def test_reading_beside_the_repository_is_refused_and_recorded(beside_the_repository):
+    before = len(paths.violations)
+    beside = beside_the_repository / "form.pdf"
+    with pytest.raises(ReadOutsideRepository, match="copy the file into tests/fixtures"):
+        beside.read_bytes()
+    with pytest.raises(ReadOutsideRepository):
+        list(beside_the_repository.iterdir())
+    assert paths.violations[before:] == [str(beside), str(beside_the_repository)]
 
 
 def test_reads_inside_the_repository_and_temp_files_are_allowed(tmp_path):
@@ -75,8 +86,14 @@ def test_reads_inside_the_repository_and_temp_files_are_allowed(tmp_path):
     assert (tmp_path / "x.txt").read_text() == "ok"
     assert README.read_text().startswith("# Real")
     assert not outside_repository(REPO / "tests" / ".." / "app" / "__init__.py")
-    assert outside_repository(REPO / ".." / "shared" / "x.pdf")
-    assert outside_repository(Path.home() / "certdesk-data" / "x.pdf")
+    assert not outside_repository(REPO / ".." / "shared-missing" / "x.pdf")  # fails on its own: not found
+    assert not outside_repository(REPO.parent / ".reportlab_mods")  # a tool's hidden settings
+
+
+def test_a_library_probing_for_its_hidden_settings_still_works():
+    import reportlab  # probes ~/.reportlab_mods and such beside a checkout in the home folder
+
+    assert reportlab.Version
 
 
 ESCAPING_PATH = re.compile(r"^/(home|root|srv|mnt|media|data|opt)/|shared/testdata")

@@ -1,7 +1,7 @@
 """Add exemption checks, rule expirations and rule overrides
 
 Revision ID: 7e2af976b356
-Revises: 3188f4ea4587
+Revises: a77dbbd9cf1b
 Create Date: 2026-12-02 21:43:50.689106
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '7e2af976b356'
-down_revision = '3188f4ea4587'
+down_revision = 'a77dbbd9cf1b'
 branch_labels = None
 depends_on = None
 

@@ -285,6 +285,12 @@ def resolve_link(token: str, *, now: datetime) -> ExemptionRequest:
     return req
 
 
+def is_completed(req: ExemptionRequest) -> bool:
+    """The link's form was submitted (reloads the row: another request may have just done it)."""
+    db.session.refresh(req)
+    return req.status is RS.COMPLETED
+
+
 def open_link(req: ExemptionRequest, *, now: datetime) -> ExemptionRequest:
     if req.status is RS.SENT:
         transition(req, RS.OPENED, actor=None, now=now, message="The customer opened the link.")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from flask import current_app, make_response, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.auth.access import public
 from app.exemptions import services
@@ -80,12 +82,30 @@ def link(token: str):
         req = services.resolve_link(token, now=now)
     except services.LinkUnavailable:
         return _unavailable()
-    services.open_link(req, now=now)
-    db.session.commit()
+    db.session.commit()  # a lazily-applied expiry; opening is recorded by the page itself (below)
     form = LinkForm(formdata=None)
     if req.prefill:
         form.fill_from(req.prefill)
     return _render_form(req, form)
+
+
+@bp.route("/r/<token>/opened", methods=["POST"])
+@public
+@limiter.limit(_rate)
+def link_opened(token: str):
+    """Record "opened" from a request the page makes once a browser shows it (htmx, with CSRF):
+    mail scanners that fetch the link's URL to check it do not run the page, so they open nothing."""
+    now = utcnow()
+    try:
+        req = services.resolve_link(token, now=now)
+    except services.LinkUnavailable:
+        return _unavailable()
+    try:
+        services.open_link(req, now=now)
+        db.session.commit()
+    except (StaleDataError, IntegrityError):
+        db.session.rollback()  # opened at the same moment by another request: it is recorded
+    return "", 204
 
 
 @bp.route("/r/<token>", methods=["POST"])
@@ -133,15 +153,29 @@ def submit_link(token: str):
     if data is None or upload_error or upload is None:
         db.session.rollback()
         return _render_form(req, form, status=422, upload_error=upload_error, kept=kept)
-    try:
-        services.submit_certificate(req, data, upload, now=now)
-    except services.InvalidData as exc:
-        db.session.rollback()
-        form.apply_errors(exc.errors)
-        return _render_form(req, form, status=422, kept=upload.filename)
-    except services.LinkUnavailable:
-        return _unavailable()
-    db.session.commit()
+    for attempt in range(2):
+        try:
+            services.submit_certificate(req, data, upload, now=now)
+            db.session.commit()
+            break
+        except services.InvalidData as exc:
+            db.session.rollback()
+            form.apply_errors(exc.errors)
+            return _render_form(req, form, status=422, kept=upload.filename)
+        except services.LinkUnavailable:
+            return _unavailable()
+        except (StaleDataError, IntegrityError):
+            # Another request changed this one meanwhile. A double-click: its twin completed it, so
+            # answer what the twin got. Anything else (the page's own "opened" call): try once more.
+            db.session.rollback()
+            if services.is_completed(req):
+                return redirect(url_for("portal.link_submitted"), code=303)
+            if attempt:
+                return _unavailable()
+            try:
+                req = services.resolve_link(token, now=now)
+            except services.LinkUnavailable:
+                return _unavailable()
     return redirect(url_for("portal.link_submitted"), code=303)
 
 

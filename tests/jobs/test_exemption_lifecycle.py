@@ -52,6 +52,7 @@ def test_request_complete_review_approve_end_to_end(app, client, auth, make, smt
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "Acme Buyer Inc" in text and "asks for your sales-tax exemption certificate" in text
+    assert client.post(f"{path}/opened").status_code == 204  # the page's own call once a browser shows it
     db.session.expire_all()
     assert db.session.get(ExemptionRequest, req.id).status is RS.OPENED
 

@@ -171,18 +171,26 @@ def test_unavailable_links_all_show_the_same_neutral_page(app, client, make):
     assert client.get(f"/portal/r/{good}").status_code == 200
 
 
-def test_first_view_marks_opened_and_names_seller_and_customer(app, client, make):
+def test_page_not_its_url_marks_opened_and_names_seller_and_customer(app, client, make):
     customer = make.customer(name="Opened Corp")
     req, token = make.exemption_request(customer)
     page = client.get(f"/portal/r/{token}").get_data(as_text=True)
     assert app.config["SELLER_NAME"] in page and "Opened Corp" in page
+    # Fetching the URL (as a mail scanner does) opens nothing; the page itself calls back.
+    assert f'hx-post="/portal/r/{token}/opened" hx-trigger="load"' in page
+    db.session.expire_all()
+    assert db.session.get(ExemptionRequest, req.id).status is RS.SENT
+    assert client.post(f"/portal/r/{token}/opened", csrf=False).status_code == 400
+    assert client.post(f"/portal/r/{token}/opened").status_code == 204
     db.session.expire_all()
     opened = db.session.get(ExemptionRequest, req.id)
     assert opened.status is RS.OPENED and opened.opened_at is not None
     first_open = opened.opened_at
     client.get(f"/portal/r/{token}")
+    client.post(f"/portal/r/{token}/opened")
     db.session.expire_all()
     assert db.session.get(ExemptionRequest, req.id).opened_at == first_open
+    assert client.post("/portal/r/not-a-token/opened").status_code == 404
 
 
 def test_link_pages_are_rate_limited(app, client, make):

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app.enums import CoverageLine, CustomerStatus, PaymentMethod, Role
+from app.enums import CoverageLine, CustomerStatus, EndorsementKind, PaymentMethod, Role
 from app.extensions import db
-from app.models import ApiToken, Customer, Policy, Program, User
+from app.models import ApiToken, Customer, Endorsement, Insurer, Policy, Program, User
 from app.models.users import hash_token
 from app.payments import APPROVE_CARD, DECLINE_CARD, ERROR_CARD, card_outcome, sandbox_token
 
@@ -59,26 +59,47 @@ INSURERS = [
 ]
 
 
+def _insurers() -> list[Insurer]:
+    out = []
+    for name, naic in INSURERS:
+        insurer = db.session.scalar(sa.select(Insurer).filter_by(naic=naic))
+        if insurer is None:
+            insurer = Insurer(name=name, naic=naic)
+            db.session.add(insurer)
+        out.append(insurer)
+    db.session.flush()
+    return out
+
+
 def _policies_for(customer: Customer, today: date) -> list[Policy]:
+    """GL (blanket additional insured + primary & non-contributory), auto, umbrella and WC (blanket waiver
+    of subrogation) for one demo customer, current calendar-year term."""
+    insurers = _insurers()
     start = date(today.year, 1, 1)
     end = date(today.year + 1, 1, 1)
     prefix = "".join(w[0] for w in customer.name.split()[:3]).upper()
     return [
-        Policy(line=CoverageLine.GENERAL_LIABILITY, insurer_name=INSURERS[0][0], naic_number=INSURERS[0][1],
+        Policy(line=CoverageLine.GENERAL_LIABILITY, insurer=insurers[0],
                policy_number=f"GL-{prefix}-{customer.id:05d}", effective_date=start, expiry_date=end,
                limits={"each_occurrence": 1_000_000, "damage_to_rented_premises": 100_000,
-                       "med_exp": 5_000, "personal_adv_injury": 1_000_000, "general_aggregate": 2_000_000,
-                       "products_comp_op_agg": 2_000_000}),
-        Policy(line=CoverageLine.AUTOMOBILE, insurer_name=INSURERS[1][0], naic_number=INSURERS[1][1],
+                       "medical_expense": 5_000, "personal_adv_injury": 1_000_000, "general_aggregate": 2_000_000,
+                       "products_completed_ops": 2_000_000},
+               coverage={"form": "occurrence", "aggregate_basis": "policy"},
+               endorsements=[Endorsement(kind=EndorsementKind.ADDITIONAL_INSURED, form_number="CG 20 10"),
+                             Endorsement(kind=EndorsementKind.PRIMARY_NONCONTRIBUTORY, form_number="CG 20 01")]),
+        Policy(line=CoverageLine.AUTOMOBILE, insurer=insurers[1],
                policy_number=f"CA-{prefix}-{customer.id:05d}", effective_date=start, expiry_date=end,
-               limits={"combined_single_limit": 1_000_000}),
-        Policy(line=CoverageLine.UMBRELLA, insurer_name=INSURERS[2][0], naic_number=INSURERS[2][1],
+               limits={"combined_single_limit": 1_000_000}, coverage={"any_auto": True}),
+        Policy(line=CoverageLine.UMBRELLA, insurer=insurers[2],
                policy_number=f"UMB-{prefix}-{customer.id:05d}", effective_date=start, expiry_date=end,
-               limits={"each_occurrence": 5_000_000, "aggregate": 5_000_000}),
-        Policy(line=CoverageLine.WORKERS_COMP, insurer_name=INSURERS[3][0], naic_number=INSURERS[3][1],
+               limits={"each_occurrence": 5_000_000, "aggregate": 5_000_000, "retention": 10_000},
+               coverage={"kind": "umbrella", "form": "occurrence"}),
+        Policy(line=CoverageLine.WORKERS_COMP, insurer=insurers[3],
                policy_number=f"WC-{prefix}-{customer.id:05d}", effective_date=start, expiry_date=end,
                limits={"el_each_accident": 1_000_000, "el_disease_each_employee": 1_000_000,
-                       "el_disease_policy_limit": 1_000_000}),
+                       "el_disease_policy_limit": 1_000_000},
+               coverage={"per_statute": True, "proprietor_excluded": False},
+               endorsements=[Endorsement(kind=EndorsementKind.WAIVER_OF_SUBROGATION, form_number="WC 00 03 13")]),
     ]
 
 
@@ -105,14 +126,18 @@ def seed_demo(today: date | None = None) -> dict:
         if customer is None:
             slug = name.split()[0].lower()
             customer = Customer(
-                name=name, status=status, payment_method=method, program=programs[program_name],
+                name=name, external_id=f"DEMO-{index + 1:04d}", status=status, payment_method=method, program=programs[program_name],
                 contact_name=f"{name.split()[0]} Office", contact_email=f"office@{slug}.demo",
                 contact_phone=f"+1555010{index:04d}", address=f"{100 + index * 11} Main Street",
                 city="Austin", state="TX", zip_code=f"7870{index % 10}",
             )
+            if status is not CustomerStatus.ACTIVE:
+                customer.status_reason = "Demo: premium payment overdue."
             if card:
                 customer.card_token = sandbox_token(card)
                 customer.card_last4 = card[-4:]
+                customer.card_brand = "Amex" if method is PaymentMethod.AMEX else "Visa"
+                customer.card_exp_month, customer.card_exp_year = 12, today.year + 3
             db.session.add(customer)
             db.session.flush()
             for policy in _policies_for(customer, today):

@@ -57,6 +57,31 @@ class CoverageLine(StrEnum):
     OTHER = "other"
 
 
+class Language(StrEnum):
+    """A customer's preferred language for customer-facing pages and messages."""
+
+    EN = "en"
+    ES = "es"
+
+
+class PolicyStatus(StrEnum):
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+
+
+class EndorsementKind(StrEnum):
+    ADDITIONAL_INSURED = "additional_insured"
+    WAIVER_OF_SUBROGATION = "waiver_of_subrogation"
+    PRIMARY_NONCONTRIBUTORY = "primary_noncontributory"
+    NOTICE_OF_CANCELLATION = "notice_of_cancellation"
+
+    @property
+    def label(self) -> str:
+        return {"additional_insured": "Additional insured", "waiver_of_subrogation": "Waiver of subrogation",
+                "primary_noncontributory": "Primary & non-contributory",
+                "notice_of_cancellation": "Notice of cancellation"}[self.value]
+
+
 class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"

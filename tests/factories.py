@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 from datetime import date
 
-from app.enums import CoverageLine, CustomerStatus, PaymentMethod, Role
+from app.enums import CoverageLine, CustomerStatus, EndorsementKind, PaymentMethod, Role
 from app.extensions import db
-from app.models import Customer, Policy, Program, User
+from app.models import Customer, Endorsement, Insurer, Policy, Program, User
 from app.payments import APPROVE_CARD, sandbox_token
 
 PASSWORD = "correct horse battery staple"
@@ -26,7 +26,7 @@ def customer(name: str | None = None, status: CustomerStatus = CustomerStatus.AC
              automation_enabled: bool = True, with_policies: bool = True, **kw) -> Customer:
     n = next(_seq)
     c = Customer(
-        name=name or f"Customer {n} LLC", status=status, payment_method=payment_method,
+        name=name or f"Customer {n} LLC", external_id=kw.pop("external_id", f"C-{n:05d}"), status=status, payment_method=payment_method,
         program=kw.pop("program", None) or program(automation_enabled=automation_enabled),
         contact_name="Pat Contact", contact_email=kw.pop("contact_email", f"contact{n}@customer.example.com"),
         contact_phone="+15550100000", address="1 Main St", city="Austin", state="TX", zip_code="78701", **kw,
@@ -44,17 +44,33 @@ def customer(name: str | None = None, status: CustomerStatus = CustomerStatus.AC
     return c
 
 
+def insurer(name: str = "Alpha Casualty", naic: str | None = "11111") -> Insurer:
+    """The insurer with this NAIC number (created the first time it is asked for)."""
+    import sqlalchemy as sa
+
+    found = db.session.scalar(sa.select(Insurer).filter_by(naic=naic)) if naic else None
+    if found is None:
+        found = Insurer(name=name, naic=naic)
+        db.session.add(found)
+        db.session.flush()
+    return found
+
+
 def policies(c: Customer, start: date = date(2026, 1, 1), end: date = date(2027, 1, 1)) -> list[Policy]:
+    """GL, auto and WC (with a blanket waiver of subrogation) from three insurers."""
+    alpha, beta, gamma = insurer("Alpha Casualty", "11111"), insurer("Beta Mutual", "22222"), insurer(
+        "Gamma Comp Fund", "33333")
     return [
-        Policy(line=CoverageLine.GENERAL_LIABILITY, insurer_name="Alpha Casualty", naic_number="11111",
+        Policy(line=CoverageLine.GENERAL_LIABILITY, insurer=alpha,
                policy_number=f"GL-{c.id}", effective_date=start, expiry_date=end,
                limits={"each_occurrence": 1_000_000, "general_aggregate": 2_000_000}),
-        Policy(line=CoverageLine.AUTOMOBILE, insurer_name="Beta Mutual", naic_number="22222",
+        Policy(line=CoverageLine.AUTOMOBILE, insurer=beta,
                policy_number=f"CA-{c.id}", effective_date=start, expiry_date=end,
                limits={"combined_single_limit": 1_000_000}),
-        Policy(line=CoverageLine.WORKERS_COMP, insurer_name="Gamma Comp Fund", naic_number="33333",
+        Policy(line=CoverageLine.WORKERS_COMP, insurer=gamma,
                policy_number=f"WC-{c.id}", effective_date=start, expiry_date=end,
-               limits={"el_each_accident": 1_000_000}),
+               limits={"el_each_accident": 1_000_000},
+               endorsements=[Endorsement(kind=EndorsementKind.WAIVER_OF_SUBROGATION, form_number="WC 00 03 13")]),
     ]
 
 

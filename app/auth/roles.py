@@ -18,6 +18,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # holder import, mass generation, resend certificates / POI (customers: POI + their own)
     "manage_holders": frozenset({A, R}),
     "resend_certificates": frozenset({A, R, C}),
+    # customers, policies & endorsements, customer users, card on file: create / edit (others read)
+    "manage_customers": frozenset({A, R}),
+    # programs and insurers
+    "manage_programs": frozenset({A}),
     # configuration: users, rejection reasons, fees, outbox
     "configure": frozenset({A}),
     # the customer self-service portal

@@ -1,7 +1,7 @@
 """All models, one module per aggregate, re-exported here."""
 
 from app.models.activity import Activity
-from app.models.customers import Customer, Policy, Program
+from app.models.customers import Customer, Program
 from app.models.exemptions import (
     CertificateJurisdiction,
     ExemptionCertificate,
@@ -13,6 +13,7 @@ from app.models.holders import CustomerHolder, GenerationRun, Holder, ImportRun,
 from app.models.insurance import CertificateRequest, IssuedCertificate, Payment, RejectionReason
 from app.models.outbox import OutboxMessage
 from app.models.payments_sandbox import SandboxCharge, SandboxRefund
+from app.models.policies import Endorsement, Insurer, Policy
 from app.models.settings import Setting
 from app.models.users import ApiToken, User
 
@@ -22,7 +23,9 @@ __all__ = [
     "CertificateRequest",
     "Customer",
     "CustomerHolder",
+    "Endorsement",
     "Holder",
+    "Insurer",
     "IssuedCertificate",
     "Payment",
     "RejectionReason",

@@ -1,9 +1,7 @@
-from datetime import date
-
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.enums import CoverageLine, CustomerStatus, PaymentMethod, enum_column
+from app.enums import CustomerStatus, Language, PaymentMethod, enum_column
 from app.extensions import db
 from app.models.base import TimestampMixin
 
@@ -22,15 +20,26 @@ class Program(TimestampMixin, db.Model):
 
 
 class Customer(TimestampMixin, db.Model):
+    """An insured business. ``external_id`` is the business's own customer number: the key that imports
+    and integrations use (unique; rows from before it existed may have none, forms and the API require it)."""
+
     __tablename__ = "customers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     name: Mapped[str] = mapped_column(sa.String(200), index=True)
     status: Mapped[CustomerStatus] = mapped_column(enum_column(CustomerStatus), default=CustomerStatus.ACTIVE)
+    # Why the customer is inactive / suspended (shown in the timeline and in every refusal).
+    status_reason: Mapped[str] = mapped_column(sa.String(300), default="")
+    language: Mapped[Language] = mapped_column(enum_column(Language, length=8), default=Language.EN,
+                                               server_default=Language.EN.value)
     payment_method: Mapped[PaymentMethod] = mapped_column(enum_column(PaymentMethod), default=PaymentMethod.ACH)
-    # Reference to the card on file at the payment gateway (never a full card number).
+    # The card on file at the payment gateway: its token, brand, last four digits and expiry; never the number.
     card_token: Mapped[str | None] = mapped_column(sa.String(64))
     card_last4: Mapped[str | None] = mapped_column(sa.String(4))
+    card_brand: Mapped[str | None] = mapped_column(sa.String(20))
+    card_exp_month: Mapped[int | None]
+    card_exp_year: Mapped[int | None]
     program_id: Mapped[int | None] = mapped_column(sa.ForeignKey("programs.id"), index=True)
     contact_name: Mapped[str] = mapped_column(sa.String(120), default="")
     contact_email: Mapped[str] = mapped_column(sa.String(254), default="")
@@ -42,7 +51,7 @@ class Customer(TimestampMixin, db.Model):
 
     program: Mapped[Program | None] = relationship(back_populates="customers")
     users: Mapped[list["User"]] = relationship(back_populates="customer")  # noqa: F821
-    policies: Mapped[list["Policy"]] = relationship(
+    policies: Mapped[list["Policy"]] = relationship(  # noqa: F821
         back_populates="customer", cascade="all, delete-orphan", order_by="Policy.id"
     )
 
@@ -57,26 +66,3 @@ class Customer(TimestampMixin, db.Model):
     @property
     def mailing_address(self) -> str:
         return f"{self.address}, {self.city}, {self.state} {self.zip_code}".strip(", ")
-
-
-class Policy(TimestampMixin, db.Model):
-    """A policy on file for a customer: the raw material of its certificates of insurance."""
-
-    __tablename__ = "policies"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id"), index=True)
-    line: Mapped[CoverageLine] = mapped_column(enum_column(CoverageLine))
-    insurer_name: Mapped[str] = mapped_column(sa.String(200))
-    naic_number: Mapped[str] = mapped_column(sa.String(10), default="")
-    policy_number: Mapped[str] = mapped_column(sa.String(60))
-    effective_date: Mapped[date]
-    expiry_date: Mapped[date]
-    # Limit name -> amount in whole dollars, e.g. {"each_occurrence": 1000000}.
-    limits: Mapped[dict] = mapped_column(sa.JSON, default=dict)
-    description: Mapped[str] = mapped_column(sa.String(200), default="")
-
-    customer: Mapped[Customer] = relationship(back_populates="policies")
-
-    def is_in_force(self, on: date) -> bool:
-        return self.effective_date <= on <= self.expiry_date

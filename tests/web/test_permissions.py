@@ -21,6 +21,8 @@ EXPECTED = {
     "review_exemptions": {A, R},
     "manage_holders": {A, R},
     "resend_certificates": {A, R, C},
+    "manage_customers": {A, R},
+    "manage_programs": {A},
     "configure": {A},
     "portal": {C},
     AUTHENTICATED: {A, R, P, V, C},

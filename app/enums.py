@@ -207,6 +207,13 @@ class SendRunStatus(StrEnum):
     DONE = "done"
 
 
+class AuditPackStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
 # -- holders: CSV import and mass certificate generation ------------------------------------------
 
 class ImportKind(StrEnum):

@@ -2,7 +2,7 @@ from flask import Blueprint
 
 bp = Blueprint("exemptions", __name__)
 
-from app.exemptions import routes  # noqa: E402,F401
+from app.exemptions import audit_routes, routes  # noqa: E402,F401
 
 
 def _register_demo() -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from app.enums import SendRunStatus
+from app.enums import AuditPackStatus, SendRunStatus
 from app.extensions import db
 from app.jobs import job
-from app.models import ExemptionRequest, ExemptionSendRun
+from app.models import AuditPack, ExemptionRequest, ExemptionSendRun
 from app.models.base import utcnow
 
 
@@ -41,3 +41,20 @@ def send_many(run_id: int, batch_size: int = 50):
     run.status = SendRunStatus.DONE
     run.finished_at = utcnow()
     return f"sent {run.sent_count}, skipped {run.skipped_count}"
+
+
+@job
+def build_audit_pack(pack_id: int):
+    """Build one audit pack. Idempotent: a finished pack is left alone; a retried one starts over.
+    The try is counted in its own commit first, so a crash or rollback cannot hide it."""
+    from app.exemptions import audit
+
+    pack = db.session.get(AuditPack, pack_id)
+    if pack is None or pack.is_finished:
+        return "nothing to do"
+    pack.attempts += 1
+    pack.status = AuditPackStatus.RUNNING
+    pack.started_at = utcnow()
+    db.session.commit()
+    audit.build_pack(pack, now=utcnow(), progress=lambda p: db.session.commit())
+    return f"{pack.done_count} certificates"

@@ -3,6 +3,7 @@
 from app.models.activity import Activity
 from app.models.customers import Customer, Program
 from app.models.exemptions import (
+    AuditPack,
     CertificateJurisdiction,
     ExemptionCertificate,
     ExemptionRequest,
@@ -19,6 +20,7 @@ from app.models.users import ApiToken, User
 
 __all__ = [
     "Activity",
+    "AuditPack",
     "ApiToken",
     "CertificateRequest",
     "Customer",

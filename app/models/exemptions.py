@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.enums import (
+    AuditPackStatus,
     ExemptionCertificateStatus,
     ExemptionFormType,
     ExemptionReason,
@@ -220,3 +221,45 @@ class ExemptionRuleOverride(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     created_by: Mapped["User | None"] = relationship()  # noqa: F821
+
+
+class AuditPack(TimestampMixin, db.Model):
+    """What an auditor asks for, built by a job: for a date range and a set of states, every certificate
+    document active in the range, a CSV of them, and each one's review history, as one ZIP."""
+
+    __tablename__ = "exemption_audit_packs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[AuditPackStatus] = mapped_column(enum_column(AuditPackStatus), default=AuditPackStatus.QUEUED,
+                                                    index=True)
+    date_from: Mapped[date]
+    date_to: Mapped[date]
+    jurisdictions: Mapped[list] = mapped_column(sa.JSON, default=list)
+    total: Mapped[int] = mapped_column(default=0)
+    done_count: Mapped[int] = mapped_column(default=0)
+    # Counted in its own commit before each try, so a rollback cannot reset it (bounded retries).
+    attempts: Mapped[int] = mapped_column(default=0)
+    file_key: Mapped[str | None] = mapped_column(sa.String(80))
+    file_size: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str] = mapped_column(sa.Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    created_by: Mapped["User | None"] = relationship()  # noqa: F821
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.status is AuditPackStatus.DONE or not self.total else int(100 * self.done_count / self.total)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (AuditPackStatus.DONE, AuditPackStatus.FAILED)
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status is AuditPackStatus.DONE and bool(self.file_key)
+
+    @property
+    def filename(self) -> str:
+        return f"exemption-audit-{self.date_from.isoformat()}-{self.date_to.isoformat()}-{self.id}.zip"

@@ -1,7 +1,7 @@
 """Add exemption audit packs
 
 Revision ID: bb16b2425cd8
-Revises: 7e2af976b356
+Revises: 2ed328653a5f
 Create Date: 2026-12-02 21:51:16.198205
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'bb16b2425cd8'
-down_revision = '7e2af976b356'
+down_revision = '2ed328653a5f'
 branch_labels = None
 depends_on = None
 

@@ -19,6 +19,27 @@ def _int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def instance_secret_key(directory: Path = INSTANCE_DIR) -> str:
+    """Development only: a random key kept in ``instance/secret_key`` (created once, mode 0600), so
+    sessions and exemption links survive restarts of `make run` and no two checkouts share a key."""
+    path = directory / "secret_key"
+    if not path.exists():
+        import secrets
+
+        directory.mkdir(parents=True, exist_ok=True)
+        scratch = directory / f".secret_key.{os.getpid()}"
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        try:
+            os.link(scratch, path)  # atomic: the first process of this instance wins, the rest read its key
+        except FileExistsError:
+            pass
+        finally:
+            scratch.unlink()
+    return path.read_text().strip()
+
+
 def _database_url() -> str:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'certdesk.db'}"
     # Accept the common postgres:// spellings and route them through psycopg 3.
@@ -29,7 +50,10 @@ def _database_url() -> str:
 
 
 class Config:
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
+    # "development" (`make run`, the tests) may run without SECRET_KEY: create_app() then uses a
+    # random per-checkout key under instance/. Anything else refuses to start without SECRET_KEY.
+    CERTDESK_ENV = os.environ.get("CERTDESK_ENV", "production")
+    SECRET_KEY = os.environ.get("SECRET_KEY") or None
     SQLALCHEMY_DATABASE_URI = _database_url()
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -47,9 +71,13 @@ class Config:
     SMS_GATEWAY_URL = os.environ.get("SMS_GATEWAY_URL", "")
 
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
+    INSTANCE_DIR = str(INSTANCE_DIR)  # where development keeps its random secret_key
     MAX_UPLOAD_BYTES = _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
     # Whole-request cap: the upload limit plus room for the form fields.
     MAX_CONTENT_LENGTH = MAX_UPLOAD_BYTES + 1024 * 1024
+    # Forms that answer an oversize file themselves, keeping what was typed, read up to this much.
+    OVERSIZE_FORM_BYTES = _int("OVERSIZE_FORM_BYTES", 2 * MAX_CONTENT_LENGTH)
+    MAX_IMAGE_PIXELS = _int("MAX_IMAGE_PIXELS", 40_000_000)  # PNG/JPEG uploads: 40 megapixels
 
     SELLER_NAME = os.environ.get("SELLER_NAME", "CertDesk Demo Supply Co.")
     EXEMPTION_LINK_DAYS = _int("EXEMPTION_LINK_DAYS", 30)
@@ -71,9 +99,23 @@ class Config:
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     WTF_CSRF_TIME_LIMIT = None
 
+    # Signed-in sessions end after this many minutes without a request (and on logout, password
+    # change or reset, and disabling the user).
+    SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 120)
+    # How many reverse proxies (TLS terminator, load balancer) stand in front of gunicorn: their
+    # X-Forwarded-For/-Proto are trusted, so rate limits see the client's address. 0: no proxy.
+    TRUSTED_PROXY_HOPS = _int("TRUSTED_PROXY_HOPS", 0)
+
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
+    # Redis down: count in this process's memory instead of answering 500.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
+    # Failed sign-ins per account (from any address), on top of the per-address limit.
+    LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get("LOGIN_ACCOUNT_RATE_LIMIT", "10 per 5 minutes")
+    # Certificate resends per signed-in user (each may name up to 20 addresses).
+    RESEND_RATE_LIMIT = os.environ.get("RESEND_RATE_LIMIT", "10 per hour")
     LINK_RATE_LIMIT = os.environ.get("LINK_RATE_LIMIT", "60 per minute")
 
 
@@ -83,6 +125,7 @@ class DevConfig(Config):
 
 class TestConfig(Config):
     TESTING = True
+    CERTDESK_ENV = "development"
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     SECRET_KEY = "test-secret"
     BASE_URL = "http://certdesk.test"

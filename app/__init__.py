@@ -24,6 +24,7 @@ BLUEPRINTS = (
 def create_app(config_class: type = Config) -> Flask:
     app = Flask(__name__, template_folder="../templates", static_folder="../static", instance_relative_config=False)
     app.config.from_object(config_class)
+    _require_secret_key(app)
     os.makedirs(app.config["UPLOAD_DIR"], exist_ok=True)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         os.makedirs(os.path.dirname(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]) or ".",
@@ -31,6 +32,16 @@ def create_app(config_class: type = Config) -> Flask:
 
     from app.extensions import csrf, db, htmx, jobs, limiter, login, migrate
 
+    _register_id_converter(app)
+    if app.config.get("TRUSTED_PROXY_HOPS"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Only as many X-Forwarded-* hops as there are proxies we run: a client cannot pick its address.
+        hops = app.config["TRUSTED_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+    # Rate-limit counters carry the instance prefix: two instances on one Redis never share them.
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", app.config["QUEUE_PREFIX"].rstrip(":") + ":limits")
+    limiter._key_prefix = ""  # Flask-Limiter keeps the first app's prefix; take this app's (tests make many)
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     csrf.init_app(app)
@@ -45,8 +56,17 @@ def create_app(config_class: type = Config) -> Flask:
     from app import models  # noqa: F401 - register every table with the metadata
 
     @login.user_loader
-    def load_user(user_id: str):
-        return db.session.get(models.User, int(user_id))
+    def load_user(session_user_id: str):
+        # "<id>:<session_version>": a session from before the last logout, password change or
+        # reset, or disabling of the user names an old version and loads nobody.
+        from app.validation import parse_id, parse_int
+
+        user_id, _, version = (session_user_id or "").partition(":")
+        user_id, version = parse_id(user_id), parse_int(version)
+        user = db.session.get(models.User, user_id) if user_id else None
+        if user is None or version is None or user.session_version != version:
+            return None
+        return user
 
     import importlib
 
@@ -59,6 +79,7 @@ def create_app(config_class: type = Config) -> Flask:
     csrf.exempt(api_bp)  # bearer-token API: no cookies, so no CSRF
 
     _register_template_helpers(app)
+    _register_input_filter(app)
     _register_error_handlers(app)
     _register_security_headers(app)
 
@@ -67,6 +88,46 @@ def create_app(config_class: type = Config) -> Flask:
     register_cli(app)
     logging.getLogger("xhtml2pdf").setLevel(logging.ERROR)
     return app
+
+
+def _register_id_converter(app: Flask) -> None:
+    """``<int:x>`` and ``<id:x>`` in every route match only 0..2**31-1 (ids are 32-bit): a larger
+    number is a 404, never an integer overflow in the database. Registered before the blueprints."""
+    from werkzeug.routing import IntegerConverter
+
+    class BoundedInt(IntegerConverter):
+        def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):  # noqa: A002
+            super().__init__(map, fixed_digits=fixed_digits, min=min, signed=signed,
+                             max=2**31 - 1 if max is None else max)
+
+    class Id(BoundedInt):
+        def __init__(self, map, fixed_digits=0, min=1, max=None, signed=False):  # noqa: A002
+            super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+    app.url_map.converters["int"] = BoundedInt
+    app.url_map.converters["id"] = Id
+
+
+class MissingSecretKey(RuntimeError):
+    """Raised at start-up: outside development a SECRET_KEY must be configured."""
+
+
+def _require_secret_key(app: Flask) -> None:
+    """Sessions, CSRF tokens and exemption links are signed with SECRET_KEY; a known default would
+    let anyone forge an admin session, so outside development there is no default at all."""
+    if app.config.get("SECRET_KEY"):
+        return
+    if app.config.get("CERTDESK_ENV") == "development":
+        from pathlib import Path
+
+        from config import instance_secret_key
+
+        app.config["SECRET_KEY"] = instance_secret_key(Path(app.config["INSTANCE_DIR"]))
+        return
+    raise MissingSecretKey(
+        "SECRET_KEY is not set. Set it to a long random value (see docs/deploy.md), or set "
+        "CERTDESK_ENV=development on a development machine to use a random key kept under instance/."
+    )
 
 
 def _register_template_helpers(app: Flask) -> None:
@@ -98,6 +159,52 @@ def _register_template_helpers(app: Flask) -> None:
         return f"${value:,.2f}" if isinstance(value, float) else f"${value:,}"
 
 
+def _register_input_filter(app: Flask) -> None:
+    """Every query, form and JSON value, before any view sees it: a NUL (which no keyboard types and
+    PostgreSQL cannot store) answers 400; other invisible control characters and bidi overrides
+    (U+202A-202E, U+2066-2069) are dropped, so no name, address or note is saved with them."""
+    from werkzeug.datastructures import ImmutableMultiDict
+    from werkzeug.exceptions import BadRequest
+
+    from app.validation import BIDI_CONTROLS_RE, CONTROL_CHARS_RE
+
+    def refuse():
+        error = BadRequest()
+        error.user_message = "The request contains a NUL character, which no field accepts. Remove it and send again."
+        raise error
+
+    def clean(text: str) -> str:
+        if "\x00" in text:
+            refuse()
+        return BIDI_CONTROLS_RE.sub("", CONTROL_CHARS_RE.sub("", text))
+
+    def clean_json(value):
+        if isinstance(value, str):
+            return clean(value)
+        if isinstance(value, list):
+            return [clean_json(v) for v in value]
+        if isinstance(value, dict):
+            return {clean(k): clean_json(v) for k, v in value.items()}
+        return value
+
+    def clean_multidict(values):
+        return ImmutableMultiDict([(clean(k), clean(v)) for k, v in values.items(multi=True)])
+
+    @app.before_request
+    def filter_input():
+        if "\x00" in request.path:
+            refuse()
+        request.args = clean_multidict(request.args)
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            request.form = clean_multidict(request.form)
+            if request.is_json:
+                body = request.get_json(silent=True)
+                if body is not None:
+                    body = clean_json(body)
+                    request._cached_json = (body, body)  # what get_json() returns from now on
+        request.__dict__.pop("values", None)
+
+
 def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
@@ -123,11 +230,16 @@ def _register_error_handlers(app: Flask) -> None:
 
             db.session.rollback()
         message = messages.get(code, getattr(error, "description", "Error"))
+        message = getattr(error, "user_message", None) or message  # a specific reason, e.g. a NUL refused
         if isinstance(error, CSRFError):
             message = "Your form expired or is missing its security token. Reload the page and try again."
         if _wants_json():
-            return jsonify({"error": message}), code
-        return render_template("errors/error.html", code=code, message=message), code
+            response = jsonify({"error": message})
+        else:
+            response = app.make_response(render_template("errors/error.html", code=code, message=message))
+        if getattr(error, "valid_methods", None):  # 405 says which methods are allowed
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response, code
 
     for code in messages:
         app.register_error_handler(code, handle)
@@ -135,11 +247,22 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def _register_security_headers(app: Flask) -> None:
+    from flask_login import current_user
+
     @app.after_request
     def security_headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.endpoint != "static":
+            # Pages, downloads and link pages carry personal data, reset passwords and live links:
+            # no browser or proxy keeps a copy (signed in: even if the view chose otherwise).
+            if current_user.is_authenticated:
+                response.headers["Cache-Control"] = "no-store"
+            else:
+                response.headers.setdefault("Cache-Control", "no-store")
+        if app.config["BASE_URL"].startswith("https://"):
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "

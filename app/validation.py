@@ -27,6 +27,61 @@ class InvalidInput(ValueError):
     """A value a user typed is not acceptable; the message is safe to show."""
 
 
+# -- numbers and ids ---------------------------------------------------------------------------
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL; a larger number is simply no row
+_ASCII_INT_RE = re.compile(r"^[+-]?[0-9]{1,18}$")
+
+
+def parse_int(value, *, low: int | None = None, high: int | None = None, default: int | None = None) -> int | None:
+    """The one integer parser for query strings, form fields and CSV cells.
+
+    ASCII digits only (``"²".isdigit()`` is true but ``int("²")`` fails; ``"١٢"`` is Arabic-Indic),
+    at most 18 of them, within ``low..high``. Anything else gives ``default`` (``None`` unless told),
+    so a hostile or mistyped number is "not given" / "not found", never a 500.
+    """
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        number = value
+    else:
+        text = (value or "").strip() if isinstance(value, str) else ""
+        if not _ASCII_INT_RE.match(text):
+            return default
+        number = int(text)
+    if (low is not None and number < low) or (high is not None and number > high):
+        return default
+    return number
+
+
+def parse_id(value) -> int | None:
+    """A database id from user input: 1..2**31-1 in ASCII digits, else None (treat as not found)."""
+    return parse_int(value, low=1, high=MAX_ID)
+
+
+def parse_page(value, *, last: int = 100_000) -> int:
+    """A page number: 1 when missing or nonsense, never past ``last``."""
+    return min(parse_int(value, low=1, default=1), last)
+
+
+# -- text --------------------------------------------------------------------------------------
+
+# Bidirectional embedding/override/isolate controls: U+202E makes "gpj.exe" read "exe.jpg" in pages,
+# e-mails and PDFs. They have no place in names and addresses, so they are dropped on save.
+BIDI_CONTROLS_RE = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# C0 controls other than tab, line feed and carriage return (NUL breaks PostgreSQL text columns).
+CONTROL_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def strip_bidi(value: str | None) -> str | None:
+    """The text without bidi override/isolate characters (None stays None)."""
+    return BIDI_CONTROLS_RE.sub("", value) if isinstance(value, str) else value
+
+
+def has_control_chars(value: str) -> bool:
+    return bool(CONTROL_CHARS_RE.search(value))
+
+
 def normalize_state(value: str | None) -> str:
     code = (value or "").strip().upper()
     if code not in US_STATES:

@@ -16,7 +16,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# Development: without SECRET_KEY every process of this checkout uses the random key that the app
+# creates once in instance/secret_key (never a fixed, public value).
 ENV = dict(os.environ, FLASK_APP="wsgi")
+ENV.setdefault("CERTDESK_ENV", "development")
 
 
 def redis_ok(url: str) -> bool:

@@ -20,7 +20,9 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 
-from app import create_app
+os.environ.setdefault("CERTDESK_ENV", "development")  # before the app and config are imported
+
+from app import create_app  # noqa: E402
 from app.extensions import db
 from config import TestConfig
 from tests import factories

@@ -67,7 +67,8 @@ class NewUserForm(FlaskForm):
 
 def _users_page(form: NewUserForm, status: int = 200, new_password: tuple[str, str] | None = None):
     users = db.session.scalars(
-        sa.select(User).options(sa.orm.joinedload(User.customer)).order_by(User.role, User.email)
+        sa.select(User).options(sa.orm.joinedload(User.customer), sa.orm.selectinload(User.api_tokens))
+        .order_by(User.role, User.email)
     ).all()
     return render_template("admin/users.html", users=users, form=form, new_password=new_password,
                            customers=db.session.execute(sa.select(Customer.id, Customer.name)
@@ -124,3 +125,17 @@ def reset_user_password(user_id: int):
     db.session.commit()
     # Shown once, on this response only (never stored in plain text, never in a redirect URL).
     return _users_page(NewUserForm(formdata=None), new_password=(user.email, password))
+
+
+@bp.route("/users/<int:user_id>/api-keys/<int:key_id>/revoke", methods=["POST"])
+@requires("configure")
+def revoke_api_key(user_id: int, key_id: int):
+    from app.models import ApiToken
+
+    api_token = db.session.get(ApiToken, key_id)
+    if api_token is None or api_token.user_id != user_id:
+        abort(404)
+    user_services.revoke_api_token(api_token, actor=current_user, now=utcnow())
+    db.session.commit()
+    flash(f"API token {api_token.name or '#' + str(api_token.id)} of {api_token.user.email} is revoked.", "success")
+    return redirect(url_for("admin.users", _anchor=f"user-{user_id}"), code=303)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date
 
+import sqlalchemy as sa
 from flask import jsonify, request
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.api import OPENAPI_PATHS, OPENAPI_SCHEMAS, bp
 from app.api.auth import api_requires, api_user, customer_visible, error
@@ -13,6 +17,7 @@ from app.exemptions.queries import db_id
 from app.extensions import db
 from app.models import Customer, ExemptionCertificate, ExemptionRequest
 from app.models.base import utcnow
+from app.models.idempotency import IdempotencyKey
 from app.validation import US_STATES
 
 
@@ -60,15 +65,53 @@ def create_exemption_request():
     email = body.get("email")
     if not isinstance(email, str) or not email.strip():
         errors["email"] = "An e-mail address is required."
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > 80:
+        errors["Idempotency-Key"] = "Use at most 80 characters."
     if errors:
         return error("Some fields are not valid.", 422, fields=errors)
-    try:
-        req, _ = services.send_request(customer, email, actor=api_user(), now=utcnow(), source="api")
-    except services.InvalidData as exc:
-        db.session.rollback()
-        return error("Some fields are not valid.", 422, fields=exc.errors)
-    db.session.commit()
-    return jsonify(request_json(req)), 201
+    user = api_user()
+    scope = f"exemption-requests:user:{user.id}"
+    body_hash = hashlib.sha256(json.dumps({"customer_id": customer_id, "email": email.strip()},
+                                          sort_keys=True).encode()).hexdigest()
+    for attempt in range(3):
+        answer = _replay(scope, key, body_hash) if key else None
+        if answer is not None:
+            return answer
+        try:
+            if key:
+                # First, so a simultaneous twin with the same key collides here and waits for this one.
+                marker = IdempotencyKey(scope=scope, key=key, body_hash=body_hash)
+                db.session.add(marker)
+                db.session.flush()
+            req, _ = services.send_request(customer, email, actor=user, now=utcnow(), source="api")
+            if key:
+                marker.resource_id = req.id
+            db.session.commit()
+            return jsonify(request_json(req)), 201
+        except services.InvalidData as exc:
+            db.session.rollback()
+            return error("Some fields are not valid.", 422, fields=exc.errors)
+        except (IntegrityError, OperationalError):
+            # The twin with this key committed first (a unique violation; SQLite may answer "locked"):
+            # look again and answer as its replay.
+            db.session.rollback()
+            if not key or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _replay(scope: str, key: str, body_hash: str):
+    """The answer to a retried Idempotency-Key: the first request again (200), or 422 when the key
+    was used with another body. None when the key is new."""
+    marker = db.session.scalar(sa.select(IdempotencyKey).filter_by(scope=scope, key=key))
+    if marker is None:
+        return None
+    if marker.body_hash != body_hash:
+        return error("This Idempotency-Key was already used for a different request.", 422,
+                     fields={"Idempotency-Key": "Already used for a different request."})
+    req = db.session.get(ExemptionRequest, marker.resource_id)
+    return jsonify(request_json(req)), 200
 
 
 @bp.route("/exemption-requests/<int:request_id>")
@@ -133,11 +176,18 @@ OPENAPI_PATHS["/api/v1/exemption-requests"] = {
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["customer_id", "email"],
             "properties": {"customer_id": {"type": "integer"}, "email": {"type": "string", "format": "email"}}}}}},
+        "description": "Send an Idempotency-Key header to make retries safe: the same key with the same body "
+                       "answers the first request again (200) and sends no second link.",
+        "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                        "schema": {"type": "string", "maxLength": 80}}],
         "responses": {
             "201": {"description": "Created; the link e-mail is on its way",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExemptionRequest"}}}},
+            "200": {"description": "An exact replay of an earlier Idempotency-Key: the first request, nothing sent",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExemptionRequest"}}}},
             "401": {"description": "Missing or invalid token"},
-            "422": {"description": "Field errors in `fields`", "content": _err},
+            "422": {"description": "Field errors in `fields`, or the Idempotency-Key was already used with a "
+                                   "different body (`fields` names Idempotency-Key)", "content": _err},
         },
     }
 }

@@ -1,15 +1,16 @@
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from app.auth import bp
+from app.auth import bp, services
 from app.auth.access import login_required, public
 from app.auth.forms import EmptyForm, LoginForm
 from app.enums import Role
 from app.extensions import db, limiter
 from app.models import User
+from app.models.base import utcnow
 
 
 def home_for(user: User) -> str:
@@ -27,8 +28,19 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
+def _login_account_key() -> str:
+    """The rate-limit key of the account a sign-in names (whatever address it comes from)."""
+    return "login-account:" + (request.form.get("email") or "").strip().lower()[:254]
+
+
+def _failed(response) -> bool:
+    return response.status_code != 303
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"], methods=["POST"],
+               key_func=_login_account_key, deduct_when=_failed)
 @public
 def login():
     if current_user.is_authenticated:
@@ -36,11 +48,16 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         user = db.session.scalar(sa.select(User).where(sa.func.lower(User.email) == form.email.data.lower()))
-        if user is None or not user.is_enabled or not user.check_password(form.password.data):
+        # One password hash on every path, so an unknown e-mail takes as long as a real one.
+        if not services.password_matches(user, form.password.data) or not user.is_enabled:
             form.password.errors.append("Wrong e-mail or password.")
             return render_template("auth/login.html", form=form), 422
+        # A fresh session: nothing from before sign-in (CSRF token included) carries over.
+        next_url = _safe_next(request.args.get("next"))
+        session.clear()
         login_user(user)
-        return redirect(_safe_next(request.args.get("next")) or home_for(user), code=303)
+        services.touch_session(session, now=utcnow())
+        return redirect(next_url or home_for(user), code=303)
     status = 422 if form.errors else 200
     return render_template("auth/login.html", form=form), status
 
@@ -50,9 +67,29 @@ def login():
 def logout():
     form = EmptyForm()
     if form.validate_on_submit():
+        # Every session of this user ends, not just this cookie (a copy of it stops working too).
+        services.end_sessions(current_user)
+        db.session.commit()
         logout_user()
+        session.clear()
         flash("You are signed out.", "success")
     return redirect(url_for("auth.login"), code=303)
+
+
+@bp.before_app_request
+def end_idle_session():
+    """A signed-in session unused for SESSION_IDLE_MINUTES ends; the next page asks to sign in."""
+    # The user comes from this request's session, never from an app context shared with an earlier
+    # request (as in tests, where two clients take turns).
+    g.pop("_login_user", None)
+    if "_user_id" not in session:
+        return
+    now = utcnow()
+    if services.session_idle(session, now=now, minutes=current_app.config["SESSION_IDLE_MINUTES"]):
+        logout_user()
+        session.clear()
+        return
+    services.touch_session(session, now=now)
 
 
 @bp.route("/")

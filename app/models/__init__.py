@@ -10,7 +10,14 @@ from app.models.exemptions import (
     ExemptionRuleOverride,
     ExemptionSendRun,
 )
-from app.models.holders import CustomerHolder, GenerationRun, Holder, ImportRun, SentCertificate
+from app.models.holders import (
+    CustomerHolder,
+    GenerationRun,
+    GenerationRunHolder,
+    Holder,
+    ImportRun,
+    SentCertificate,
+)
 from app.models.insurance import CertificateRequest, IssuedCertificate, Payment, RejectionReason
 from app.models.outbox import OutboxMessage
 from app.models.payments_sandbox import SandboxCharge, SandboxRefund
@@ -44,6 +51,7 @@ __all__ = [
     "ExemptionRuleOverride",
     "ExemptionSendRun",
     "GenerationRun",
+    "GenerationRunHolder",
     "ImportRun",
     "SentCertificate",
 ]

@@ -103,7 +103,8 @@ class GenerationRun(TimestampMixin, db.Model):
                                                      default=GenerationStatus.QUEUED, index=True)
     mode: Mapped[GenerationMode] = mapped_column(enum_column(GenerationMode))
     kind: Mapped[RequestType] = mapped_column(enum_column(RequestType), default=RequestType.COI)
-    holder_ids: Mapped[list] = mapped_column(sa.JSON, default=list)
+    # True: every holder linked to the customer when the job runs; False: the rows of GenerationRunHolder.
+    all_holders: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     record_sent: Mapped[bool] = mapped_column(default=False)
     email_holders: Mapped[bool] = mapped_column(default=False)
     total: Mapped[int] = mapped_column(default=0)
@@ -127,6 +128,18 @@ class GenerationRun(TimestampMixin, db.Model):
         if self.status in (GenerationStatus.DONE, GenerationStatus.EXPIRED):
             return 100
         return min(100, int(self.done * 100 / self.total)) if self.total else 0
+
+
+class GenerationRunHolder(db.Model):
+    """One holder chosen for a generation run, in the order chosen (``position`` from 1). Written in
+    chunks when the run is started (chosen holders) or by its job (all holders); the job reads them
+    back in chunks by position, and they are deleted when the run ends."""
+
+    __tablename__ = "generation_run_holders"
+
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("generation_runs.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    holder_id: Mapped[int] = mapped_column(sa.ForeignKey("holders.id", ondelete="CASCADE"))
 
 
 class SentCertificate(TimestampMixin, db.Model):

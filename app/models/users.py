@@ -26,6 +26,9 @@ class User(UserMixin, TimestampMixin, db.Model):
     role: Mapped[Role] = mapped_column(enum_column(Role))
     customer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("customers.id"), index=True)
     is_enabled: Mapped[bool] = mapped_column(default=True)
+    # Part of the session's user id: raising it (logout, password change or reset, disabling) ends
+    # every session of this user, copied cookies included (app.auth.services.end_sessions).
+    session_version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     customer: Mapped["Customer | None"] = relationship(back_populates="users")  # noqa: F821
     api_tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user", cascade="all, delete-orphan")
@@ -41,6 +44,9 @@ class User(UserMixin, TimestampMixin, db.Model):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+    def get_id(self) -> str:  # Flask-Login: the session stores "<id>:<session_version>"
+        return f"{self.id}:{self.session_version}"
 
     @property
     def is_active(self) -> bool:  # Flask-Login
@@ -63,6 +69,7 @@ class ApiToken(TimestampMixin, db.Model):
     name: Mapped[str] = mapped_column(sa.String(120), default="")
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked: Mapped[bool] = mapped_column(default=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship(back_populates="api_tokens")
 

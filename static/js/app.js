@@ -35,7 +35,12 @@
     if (!el) return;
     var scope = document.querySelector(el.getAttribute("data-check-all"));
     if (!scope) return;
-    scope.querySelectorAll("input[type=checkbox]").forEach(function (cb) { cb.checked = el.checked; });
+    // A named "check all" box is itself the choice (e.g. name="all"): while it is ticked the boxes it
+    // covers are disabled, so the form sends that one choice instead of every id.
+    scope.querySelectorAll("input[type=checkbox]").forEach(function (cb) {
+      cb.checked = el.checked;
+      if (el.name) cb.disabled = el.checked;
+    });
   });
   document.addEventListener("click", function (evt) {
     var opener = evt.target.closest("[data-open-dialog]");

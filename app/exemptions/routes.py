@@ -425,15 +425,75 @@ def send_run(run_id: int):
 @bp.route("/customers/<int:customer_id>")
 @requires("view_dashboard")
 def customer_certificates(customer_id: int):
-    customer = _get(Customer, customer_id)
+    return _customer_page(_get(Customer, customer_id))
+
+
+def _customer_page(customer: Customer, **extra) -> str:
     certs = queries.customer_certificates(customer.id)
     today = utcnow().date()
     on = request.args.get("on", "")
+    subjects = (services.REQUEST_SUBJECT, services.CERTIFICATE_SUBJECT, services.CUSTOMER_SUBJECT)
     return render_template(
         "exemptions/customer.html", customer=customer, requests=queries.customer_requests(customer.id),
         certificates=certs, activities=[a for a in customer_timeline(customer.id, limit=200)
-                                        if a.subject_type in (services.REQUEST_SUBJECT, services.CERTIFICATE_SUBJECT)],
+                                        if a.subject_type in subjects],
         today=today, expiring={c.id for c in certs if services.is_expiring_soon(c, today)}, on=on,
-        CS=CS,
+        CS=CS, **extra,
     )
 
+
+
+# -- free notes --------------------------------------------------------------------------------------------
+
+def _note_response(url: str, render_error, error: str | None):
+    if error is not None:
+        db.session.rollback()
+        return render_error(error)
+    db.session.commit()
+    if not is_htmx():
+        flash("Note added.", "success")
+    return hx_redirect(url)
+
+
+def _note(subject_type: str, subject_id: int, customer_id: int) -> str | None:
+    try:
+        services.add_note(subject_type, subject_id, request.form.get("text", ""), actor=current_user,
+                          customer_id=customer_id, now=utcnow())
+    except services.InvalidData as exc:
+        return exc.errors["text"]
+    return None
+
+
+@bp.route("/requests/<int:request_id>/notes", methods=["POST"])
+@requires("manage_exemption_requests")
+def add_request_note(request_id: int):
+    req = _get(ExemptionRequest, request_id)
+    error = _note(services.REQUEST_SUBJECT, req.id, req.customer_id)
+    return _note_response(
+        url_for("exemptions.request_detail", request_id=req.id),
+        lambda e: render_page_or_partial("exemptions/request.html", "exemptions/_request_part.html", status=422,
+                                         **_request_context(req, note_error=e, note_text=request.form.get("text"))),
+        error)
+
+
+@bp.route("/certificates/<int:certificate_id>/notes", methods=["POST"])
+@requires("review_exemptions")
+def add_certificate_note(certificate_id: int):
+    cert = _get(ExemptionCertificate, certificate_id)
+    error = _note(services.CERTIFICATE_SUBJECT, cert.id, cert.customer_id)
+    return _note_response(
+        url_for("exemptions.review", certificate_id=cert.id),
+        lambda e: render_page_or_partial("exemptions/review.html", "exemptions/_review_part.html", status=422,
+                                         **_review_context(cert, note_error=e, note_text=request.form.get("text"))),
+        error)
+
+
+@bp.route("/customers/<int:customer_id>/notes", methods=["POST"])
+@requires("manage_exemption_requests")
+def add_customer_note(customer_id: int):
+    customer = _get(Customer, customer_id)
+    error = _note(services.CUSTOMER_SUBJECT, customer.id, customer.id)
+    if error is not None:
+        db.session.rollback()
+        return make_response(_customer_page(customer, note_error=error, note_text=request.form.get("text")), 422)
+    return _note_response(url_for("exemptions.customer_certificates", customer_id=customer.id), None, None)

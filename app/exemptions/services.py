@@ -72,6 +72,8 @@ LIVE = (RS.SENT, RS.OPENED)
 
 REQUEST_SUBJECT = "exemption_request"
 CERTIFICATE_SUBJECT = "exemption_certificate"
+CUSTOMER_SUBJECT = "customer"
+NOTE_MAX = 5000
 
 
 # -- errors -----------------------------------------------------------------------------------------
@@ -796,3 +798,20 @@ def lookup(customer_id: int, state: str, on: date, po: str | None = None) -> lis
         .order_by(ExemptionCertificate.effective_date.desc(), ExemptionCertificate.id.desc())
     )
     return [c for c in db.session.scalars(stmt).unique() if c.covers_purchase(po)]
+
+
+# -- free notes ---------------------------------------------------------------------------------------------
+
+def add_note(subject_type: str, subject_id: int, text: str, *, actor: User, customer_id: int | None,
+             now: datetime):
+    """A staff member's free note on an exemption request, a certificate or a customer, in the same timeline
+    as the activities. Refused (nothing stored) when empty or longer than the timeline keeps."""
+    from app.activity import add_note as add_timeline_note
+
+    text = (text or "").strip()
+    if not text:
+        raise InvalidData({"text": "Write the note first."})
+    if len(text) > NOTE_MAX:
+        raise InvalidData({"text": f"A note holds up to {NOTE_MAX:,} characters; this one has {len(text):,}. "
+                                   "Split it into two notes."})
+    return add_timeline_note(subject_type, subject_id, text, actor=actor, customer_id=customer_id, now=now)

@@ -111,3 +111,23 @@ def test_lookup_by_po(client, bearer, make):
     assert other["exempt"] is False
     empty = client.get(base + "&po=", headers=bearer)
     assert empty.status_code == 422 and "po" in empty.get_json()["fields"]
+
+
+def test_free_notes_on_requests_certificates_and_customers(client, reviewer, make):
+    cert = _submitted(make, [("TX", "1", None)])
+    req = cert.request
+    for url, page in [(f"/exemptions/requests/{req.id}/notes", f"/exemptions/requests/{req.id}"),
+                      (f"/exemptions/certificates/{cert.id}/notes", f"/exemptions/certificates/{cert.id}"),
+                      (f"/exemptions/customers/{cert.customer_id}/notes", f"/exemptions/customers/{cert.customer_id}")]:
+        added = client.post(url, data={"text": f"Called the buyer about {url}"})
+        assert added.status_code == 303 and added.headers["Location"].endswith(page)
+        assert f"Called the buyer about {url}" in client.get(page).get_data(as_text=True)
+        refused = client.post(url, data={"text": "   "})
+        assert refused.status_code == 422 and "Write the note first." in refused.get_data(as_text=True)
+        too_long = client.post(url, data={"text": "x" * 5001})
+        assert too_long.status_code == 422 and "up to 5,000 characters" in too_long.get_data(as_text=True)
+    notes = db.session.scalars(sa.select(Activity).filter_by(is_note=True)).all()
+    assert len(notes) == 3
+    # the customer's own page gathers all three
+    page = client.get(f"/exemptions/customers/{cert.customer_id}").get_data(as_text=True)
+    assert page.count("Called the buyer about") == 3

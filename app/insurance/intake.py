@@ -166,7 +166,11 @@ def eligibility(customer: Customer) -> tuple[bool, str]:
     if customer.status is CustomerStatus.ACTIVE:
         return True, ""
     template = REFUSALS.get(customer.status, "{name} is not active, so certificates cannot be requested for it.")
-    return False, template.format(name=customer.name)
+    why = template.format(name=customer.name)
+    reason = (customer.status_reason or "").strip()
+    if reason:  # staff give one when they change the status; the customer reads it here
+        why = f"{why} Reason: {reason}" + ("" if reason.endswith((".", "!", "?")) else ".")
+    return False, why
 
 
 def check_eligible(customer: Customer, *, actor: User | None, now: datetime, source: RequestSource | None = None,

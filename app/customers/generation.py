@@ -1,22 +1,35 @@
 """Mass certificate generation: one customer, many holders, a ZIP of PDFs or one combined PDF.
 
-``start_generation`` checks the choice and stores a GenerationRun (status ``queued``) whose job is
-enqueued after the commit. The job calls ``run_generation``: it builds the certificate data once,
-lets ``pdf.render_batch`` stream every holder's certificate to a file on disk, stores the result
-for GENERATED_FILE_DAYS, and (when asked) records each certificate in *sent certificates* and
-e-mails each holder its own PDF (one outbox message per holder, at most once per run).
+``start_generation`` (the web request) only checks and records the choice: a GenerationRun (status
+``queued``) that says "every linked holder" or lists the chosen holders as GenerationRunHolder rows,
+written in chunks. Its job is enqueued after the commit. Nothing in the request grows with the number
+of holders beyond those rows: counting and checking happen in the database.
 
-Two sweep steps keep it honest: files past their time are removed, and runs a dead worker left
-``queued`` / ``running`` are enqueued again (the job is idempotent).
+The job calls ``begin_attempt`` (the attempt is counted and committed before any work, so a rollback
+cannot reset it) and then ``run_generation``, which:
+- for "all holders", writes the customer's linked holders into GenerationRunHolder in one
+  ``INSERT ... SELECT`` (in the database, in name order);
+- reads the holders back in chunks of GENERATION_CHUNK_SIZE by position (keyset: every query has a
+  handful of bind parameters, whatever the number of holders; PostgreSQL refuses more than 65,535);
+- renders the certificate once per combination of the links' endorsement flags and stamps each holder
+  into it, writing straight to one file on disk (``generation_files``): memory stays flat;
+- per holder, when asked, stores its own PDF in *sent certificates* and e-mails it (at most once per
+  run, so a re-run skips what was done).
+
+A failure that a retry cannot fix (the customer was suspended, a policy lapsed, no chosen holder is
+linked any more) ends the run as ``failed`` at once, with a message saying what to do. Any other error
+is retried (RQ's retries and the sweep) until MAX_ATTEMPTS attempts were used; then the run fails with
+a message too. Two sweep steps keep it honest: files past their time are removed, and runs a dead
+worker left ``queued`` / ``running`` are enqueued again (the job is idempotent).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
-import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +38,6 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.activity import record
-from app.customers.holders import linked_holders
 from app.enums import (
     GENERATION_TRANSITIONS,
     GenerationMode,
@@ -36,7 +48,16 @@ from app.enums import (
     can_transition,
 )
 from app.extensions import db
-from app.models import Customer, CustomerHolder, GenerationRun, Holder, ImportRun, SentCertificate, User
+from app.models import (
+    Customer,
+    CustomerHolder,
+    GenerationRun,
+    GenerationRunHolder,
+    Holder,
+    ImportRun,
+    SentCertificate,
+    User,
+)
 from app.queue import defer
 from app.storage import get_store
 from app.sweeper import register_sweep
@@ -45,12 +66,19 @@ GENERATE_JOB = "app.customers.holder_jobs.generate_certificates"
 QUEUED_GRACE = timedelta(minutes=5)    # a queued run nobody picked up after this is enqueued again
 RUNNING_GRACE = timedelta(minutes=15)  # a running run without progress for this long lost its worker
 MAX_ATTEMPTS = 3
+DEFAULT_CHUNK_SIZE = 1000              # holders per query (GENERATION_CHUNK_SIZE overrides it)
+MAX_ID = 2**31 - 1
 
 Progress = Callable[[int, int], None]
 
 
 class GenerationError(ValueError):
-    """The generation cannot start or run; the message is safe to show."""
+    """The generation cannot start or run, and trying again as it is will not help; the message is
+    safe to show and says what to do."""
+
+
+def chunk_size() -> int:
+    return max(1, int(current_app.config.get("GENERATION_CHUNK_SIZE") or DEFAULT_CHUNK_SIZE))
 
 
 def transition(run: GenerationRun, to: GenerationStatus, *, actor: User | None, now: datetime,
@@ -63,8 +91,9 @@ def transition(run: GenerationRun, to: GenerationStatus, *, actor: User | None, 
         run.started_at = now
     if to in (GenerationStatus.DONE, GenerationStatus.FAILED):
         run.finished_at = now
-    if to is GenerationStatus.FAILED:
-        run.error = message[:500]
+        run.error = message[:500] if to is GenerationStatus.FAILED else ""
+        # the chosen holders served their purpose; the run keeps its count
+        db.session.execute(sa.delete(GenerationRunHolder).where(GenerationRunHolder.run_id == run.id))
     record("generation_run", run.id, f"generation_{to.value}", actor=actor, customer_id=run.customer_id, now=now,
            message=message or f"{run.total} certificates, {run.mode.label.lower()}")
 
@@ -73,10 +102,23 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "holder"
 
 
+# -- starting (the web request) -------------------------------------------------------------------------
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _linked_holder_ids(customer_id: int, ids: list[int]) -> set[int]:
+    return set(db.session.scalars(sa.select(CustomerHolder.holder_id).where(
+        CustomerHolder.customer_id == customer_id, CustomerHolder.holder_id.in_(ids))))
+
+
 def start_generation(customer: Customer, *, holder_ids: list[int] | None, mode: GenerationMode | str,
                      kind: RequestType | str = RequestType.COI, record_sent: bool = False,
                      email_holders: bool = False, actor: User | None, now: datetime) -> GenerationRun:
-    """Check the choice and queue a run. ``holder_ids=None`` means every linked holder."""
+    """Check the choice and queue a run. ``holder_ids=None`` means every linked holder (stored as that
+    choice, not as a list); chosen ids are checked and stored in chunks, in the order given, once each."""
     from app.insurance.pdf import CertificateDataError, HolderInfo, build_certificate_data
 
     try:
@@ -90,27 +132,42 @@ def start_generation(customer: Customer, *, holder_ids: list[int] | None, mode: 
     if not customer.is_active:
         raise GenerationError(f"{customer.name} is {customer.status}: certificates are issued for active "
                               "customers only.")
-    links = linked_holders(customer.id)
-    linked = {link.holder_id: link.holder for link in links}
+    size = chunk_size()
+    linked = sa.select(Holder).join(CustomerHolder, CustomerHolder.holder_id == Holder.id).where(
+        CustomerHolder.customer_id == customer.id)
     if holder_ids is None:
-        chosen = [link.holder_id for link in links]
+        chosen: list[int] = []
+        total = db.session.scalar(sa.select(sa.func.count()).select_from(CustomerHolder).where(
+            CustomerHolder.customer_id == customer.id)) or 0
+        first = db.session.scalar(linked.order_by(sa.func.lower(Holder.name), Holder.id).limit(1))
+        if first is None:
+            raise GenerationError("This customer has no additional interests yet: add or import holders first.")
     else:
-        unknown = [h for h in holder_ids if h not in linked]
-        if unknown:
-            raise GenerationError("Some of the chosen holders are not additional interests of this customer.")
         chosen = list(dict.fromkeys(holder_ids))
-    if not chosen:
-        raise GenerationError("Choose at least one holder." if links else
-                              "This customer has no additional interests yet: add or import holders first.")
+        if not chosen:
+            raise GenerationError("Choose at least one holder.")
+        unknown = GenerationError("Some of the chosen holders are not additional interests of this customer.")
+        if any(not 0 < h <= MAX_ID for h in chosen):
+            raise unknown
+        for part in _chunks(chosen, size):
+            if len(_linked_holder_ids(customer.id, part)) != len(part):
+                raise unknown
+        total = len(chosen)
+        first = db.session.get(Holder, chosen[0])
     try:
-        build_certificate_data(customer, kind=kind, holder=HolderInfo.from_holder(linked[chosen[0]]), on=now.date())
+        build_certificate_data(customer, kind=kind, holder=HolderInfo.from_holder(first), on=now.date())
     except CertificateDataError as exc:
         raise GenerationError(f"Certificates cannot be generated: {exc}") from exc
     run = GenerationRun(customer_id=customer.id, status=GenerationStatus.QUEUED, mode=mode, kind=kind,
-                        holder_ids=chosen, record_sent=bool(record_sent), email_holders=bool(email_holders),
-                        total=len(chosen), created_by_id=actor.id if actor else None, created_at=now, updated_at=now)
+                        all_holders=holder_ids is None, record_sent=bool(record_sent),
+                        email_holders=bool(email_holders), total=total, created_by_id=actor.id if actor else None,
+                        created_at=now, updated_at=now)
     db.session.add(run)
     db.session.flush()
+    for offset in range(0, len(chosen), size):
+        db.session.execute(sa.insert(GenerationRunHolder), [
+            {"run_id": run.id, "position": offset + i + 1, "holder_id": holder_id}
+            for i, holder_id in enumerate(chosen[offset:offset + size])])
     record("generation_run", run.id, "generation_queued", actor=actor, customer_id=customer.id, now=now,
            message=f"{run.total} certificates, {mode.label.lower()}"
            + (", saved to sent certificates" if record_sent else "") + (", e-mailed to holders" if email_holders
@@ -119,12 +176,126 @@ def start_generation(customer: Customer, *, holder_ids: list[int] | None, mode: 
     return run
 
 
+# -- attempts and failures (the job) ---------------------------------------------------------------------
+
+def begin_attempt(run: GenerationRun, *, now: datetime) -> bool:
+    """Count one more attempt before any work; the caller commits it at once, so an attempt that later
+    fails and rolls back still counts. False (and the run failed, with the reason) when MAX_ATTEMPTS
+    were used already: a run that keeps crashing its worker stops being retried."""
+    if run.attempts >= MAX_ATTEMPTS:
+        transition(run, GenerationStatus.FAILED, actor=None, now=now, message=_gave_up(run.attempts, run.error))
+        return False
+    run.attempts += 1
+    if run.status is GenerationStatus.QUEUED:
+        transition(run, GenerationStatus.RUNNING, actor=None, now=now)
+    run.updated_at = now
+    return True
+
+
+def _gave_up(attempts: int, last_error: str = "") -> str:
+    why = f" The last error: {last_error}" if last_error else (
+        " The worker stopped each time before finishing (it may have run out of memory or been restarted).")
+    return (f"Generation stopped after {attempts} attempts.{why} Start the generation again; if it fails "
+            "again, ask an administrator to check the workers.")
+
+
+def _describe(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    text = " ".join(str(inner).split()) or type(inner).__name__
+    return f"{type(inner).__name__}: {text}"[:200]
+
+
+def record_failure(run: GenerationRun, exc: BaseException, *, now: datetime) -> bool:
+    """Decide what an error means for the run (its attempt was counted already). True when the run is
+    now ``failed`` (a GenerationError, or the last attempt); False when another attempt will follow (the
+    error is noted on the run, so the page says an attempt failed and will be retried)."""
+    from app.insurance.pdf import CertificateDataError
+
+    if isinstance(exc, CertificateDataError):
+        exc = GenerationError(f"Certificates cannot be generated: {exc}. Correct it, then start the generation "
+                              "again.")
+    if isinstance(exc, GenerationError):
+        transition(run, GenerationStatus.FAILED, actor=None, now=now, message=str(exc))
+        return True
+    if run.attempts >= MAX_ATTEMPTS:
+        transition(run, GenerationStatus.FAILED, actor=None, now=now, message=_gave_up(run.attempts, _describe(exc)))
+        return True
+    run.error = f"Attempt {run.attempts} of {MAX_ATTEMPTS} failed ({_describe(exc)}); it will be tried again."[:500]
+    run.updated_at = now
+    return False
+
+
+# -- the holders of a run, in chunks ---------------------------------------------------------------------
+
 @dataclass(frozen=True)
 class _HolderRow:
+    position: int
     id: int
     name: str
     email: str
+    info: object           # app.insurance.pdf.HolderInfo
+    flags: tuple[bool, bool, bool]  # additional insured, waiver of subrogation, primary & non-contributory
+    recorded: bool         # already in sent certificates for this run (a re-run)
 
+
+def _select_all_linked(run: GenerationRun) -> None:
+    """Write every holder linked to the customer as the run's holders, in name order, in the database."""
+    ranked = (
+        sa.select(sa.literal(run.id, sa.Integer),
+                  sa.func.row_number().over(order_by=(sa.func.lower(Holder.name), Holder.id)), Holder.id)
+        .join(CustomerHolder, CustomerHolder.holder_id == Holder.id)
+        .where(CustomerHolder.customer_id == run.customer_id)
+    )
+    db.session.execute(sa.delete(GenerationRunHolder).where(GenerationRunHolder.run_id == run.id))
+    db.session.execute(sa.insert(GenerationRunHolder).from_select(["run_id", "position", "holder_id"], ranked))
+
+
+def _linked_rows(run: GenerationRun):
+    """The run's holders that are (still) linked to the customer."""
+    return (
+        sa.select(GenerationRunHolder.position)
+        .join(CustomerHolder, sa.and_(CustomerHolder.holder_id == GenerationRunHolder.holder_id,
+                                      CustomerHolder.customer_id == run.customer_id))
+        .where(GenerationRunHolder.run_id == run.id)
+    )
+
+
+def _holder_rows(run: GenerationRun, size: int, *, limit: int | None = None,
+                 longer_than: int | None = None) -> Iterator[_HolderRow]:
+    """The run's holders in order, one query per ``size`` rows (keyset on position: a few bind parameters
+    each, and no cursor held open across the job's progress commits)."""
+    from app.insurance.pdf import HolderInfo
+
+    recorded = sa.literal(False)
+    stmt = _linked_rows(run).join(Holder, Holder.id == GenerationRunHolder.holder_id).add_columns(
+        Holder.id, Holder.name, Holder.email, Holder.address, Holder.city, Holder.state, Holder.zip_code,
+        CustomerHolder.additional_insured, CustomerHolder.waiver_of_subrogation,
+        CustomerHolder.primary_noncontributory)
+    if run.record_sent:
+        stmt = stmt.outerjoin(SentCertificate, sa.and_(SentCertificate.generation_run_id == run.id,
+                                                       SentCertificate.holder_id == Holder.id))
+        recorded = SentCertificate.id.is_not(None)
+    stmt = stmt.add_columns(recorded)
+    if longer_than is not None:
+        stmt = stmt.where(sa.func.length(Holder.name) > longer_than)
+    last, taken = 0, 0
+    while True:
+        rows = db.session.execute(stmt.where(GenerationRunHolder.position > last)
+                                  .order_by(GenerationRunHolder.position).limit(size)).all()
+        for (position, holder_id, name, email, address, city, state, zip_code, ai, wos, pnc, done) in rows:
+            yield _HolderRow(position, holder_id, name or "", email or "",
+                             HolderInfo(name=name or "", address=address or "", city=city or "", state=state or "",
+                                        zip_code=zip_code or "", email=email or ""),
+                             (bool(ai), bool(wos), bool(pnc)), bool(done))
+            taken += 1
+            if limit is not None and taken >= limit:
+                return
+        if len(rows) < size:
+            return
+        last = rows[-1][0]
+
+
+# -- rendering -------------------------------------------------------------------------------------------
 
 PNC_WORDING = "Coverage is primary and non-contributory where required by written contract."
 
@@ -152,165 +323,170 @@ def endorsed(data: dict, *, additional_insured: bool, waiver_of_subrogation: boo
     return {**data, "coverages": coverages, "description": description}
 
 
-def _flags_by_holder(run: GenerationRun) -> dict[int, tuple[bool, bool, bool]]:
-    links = db.session.execute(sa.select(
-        CustomerHolder.holder_id, CustomerHolder.additional_insured, CustomerHolder.waiver_of_subrogation,
-        CustomerHolder.primary_noncontributory,
-    ).where(CustomerHolder.customer_id == run.customer_id)).all()
-    return {holder_id: (ai, wos, pnc) for holder_id, ai, wos, pnc in links}
+@dataclass
+class _Group:
+    """The certificate of one combination of endorsement flags: rendered once, each holder stamped in."""
+
+    data: dict
+    stamper: object | None  # pdf.Stamper; None: the wording names the holder inside a sentence
+    page: object | None = None  # generation_files.BasePage in the merged file
+
+    def pdf_for(self, holder) -> bytes:
+        """One holder's own certificate (a ZIP member, a sent certificate, an e-mail attachment)."""
+        from app.insurance import pdf
+
+        if self.stamper is not None:
+            return self.stamper.stamp(holder)
+        return pdf.render_certificate_pdf(pdf._data_for(self.data, holder))
 
 
-def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | None = None) -> GenerationRun:
-    """Render the run's certificates. Idempotent: a finished run is left alone, a re-run of a run a dead
-    worker left ``running`` starts again and skips what it recorded or e-mailed already.
+def _widest_name(run: GenerationRun, size: int):
+    """The holder whose name takes the most description lines (for wording that names the holder, the
+    base keeps that many lines). Only names too long to be sure they fit one line are measured."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
 
-    Holders whose links carry the same flags share one ``render_batch`` call; with several groups, the
-    ZIP keeps the chosen order and a combined PDF has the groups one after the other."""
-    from app.insurance.pdf import CertificateDataError, HolderInfo, build_certificate_data, render_batch
+    from app.insurance import pdf
+
+    widest = max(stringWidth(chr(c), pdf.DESCRIPTION_FONT, pdf.DESCRIPTION_SIZE) for c in range(32, 256))
+    safe = int(pdf.DESCRIPTION_W // widest)
+    best, lines = None, 1
+    for row in _holder_rows(run, size, longer_than=safe):
+        count = len(pdf.description_lines(row.name))
+        if count > lines:
+            best, lines = row.info, count
+    return best
+
+
+def _groups(run: GenerationRun, data: dict, first, size: int, *,
+            merged: bool) -> tuple[dict[tuple, _Group], bytes | None]:
+    """One group per combination of flags among the run's links (combinations that print the same share
+    one), and for a combined PDF the base file holding every group's certificate once."""
+    from app.customers.generation_files import combine_bases
+    from app.insurance import pdf
+
+    combos = db.session.execute(
+        _linked_rows(run).with_only_columns(CustomerHolder.additional_insured, CustomerHolder.waiver_of_subrogation,
+                                            CustomerHolder.primary_noncontributory).distinct()).all()
+    samples = [first]
+    if pdf._holder_specific(data):
+        widest = _widest_name(run, size)
+        if widest is not None:
+            samples.append(widest)
+    by_data: dict[str, _Group] = {}
+    groups: dict[tuple, _Group] = {}
+    for ai, wos, pnc in combos:
+        group_data = endorsed(data, additional_insured=ai, waiver_of_subrogation=wos, primary_noncontributory=pnc)
+        key = json.dumps(group_data, sort_keys=True, default=str)
+        if key not in by_data:
+            by_data[key] = _Group(group_data, pdf._prepare_batch(group_data, samples))
+        groups[(bool(ai), bool(wos), bool(pnc))] = by_data[key]
+    if merged:
+        unique = list(by_data.values())
+        if any(g.stamper is None for g in unique):
+            raise GenerationError("The description of operations names the holder inside a sentence, so each "
+                                  "certificate needs a render of its own: choose Individual PDFs (ZIP).")
+        combined, pages = combine_bases([(g.stamper.base, g.stamper.name_slots) for g in unique])
+        for group, page in zip(unique, pages, strict=True):
+            group.page = page
+        return groups, combined
+    return groups, None
+
+
+def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | None = None,
+                   size: int | None = None) -> GenerationRun:
+    """Render the run's certificates into one file, holder by holder. Idempotent: a finished run is left
+    alone; a re-run of a run a dead worker left ``running`` starts again and skips what it recorded or
+    e-mailed already. Raises GenerationError for what a retry cannot fix.
+
+    The ZIP and the combined PDF both keep the chosen order (all holders: by name); each holder's
+    certificate carries the endorsement flags of its own link."""
+    from app.customers.generation_files import MergedPdfWriter, ZipStreamWriter
+    from app.insurance.pdf import build_certificate_data
 
     if run.status not in (GenerationStatus.QUEUED, GenerationStatus.RUNNING):
         return run
     if run.status is GenerationStatus.QUEUED:
         transition(run, GenerationStatus.RUNNING, actor=None, now=now)
-    run.attempts += 1
-    run.done = 0
     customer = run.customer
-    by_id = {h.id: h for h in db.session.scalars(sa.select(Holder).where(Holder.id.in_(run.holder_ids or [0])))}
-    holders = [by_id[i] for i in run.holder_ids if i in by_id]
-    if not holders:
-        transition(run, GenerationStatus.FAILED, actor=None, now=now, message="None of the holders exists any more.")
-        return run
-    infos = [HolderInfo.from_holder(h) for h in holders]
-    rows = [_HolderRow(h.id, h.name, h.email) for h in holders]
-    run.total = len(infos)
-    try:
-        data = build_certificate_data(customer, kind=run.kind, holder=infos[0], on=now.date())
-    except CertificateDataError as exc:
-        transition(run, GenerationStatus.FAILED, actor=None, now=now,
-                   message=f"Certificates cannot be generated: {exc}")
-        return run
-    flags = _flags_by_holder(run)
-    groups: dict[tuple[bool, bool, bool], list[int]] = {}
-    for index, row in enumerate(rows):
-        groups.setdefault(flags.get(row.id, (False, False, False)), []).append(index)
-    plan = [(endorsed(data, additional_insured=ai, waiver_of_subrogation=wos, primary_noncontributory=pnc), indexes)
-            for (ai, wos, pnc), indexes in groups.items()]
-
-    per_holder = run.record_sent or run.email_holders
-    need_zip = run.mode is GenerationMode.ZIP or per_holder
-    passes = 2 if per_holder and run.mode is GenerationMode.MERGED else 1
-    base = f"certificates-{_slug(customer.name)}-{now:%Y%m%d}-{run.id}"
+    if not customer.is_active:
+        raise GenerationError(f"{customer.name} is {customer.status} now: certificates are issued for active "
+                              "customers only. Reactivate the customer, then start the generation again.")
+    size = size or chunk_size()
+    if run.all_holders:
+        _select_all_linked(run)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(_linked_rows(run).subquery())) or 0
+    if not total:
+        raise GenerationError("None of the chosen holders is an additional interest of this customer any more: "
+                              "choose holders again.")
+    first = next(_holder_rows(run, 1, limit=1))
+    data = build_certificate_data(customer, kind=run.kind, holder=first.info, on=now.date())
+    merged = run.mode is GenerationMode.MERGED
+    groups, combined = _groups(run, data, first.info, size, merged=merged)
+    run.total, run.done = total, 0
+    run_id, kind, per_holder = run.id, run.kind, run.record_sent or run.email_holders
+    record_sent, email_holders, created_by_id = run.record_sent, run.email_holders, run.created_by_id
+    base = f"certificates-{_slug(customer.name)}-{now:%Y%m%d}-{run_id}"
+    width = max(4, len(str(total)))
     workdir = Path(tempfile.mkdtemp(prefix="certdesk-gen-"))
-    finished = 0
-
-    def report(done: int, total: int) -> None:
-        if progress:
-            progress((finished + done) // passes, len(infos))
-
+    done = emailed = 0
     try:
-        parts: dict[int, tuple[Path, str]] = {}  # holder index -> (zip file, member)
-        if need_zip:
-            for number, (group_data, indexes) in enumerate(plan):
-                path = workdir / f"part-{number}.zip"
-                render_batch(group_data, [infos[i] for i in indexes], path, mode="zip", progress=report)
-                finished += len(indexes)
-                for i, member in zip(indexes, _zip_members(path, len(indexes)), strict=True):
-                    parts[i] = (path, member.filename)
-        if run.mode is GenerationMode.MERGED:
-            pdfs = []
-            for number, (group_data, indexes) in enumerate(plan):
-                path = workdir / f"part-{number}.pdf"
-                render_batch(group_data, [infos[i] for i in indexes], path, mode="merged", progress=report)
-                finished += len(indexes)
-                pdfs.append(path)
-            out_path = pdfs[0] if len(pdfs) == 1 else _concat_pdfs(pdfs, workdir / f"{base}.pdf")
-        elif len(plan) == 1:
-            out_path = workdir / "part-0.zip"
-        else:
-            out_path = _assemble_zip(parts, infos, workdir / f"{base}.zip")
-        if per_holder:
-            _deliver_each(run, customer, rows, parts, now)
+        out_path = workdir / f"{base}.{'pdf' if merged else 'zip'}"
+        with out_path.open("wb") as fh:
+            out = MergedPdfWriter(fh, combined, workdir) if merged else ZipStreamWriter(fh, workdir)
+            if progress:
+                progress(0, total)
+            for row in _holder_rows(run, size):
+                group = groups[row.flags]
+                own_pdf = group.pdf_for(row.info) if per_holder or not merged else None
+                if merged:
+                    out.add(group.page, row.info)
+                else:
+                    out.add(f"{done + 1:0{width}d}-{_member_slug(row.name)}.pdf", own_pdf)
+                if per_holder:  # this holder's own copy: sent certificates and/or its e-mail
+                    emailed += _deliver_one(run_id, customer, row, own_pdf, kind=kind, record_sent=record_sent,
+                                            email_holders=email_holders, sent_by_id=created_by_id, now=now)
+                done += 1
+                if progress and done % size == 0:
+                    progress(done, total)
+            out.close()
         run.file_key = get_store().save_file(out_path)
-        run.filename = f"{base}{out_path.suffix}"
+        run.filename = out_path.name
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    run.done = run.total
+    run.total = run.done = done
+    run.emailed_count = emailed
     run.expires_at = now + timedelta(days=current_app.config["GENERATED_FILE_DAYS"])
     transition(run, GenerationStatus.DONE, actor=None, now=now)
+    if progress:
+        progress(done, done)
     return run
 
 
-def _zip_members(zip_path: Path, count: int) -> list[zipfile.ZipInfo]:
-    with zipfile.ZipFile(zip_path) as archive:
-        members = [m for m in archive.infolist() if not m.is_dir() and m.filename.lower().endswith(".pdf")]
-    if len(members) != count:
-        raise GenerationError(f"The renderer produced {len(members)} files for {count} holders.")
-    return members
+def _member_slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")[:60] or "holder"
 
 
-def _assemble_zip(parts: dict[int, tuple[Path, str]], infos: list, out_path: Path) -> Path:
-    """One ZIP in the chosen holder order from the per-group ZIPs (members copied one at a time)."""
-    from app.insurance.pdf import filename_for, write_zip_entry
-
-    used: set[str] = set()
-    archives: dict[Path, zipfile.ZipFile] = {}
-    try:
-        with zipfile.ZipFile(out_path, "w", allowZip64=True) as out:
-            for index in range(len(infos)):
-                path, member = parts[index]
-                source = archives.get(path) or archives.setdefault(path, zipfile.ZipFile(path))
-                write_zip_entry(out, filename_for(infos[index], index + 1, used), source.read(member))
-    finally:
-        for archive in archives.values():
-            archive.close()
-    return out_path
-
-
-def _concat_pdfs(paths: list[Path], out_path: Path) -> Path:
-    from pypdf import PdfWriter
-
-    writer = PdfWriter()
-    for path in paths:
-        writer.append(str(path))
-    with out_path.open("wb") as fh:
-        writer.write(fh)
-    return out_path
-
-
-def _deliver_each(run: GenerationRun, customer: Customer, rows: list[_HolderRow],
-                  parts: dict[int, tuple[Path, str]], now: datetime) -> None:
-    """Store each holder's PDF; record it in sent certificates and/or e-mail it (each at most once per run)."""
+def _deliver_one(run_id: int, customer: Customer, row: _HolderRow, own_pdf: bytes, *, kind: RequestType,
+                 record_sent: bool, email_holders: bool, sent_by_id: int | None, now: datetime) -> int:
+    """Store one holder's PDF; record it in sent certificates and/or e-mail it (each at most once per run:
+    the e-mail by its dedupe key, the record by ``row.recorded``). Returns 1 when the holder is e-mailed."""
     from app.notify import queue_email
 
-    store = get_store()
-    recorded = set(db.session.scalars(
-        sa.select(SentCertificate.holder_id).where(SentCertificate.generation_run_id == run.id)
-    ))
-    emailed = 0
-    archives: dict[Path, zipfile.ZipFile] = {}
-    try:
-        for index, row in enumerate(rows):
-            path, member = parts[index]
-            archive = archives.get(path) or archives.setdefault(path, zipfile.ZipFile(path))
-            key = store.save(archive.read(member))
-            filename = f"certificate-{_slug(row.name)}.pdf"
-            if run.email_holders and row.email:
-                queue_email(row.email, "holder_certificate", subject=f"Certificate of insurance for {customer.name}",
-                            context={"customer": customer, "holder_name": row.name, "kind": run.kind},
-                            customer_id=customer.id, dedupe_key=f"generation:{run.id}:holder:{row.id}",
-                            attachments=[{"key": key, "filename": filename, "content_type": "application/pdf"}])
-                emailed += 1
-            if run.record_sent and row.id not in recorded:
-                db.session.add(SentCertificate(
-                    customer_id=customer.id, holder_id=row.id, generation_run_id=run.id, holder_name=row.name,
-                    holder_email=row.email, kind=run.kind, document_key=key, filename=filename,
-                    emailed=bool(run.email_holders and row.email), sent_by_id=run.created_by_id, created_at=now,
-                ))
-    finally:
-        for archive in archives.values():
-            archive.close()
-    run.emailed_count = emailed
-    db.session.flush()
+    key = get_store().save(own_pdf)
+    filename = f"certificate-{_slug(row.name)}.pdf"
+    emailed = bool(email_holders and row.email)
+    if emailed:
+        queue_email(row.email, "holder_certificate", subject=f"Certificate of insurance for {customer.name}",
+                    context={"customer": customer, "holder_name": row.name, "kind": kind},
+                    customer_id=customer.id, dedupe_key=f"generation:{run_id}:holder:{row.id}",
+                    attachments=[{"key": key, "filename": filename, "content_type": "application/pdf"}])
+    if record_sent and not row.recorded:
+        db.session.add(SentCertificate(
+            customer_id=customer.id, holder_id=row.id, generation_run_id=run_id, holder_name=row.name,
+            holder_email=row.email, kind=kind, document_key=key, filename=filename, emailed=emailed,
+            sent_by_id=sent_by_id, created_at=now,
+        ))
+    return int(emailed)
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -365,16 +541,16 @@ def remove_expired_files(now: datetime) -> int:
 
 @register_sweep("stuck-holder-jobs")
 def requeue_stuck_runs(now: datetime) -> int:
-    """Enqueue again the generation / import runs a dead worker or a lost Redis message left behind."""
+    """Enqueue again the generation / import runs a dead worker or a lost Redis message left behind. Only
+    ``queued`` / ``running`` runs qualify: a failed run is final and is never enqueued again."""
     count = 0
     stale = sa.or_(
         sa.and_(GenerationRun.status == GenerationStatus.QUEUED, GenerationRun.updated_at <= now - QUEUED_GRACE),
         sa.and_(GenerationRun.status == GenerationStatus.RUNNING, GenerationRun.updated_at <= now - RUNNING_GRACE),
     )
     for run in db.session.scalars(sa.select(GenerationRun).where(stale)):
-        if run.attempts >= MAX_ATTEMPTS:
-            transition(run, GenerationStatus.FAILED, actor=None, now=now,
-                       message=f"Gave up after {run.attempts} attempts; start the generation again.")
+        if run.attempts >= MAX_ATTEMPTS:  # attempts are committed before each try: this bound holds
+            transition(run, GenerationStatus.FAILED, actor=None, now=now, message=_gave_up(run.attempts, run.error))
         else:
             run.updated_at = now
             defer(db.session, GENERATE_JOB, run.id, queue="pdf")

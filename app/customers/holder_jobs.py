@@ -67,11 +67,23 @@ def apply_holder_import(run_id: int):
 
 @job
 def generate_certificates(run_id: int):
-    from app.customers.generation import run_generation
+    """Count the attempt (committed first), then generate. What a retry cannot fix fails the run at once;
+    any other error is noted and raised for RQ to retry, until the attempts are used up."""
+    from app.customers import generation
     from app.enums import GenerationStatus
 
     run = db.session.get(GenerationRun, run_id)
     if run is None or run.status not in (GenerationStatus.QUEUED, GenerationStatus.RUNNING):
         return "nothing to do"
-    run_generation(run, now=utcnow(), progress=_progress_writer(GenerationRun, run_id, "done"))
+    if not generation.begin_attempt(run, now=utcnow()):
+        return str(run.status)
+    db.session.commit()
+    try:
+        generation.run_generation(run, now=utcnow(), progress=_progress_writer(GenerationRun, run_id, "done"))
+    except Exception as exc:
+        db.session.rollback()
+        run = db.session.get(GenerationRun, run_id)
+        if not generation.record_failure(run, exc, now=utcnow()):
+            db.session.commit()
+            raise
     return str(run.status)

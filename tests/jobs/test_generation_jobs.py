@@ -44,6 +44,14 @@ def _page_texts(pdf: bytes) -> list[str]:
     return [" ".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(pdf)).pages]
 
 
+def _certificates(pdf: bytes, count: int) -> list[str]:
+    """The text of each certificate in a combined PDF of ``count`` (each has the same number of pages)."""
+    pages = _page_texts(pdf)
+    per = len(pages) // count
+    assert per and len(pages) == count * per, (len(pages), count)
+    return [" ".join(pages[i * per:(i + 1) * per]) for i in range(count)]
+
+
 def test_merged_pdf_has_one_page_per_holder_naming_it(app, world, run_jobs):
     run = _start(world, GenerationMode.MERGED)
     assert run.status is GenerationStatus.QUEUED and run.percent == 0
@@ -52,8 +60,7 @@ def test_merged_pdf_has_one_page_per_holder_naming_it(app, world, run_jobs):
     assert run.status is GenerationStatus.DONE
     assert (run.done, run.total, run.percent) == (3, 3, 100)
     assert run.filename.endswith(".pdf")
-    texts = _page_texts(get_store().read(run.file_key))
-    assert len(texts) == 3
+    texts = _certificates(get_store().read(run.file_key), 3)
     for text, name in zip(texts, sorted(NAMES, key=str.lower), strict=True):
         assert name in text
         assert "Acme Roofing LLC" in text
@@ -233,8 +240,9 @@ def test_link_flags_endorse_each_holders_certificate(app, world, run_jobs):
             for s in db.session.scalars(sa.select(SentCertificate))}
     assert generation.PNC_WORDING in sent[third.holder.name]
     assert generation.PNC_WORDING not in sent[first.holder.name]
-    pages = _page_texts(get_store().read(merged.file_key))
-    assert len(pages) == 3 and all(any(name in p for p in pages) for name in NAMES)
+    pages = _certificates(get_store().read(merged.file_key), 3)
+    assert [generation.PNC_WORDING in p for p in pages] == pnc  # the chosen order, each with its own flags
+    assert all(name in page for name, page in zip(order, pages, strict=True))
 
 
 def test_endorsed_sets_the_boxes_of_rows_in_force_only():
@@ -250,3 +258,157 @@ def test_endorsed_sets_the_boxes_of_rows_in_force_only():
     assert data["coverages"][0]["addl_insd"] is False  # the shared data is not changed
     assert generation.endorsed({**data, "kind": "poi"}, additional_insured=True, waiver_of_subrogation=True,
                                primary_noncontributory=True)["coverages"] == data["coverages"]
+
+
+# -- any number of holders: chunks, bind parameters, failures that end -----------------------------------
+
+def _many(make, count, *, name="Bigco Roofing LLC"):
+    customer = make.customer(name=name)
+    staff = make.user(Role.REVIEWER)
+    links = [holders.add_holder(customer, {"name": f"Holder {i:02d} Builders", "email": f"h{i}@example.com",
+                                           "address": f"{i} Main St", "city": "Austin", "state": "TX",
+                                           "zip_code": "78701"}, actor=staff, now=utcnow())
+             for i in range(count)]
+    db.session.commit()
+    return customer, staff, links
+
+
+def test_more_chosen_holders_than_a_chunk_keep_their_order_in_zip_merged_and_sent(app, make, run_jobs):
+    app.config["GENERATION_CHUNK_SIZE"] = 7
+    customer, staff, links = _many(make, 22)
+    links[4].additional_insured = links[11].primary_noncontributory = True  # three groups of flags
+    db.session.commit()
+    chosen = [link.holder_id for link in reversed(links) if link not in (links[0], links[9])]  # 20, own order
+    names = {link.holder_id: link.holder.name for link in links}
+    zipped = generation.start_generation(customer, holder_ids=chosen, mode="zip", record_sent=True, actor=staff,
+                                         now=utcnow())
+    merged = generation.start_generation(customer, holder_ids=chosen, mode="merged", actor=staff, now=utcnow())
+    db.session.commit()
+    assert (zipped.total, merged.total) == (20, 20)
+    assert run_jobs() == 2
+    db.session.refresh(zipped)
+    db.session.refresh(merged)
+    assert zipped.status is GenerationStatus.DONE and merged.status is GenerationStatus.DONE
+    with zipfile.ZipFile(get_store().path(zipped.file_key)) as archive:
+        members = archive.namelist()
+        texts = [" ".join(_page_texts(archive.read(m))) for m in members]
+    assert len(members) == 20 and members[0].startswith("0001-Holder-21-Builders")
+    assert all(names[h] in text for h, text in zip(chosen, texts, strict=True))
+    pages = _certificates(get_store().read(merged.file_key), 20)
+    assert all(names[h] in page for h, page in zip(chosen, pages, strict=True))
+    pnc = [generation.PNC_WORDING in page for page in pages]
+    assert pnc == [h == links[11].holder_id for h in chosen]
+    sent = db.session.scalars(sa.select(SentCertificate).order_by(SentCertificate.id)).all()
+    assert [s.holder_id for s in sent] == chosen
+    # the chosen holders were kept only while the runs needed them
+    from app.models import GenerationRunHolder
+
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(GenerationRunHolder)) == 0
+
+
+def test_no_statement_carries_more_bind_parameters_than_a_chunk(app, make, run_jobs):
+    app.config["GENERATION_CHUNK_SIZE"] = 7
+    customer, staff, links = _many(make, 40)
+    most = 0
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        nonlocal most
+        params = parameters[0] if executemany and parameters else parameters
+        most = max(most, len(params or ()))
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        chosen = [link.holder_id for link in links[:39]]
+        runs = [generation.start_generation(customer, holder_ids=chosen, mode="zip", actor=staff, now=utcnow()),
+                generation.start_generation(customer, holder_ids=None, mode="merged", actor=staff, now=utcnow())]
+        db.session.commit()
+        assert run_jobs() == 2
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    for run in runs:
+        db.session.refresh(run)
+        assert run.status is GenerationStatus.DONE
+    assert [r.total for r in runs] == [39, 40]
+    assert 0 < most <= 3 * 7  # one chunk of chosen rows (run, position, holder) at most, never 39 or 40 ids
+
+
+def test_a_run_that_cannot_succeed_fails_once_visibly_and_is_not_retried(app, make, run_jobs, client, auth):
+    from app.enums import CustomerStatus
+    from app.extensions import jobs
+
+    customer, staff, _ = _many(make, 3)
+    run = generation.start_generation(customer, holder_ids=None, mode="zip", actor=staff, now=utcnow())
+    db.session.commit()
+    customer.status = CustomerStatus.SUSPENDED  # after the click, before the worker
+    db.session.commit()
+    assert run_jobs() == 1
+    db.session.refresh(run)
+    assert run.status is GenerationStatus.FAILED and run.attempts == 1
+    assert "Bigco Roofing LLC is suspended now" in run.error and "Reactivate the customer" in run.error
+    auth.login(staff)
+    page = client.get(f"/customers/{customer.id}/generations/{run.id}").get_data(as_text=True)
+    assert "Reactivate the customer, then start the generation again." in page and "hx-trigger" not in page
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert generation.requeue_stuck_runs(later) == 0
+    db.session.commit()
+    assert sum(q.count for q in jobs.all_queues()) == 0 and run_jobs() == 0
+    db.session.refresh(run)
+    assert run.status is GenerationStatus.FAILED and run.attempts == 1
+
+
+def test_an_error_is_retried_with_attempts_that_survive_the_rollback_then_fails(app, world, run_jobs, monkeypatch):
+    from app.customers import generation_files
+
+    def broken(self, name, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(generation_files.ZipStreamWriter, "add", broken)
+    run = _start(world, GenerationMode.ZIP)
+    later = datetime.now(UTC)
+    for attempt in (1, 2, 3):
+        assert run_jobs() == 1
+        db.session.refresh(run)
+        assert run.attempts == attempt  # counted before the work, kept through the rollback
+        if attempt < 3:
+            assert run.status is GenerationStatus.RUNNING
+            assert f"Attempt {attempt} of 3 failed (OSError: [Errno 28] No space left on device)" in run.error
+            later += timedelta(minutes=16)
+            assert generation.requeue_stuck_runs(later) == 1  # the sweep tries again
+            db.session.commit()
+    assert run.status is GenerationStatus.FAILED
+    assert run.error.startswith("Generation stopped after 3 attempts. The last error: OSError")
+    assert generation.requeue_stuck_runs(later + timedelta(hours=1)) == 0
+    db.session.commit()
+    assert run_jobs() == 0
+
+
+def test_check_all_sends_one_choice_not_every_id(app, world, client, auth, run_jobs):
+    auth.login(world["staff"])
+    customer = world["customer"]
+    form = client.get(f"/customers/{customer.id}/interests").get_data(as_text=True)
+    assert 'id="check-all-holders" name="all" value="1"' in form and "(all 3 holders)" in form
+    response = client.post(f"/customers/{customer.id}/generate", data={"all": "1", "mode": "merged"})
+    assert response.status_code == 303
+    run = db.session.scalar(sa.select(GenerationRun))
+    from app.models import GenerationRunHolder
+
+    assert run.all_holders and run.total == 3
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(GenerationRunHolder)) == 0  # no list stored
+    run_jobs()
+    db.session.refresh(run)
+    assert run.status is GenerationStatus.DONE and len(_certificates(get_store().read(run.file_key), 3)) == 3
+
+
+def test_zip_with_more_members_than_a_plain_zip_holds_reads_back(tmp_path):
+    from app.customers.generation_files import ZipStreamWriter
+
+    path = tmp_path / "many.zip"
+    with path.open("wb") as fh:
+        writer = ZipStreamWriter(fh, tmp_path)
+        for i in range(70_000):
+            writer.add(f"{i:05d}-h.pdf", b"%d" % i)
+        writer.close()
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        assert len(infos) == 70_000
+        assert archive.read(infos[69_999]) == b"69999" and archive.testzip() is None

@@ -123,6 +123,10 @@ def reset_user_password(user_id: int):
     user = _user_or_404(user_id)
     password = user_services.reset_password(user, actor=current_user, now=utcnow())
     db.session.commit()
+    if user.id == current_user.id:  # an admin resetting their own password keeps this session (only)
+        from flask_login import login_user
+
+        login_user(user)
     # Shown once, on this response only (never stored in plain text, never in a redirect URL).
     return _users_page(NewUserForm(formdata=None), new_password=(user.email, password))
 

@@ -32,8 +32,11 @@ ROLES = [None, *[r.value for r in Role]]
 
 
 def routes(app):
-    # logout last: it ends the session the other requests use
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: (r.endpoint == "auth.logout", r.rule)):
+    # last: what ends the session and API tokens the other requests use (sample id 1 is the signed-in
+    # user: resetting its password ends its sessions and tokens), and logout
+    ending = ("admin.revoke_api_key", "admin.reset_user_password", "auth.logout")
+    order = {endpoint: n for n, endpoint in enumerate(ending, start=1)}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: (order.get(r.endpoint, 0), r.rule)):
         if rule.endpoint == "static":
             continue
         yield rule, app.view_functions[rule.endpoint]

@@ -11,4 +11,11 @@ bp = Blueprint("api", __name__)
 OPENAPI_PATHS: dict = {}
 OPENAPI_SCHEMAS: dict = {}
 
-from app.api import audit_packs, certificate_requests, exemption_rules, exemptions, routes  # noqa: E402,F401
+from app.api import (  # noqa: E402,F401
+    audit_packs,
+    certificate_requests,
+    customers,
+    exemption_rules,
+    exemptions,
+    routes,
+)

@@ -1,7 +1,7 @@
 """per-user session version and API token revocation time
 
 Revision ID: 5b7c9d1e2f30
-Revises: bb16b2425cd8
+Revises: e5a7c9b1d3f4
 Create Date: 2026-12-02 22:10:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5b7c9d1e2f30'
-down_revision = 'bb16b2425cd8'
+down_revision = 'e5a7c9b1d3f4'
 branch_labels = None
 depends_on = None
 

@@ -29,6 +29,7 @@ import json
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -139,7 +140,7 @@ def start_generation(customer: Customer, *, holder_ids: list[int] | None, mode: 
         chosen: list[int] = []
         total = db.session.scalar(sa.select(sa.func.count()).select_from(CustomerHolder).where(
             CustomerHolder.customer_id == customer.id)) or 0
-        first = db.session.scalar(linked.order_by(sa.func.lower(Holder.name), Holder.id).limit(1))
+        first = db.session.scalar(linked.order_by(CustomerHolder.id).limit(1))  # any one: no sort of them all
         if first is None:
             raise GenerationError("This customer has no additional interests yet: add or import holders first.")
     else:
@@ -407,6 +408,7 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
         return run
     if run.status is GenerationStatus.QUEUED:
         transition(run, GenerationStatus.RUNNING, actor=None, now=now)
+    started = time.monotonic()
     customer = run.customer
     if not customer.is_active:
         raise GenerationError(f"{customer.name} is {customer.status} now: certificates are issued for active "
@@ -453,10 +455,11 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
         run.filename = out_path.name
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    finished = now + timedelta(seconds=time.monotonic() - started)
     run.total = run.done = done
     run.emailed_count = emailed
-    run.expires_at = now + timedelta(days=current_app.config["GENERATED_FILE_DAYS"])
-    transition(run, GenerationStatus.DONE, actor=None, now=now)
+    run.expires_at = finished + timedelta(days=current_app.config["GENERATED_FILE_DAYS"])
+    transition(run, GenerationStatus.DONE, actor=None, now=finished)
     if progress:
         progress(done, done)
     return run

@@ -131,3 +131,30 @@ def test_free_notes_on_requests_certificates_and_customers(client, reviewer, mak
     # the customer's own page gathers all three
     page = client.get(f"/exemptions/customers/{cert.customer_id}").get_data(as_text=True)
     assert page.count("Called the buyer about") == 3
+
+
+def test_admin_overrides_a_state_rule_with_a_note_and_sees_the_history(client, auth, make):
+    auth.login(make.user(Role.ADMIN, name="Ada Admin"))
+    table = client.get("/admin/exemption-rules").get_data(as_text=True)
+    assert "Oregon (OR)" in table and "Multistate" not in table.split("Oregon (OR)")[0][-10:]
+    page = client.get("/admin/exemption-rules/TX").get_data(as_text=True)
+    assert "Texas (TX)" in page and "No changes: the repository" in page
+
+    keep = {"sales_tax": "on", "accepts_mtc": "on", "state_id_required": "on",
+            "reasons": ["resale", "government", "non_profit"]}
+    refused = client.post("/admin/exemption-rules/TX", data=keep)
+    assert refused.status_code == 422 and "Say why the rule is changed" in refused.get_data(as_text=True)
+    assert rules_override_count() == 0
+
+    saved = client.post("/admin/exemption-rules/TX", data={**keep, "note": "Comptroller letter 2026-14"})
+    assert saved.status_code == 303
+    page = client.get("/admin/exemption-rules/TX").get_data(as_text=True)
+    assert "Comptroller letter 2026-14" in page and "Ada Admin" in page
+    from app.exemptions import rules
+    assert rules.rule_for("TX").reasons == ("resale", "government", "non_profit")
+
+
+def rules_override_count() -> int:
+    from app.models import ExemptionRuleOverride
+
+    return db.session.scalar(sa.select(sa.func.count(ExemptionRuleOverride.id)))

@@ -88,6 +88,7 @@ class Config:
     # A renewal request goes out this many days before a certificate's earliest jurisdiction expiry.
     EXEMPTION_RENEWAL_DAYS = _int("EXEMPTION_RENEWAL_DAYS", 45)
     GENERATED_FILE_DAYS = _int("GENERATED_FILE_DAYS", 7)
+    GENERATION_CHUNK_SIZE = _int("GENERATION_CHUNK_SIZE", 1000)  # holders per query in mass generation
     SWEEP_INTERVAL_SECONDS = _int("SWEEP_INTERVAL_SECONDS", 60)
 
     PASSWORD_HASH_METHOD = "scrypt"

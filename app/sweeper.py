@@ -115,3 +115,20 @@ def _sweep_outbox(now: datetime) -> int:
     from app.notify import requeue_stuck
 
     return requeue_stuck(now)
+
+
+@register_sweep("upload_scratch")
+def _sweep_upload_scratch(now: datetime) -> int:
+    """Delete documents kept between posts of a link form (``portal/links.py``) after an hour."""
+    from pathlib import Path
+
+    scratch = Path(current_app.config["UPLOAD_DIR"]) / "scratch"
+    if not scratch.is_dir():
+        return 0
+    cutoff = (now - timedelta(hours=1)).timestamp()
+    removed = 0
+    for path in scratch.iterdir():
+        if path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -39,8 +39,6 @@ def _serializer() -> URLSafeSerializer:
 
 def _kept_upload(form: LinkForm, request_id: int) -> CheckedUpload | None:
     """A document accepted on an earlier attempt of this same link whose other fields had errors."""
-    from app.storage import get_store
-
     raw = (form.kept_document.data or "").strip()
     if not raw:
         return None
@@ -48,10 +46,49 @@ def _kept_upload(form: LinkForm, request_id: int) -> CheckedUpload | None:
         ref = _serializer().loads(raw)
     except BadSignature:
         return None
-    if ref.get("rid") != request_id or not get_store().exists(ref["key"]):
+    if ref.get("rid") != request_id or "sha" not in ref:
         return None
-    return CheckedUpload(data=get_store().read(ref["key"]), content_type=ref["ct"], filename=ref["name"],
-                         page_count=ref["pages"])
+    data = read_scratch(request_id, ref["sha"])
+    if data is None:
+        return None
+    return CheckedUpload(data=data, content_type=ref["ct"], filename=ref["name"], page_count=ref["pages"])
+
+
+# A document chosen on a post that is not accepted ("more states", field errors) waits in a scratch
+# file, one per link (a new one replaces it, so a link holds at most one upload's bytes), and the
+# sweep deletes scratch files after an hour. Only an accepted submission stores the document.
+SCRATCH_HOURS = 1
+
+
+def _scratch_path(request_id: int):
+    from pathlib import Path
+
+    return Path(current_app.config["UPLOAD_DIR"]) / "scratch" / f"link-{request_id}"
+
+
+def keep_in_scratch(request_id: int, data: bytes) -> str:
+    """Write the link's one scratch file (atomically) and return the SHA-256 that names this content."""
+    import hashlib
+    import os
+    import tempfile
+
+    path = _scratch_path(request_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_scratch(request_id: int, sha: str) -> bytes | None:
+    import hashlib
+
+    path = _scratch_path(request_id)
+    if not path.exists():
+        return None
+    data = path.read_bytes()
+    return data if hashlib.sha256(data).hexdigest() == sha else None
 
 
 def _returned_notes(req) -> str:
@@ -112,8 +149,6 @@ def link_opened(token: str):
 @public
 @limiter.limit(_rate)
 def submit_link(token: str):
-    from app.storage import get_store
-
     now = utcnow()
     try:
         req = services.resolve_link(token, now=now)
@@ -144,8 +179,8 @@ def submit_link(token: str):
     kept = None
     if upload is not None and (data is None or upload_error):
         # Keep a good document across a failed attempt, so the customer does not upload it again.
-        key = get_store().save(upload.data)
-        form.kept_document.data = _serializer().dumps({"rid": req.id, "key": key, "ct": upload.content_type,
+        sha = keep_in_scratch(req.id, upload.data)
+        form.kept_document.data = _serializer().dumps({"rid": req.id, "sha": sha, "ct": upload.content_type,
                                                        "name": upload.filename, "pages": upload.page_count})
         kept = upload.filename
     elif upload is None:
@@ -181,8 +216,6 @@ def submit_link(token: str):
 
 def _keep_chosen_document(form: LinkForm, request_id: int) -> tuple[str | None, str | None]:
     """(kept file name, upload error) for the document on this post, keeping a good one for the next post."""
-    from app.storage import get_store
-
     file = request.files.get("document")
     if file is None or not file.filename:
         upload = _kept_upload(form, request_id)
@@ -192,8 +225,8 @@ def _keep_chosen_document(form: LinkForm, request_id: int) -> tuple[str | None, 
     except UploadRejected as exc:
         form.kept_document.data = ""
         return None, str(exc)
-    key = get_store().save(upload.data)
-    form.kept_document.data = _serializer().dumps({"rid": request_id, "key": key, "ct": upload.content_type,
+    sha = keep_in_scratch(request_id, upload.data)
+    form.kept_document.data = _serializer().dumps({"rid": request_id, "sha": sha, "ct": upload.content_type,
                                                    "name": upload.filename, "pages": upload.page_count})
     return upload.filename, None
 

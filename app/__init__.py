@@ -80,6 +80,9 @@ def create_app(config_class: type = Config) -> Flask:
 
     _register_template_helpers(app)
     _register_input_filter(app)
+    from app import uploads
+
+    uploads.init_app(app)
     _register_error_handlers(app)
     _register_security_headers(app)
 
@@ -160,22 +163,16 @@ def _register_template_helpers(app: Flask) -> None:
 
 
 def _register_input_filter(app: Flask) -> None:
-    """Every query, form and JSON value, before any view sees it: a NUL (which no keyboard types and
-    PostgreSQL cannot store) answers 400; other invisible control characters and bidi overrides
-    (U+202A-202E, U+2066-2069) are dropped, so no name, address or note is saved with them."""
+    """Every query, form and JSON value, before any view sees it: NUL (which no keyboard types and
+    PostgreSQL cannot store), other invisible control characters and bidi overrides (U+202A-202E,
+    U+2066-2069) are dropped, so no search fails on them and no name, address or note is saved with
+    them. A path with a NUL names nothing: 404."""
+    from flask import abort
     from werkzeug.datastructures import ImmutableMultiDict
-    from werkzeug.exceptions import BadRequest
 
     from app.validation import BIDI_CONTROLS_RE, CONTROL_CHARS_RE
 
-    def refuse():
-        error = BadRequest()
-        error.user_message = "The request contains a NUL character, which no field accepts. Remove it and send again."
-        raise error
-
     def clean(text: str) -> str:
-        if "\x00" in text:
-            refuse()
         return BIDI_CONTROLS_RE.sub("", CONTROL_CHARS_RE.sub("", text))
 
     def clean_json(value):
@@ -193,7 +190,7 @@ def _register_input_filter(app: Flask) -> None:
     @app.before_request
     def filter_input():
         if "\x00" in request.path:
-            refuse()
+            abort(404)
         request.args = clean_multidict(request.args)
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
             request.form = clean_multidict(request.form)
@@ -230,7 +227,6 @@ def _register_error_handlers(app: Flask) -> None:
 
             db.session.rollback()
         message = messages.get(code, getattr(error, "description", "Error"))
-        message = getattr(error, "user_message", None) or message  # a specific reason, e.g. a NUL refused
         if isinstance(error, CSRFError):
             message = "Your form expired or is missing its security token. Reload the page and try again."
         if _wants_json():

@@ -25,8 +25,15 @@ class CheckedUpload:
     page_count: int
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def sniff(data: bytes) -> str | None:
-    if data.startswith(b"%PDF-") or (b"%PDF-" in data[:1024]):
+    # A PDF starts with "%PDF-" (after at most a BOM and whitespace). Readers tolerate junk before
+    # it, which is how an HTML page with a PDF tucked behind it would pass as a certificate.
+    head = data[:1024]
+    head = head[len(UTF8_BOM):] if head.startswith(UTF8_BOM) else head
+    if head.lstrip(b" \t\r\n\f").startswith(b"%PDF-"):
         return PDF
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return PNG
@@ -57,13 +64,27 @@ def check_upload(data: bytes, filename: str, *, allowed: frozenset[str] = frozen
             from pypdf import PdfReader
 
             reader = PdfReader(io.BytesIO(data), strict=False)
+            # pypdf opens forms locked only against editing (empty open password) by itself;
+            # a file that needs a password to open cannot be reviewed.
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise UploadRejected(
+                    "The PDF is password-protected. Save or print it without a password and upload it again.")
             pages = len(reader.pages)
             if pages == 0:
                 raise UploadRejected("The PDF has no pages.")
         else:
+            import warnings
+
             from PIL import Image
 
-            with Image.open(io.BytesIO(data)) as img:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap speaks
+                try:
+                    img = Image.open(io.BytesIO(data))
+                except Image.DecompressionBombError:
+                    _check_pixels(None, None)
+            with img:
+                _check_pixels(*img.size)
                 img.verify()
     except UploadRejected:
         raise
@@ -73,8 +94,37 @@ def check_upload(data: bytes, filename: str, *, allowed: frozenset[str] = frozen
     return CheckedUpload(data=data, content_type=kind, filename=safe_name, page_count=pages)
 
 
+def _check_pixels(width: int | None, height: int | None) -> None:
+    """Images are decoded for previews: a huge scan costs seconds of CPU and much memory each time."""
+    limit = current_app.config["MAX_IMAGE_PIXELS"]
+    if width is None:
+        raise UploadRejected(f"The image has more than the {limit // 1_000_000} megapixel limit. Scan at a lower "
+                             "resolution (300 dpi is plenty) and upload it again.")
+    if width * height > limit:
+        raise UploadRejected(f"The image is {width} × {height} pixels, more than the {limit // 1_000_000} megapixel "
+                             "limit. Scan at a lower resolution (300 dpi is plenty) and upload it again.")
+
+
 def _safe_filename(filename: str, extension: str) -> str:
     from werkzeug.utils import secure_filename
 
     stem = secure_filename(filename or "").rsplit(".", 1)[0] or "document"
     return f"{stem[:80]}.{extension}"
+
+
+def answers_oversize_files(view):
+    """Mark a form view that reports a too-large file itself, with everything else that was typed kept.
+
+    Its requests may be up to OVERSIZE_FORM_BYTES (instead of MAX_CONTENT_LENGTH), so the form fields
+    arrive and check_upload() answers "larger than the limit" on the form; beyond that, 413."""
+    view.answers_oversize_files = True
+    return view
+
+
+def init_app(app) -> None:
+    from flask import request
+
+    @app.url_value_preprocessor  # runs before every before_request (CSRF reads the form there)
+    def allow_oversize_form(endpoint, values):
+        if getattr(app.view_functions.get(endpoint), "answers_oversize_files", False):
+            request.max_content_length = app.config["OVERSIZE_FORM_BYTES"]

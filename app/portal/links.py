@@ -17,7 +17,7 @@ from app.exemptions.forms import LinkForm
 from app.extensions import db, limiter
 from app.models.base import utcnow
 from app.portal import bp
-from app.uploads import CheckedUpload, UploadRejected, check_upload
+from app.uploads import CheckedUpload, UploadRejected, answers_oversize_files, check_upload
 
 MAX_ROWS = 51  # the 50 states and DC
 
@@ -148,6 +148,7 @@ def link_opened(token: str):
 @bp.route("/r/<token>", methods=["POST"])
 @public
 @limiter.limit(_rate)
+@answers_oversize_files  # a too-large file is answered on the form, with what was typed kept
 def submit_link(token: str):
     now = utcnow()
     try:

@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test test-pg install lint bench vendor-htmx vendor-axe system-deps system-deps-run clean
+.PHONY: run test test-pg install messages lint bench vendor-htmx vendor-axe system-deps system-deps-run clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,20 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-install: $(BIN)/.installed
+# Message catalogs: each translations/<lang>/LC_MESSAGES/messages.po is compiled to its .mo (see docs/i18n.md).
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
+
+%.mo: %.po $(BIN)/.installed
+	$(BIN)/pybabel compile -f -i $< -o $@
+
+install: $(BIN)/.installed $(MO_FILES)
+
+# After changing user-facing strings: collect them into translations/messages.pot and merge them into
+# every catalog (new entries arrive untranslated; translate them, then `make install` compiles).
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output --omit-header \
+	  -o translations/messages.pot .
+	$(BIN)/pybabel update -i translations/messages.pot -d translations -N --ignore-obsolete -w 100
 
 # What pip cannot give (Chromium, pdftoppm, Python's venv): installed from the package manager when
 # root, otherwise one line says which command to run. See scripts/system-deps.sh.

@@ -53,6 +53,10 @@ def create_app(config_class: type = Config) -> Flask:
     limiter.init_app(app)
     jobs.init_app(app)
 
+    from app import i18n
+
+    i18n.init_app(app)
+
     from app import models  # noqa: F401 - register every table with the metadata
 
     @login.user_loader
@@ -149,11 +153,15 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.template_filter("datefmt")
     def datefmt(value, fmt: str = "%b %d, %Y"):
-        return value.strftime(fmt) if value else ""
+        from app.i18n import format_day
+
+        return format_day(value, fmt)
 
     @app.template_filter("datetimefmt")
     def datetimefmt(value, fmt: str = "%b %d, %Y %H:%M UTC"):
-        return value.strftime(fmt) if value else ""
+        from app.i18n import format_moment
+
+        return format_moment(value, fmt)
 
     @app.template_filter("money")
     def money(value):
@@ -207,17 +215,19 @@ def _wants_json() -> bool:
 
 
 def _register_error_handlers(app: Flask) -> None:
+    from flask_babel import lazy_gettext as _l
+
     messages = {
-        400: "The request could not be understood.",
-        401: "Please sign in.",
-        403: "You do not have permission to do that.",
-        404: "Not found.",
-        405: "That method is not allowed here.",
-        409: "Someone else changed this first. Reload to see the current state.",
-        413: "The upload is too large.",
-        422: "Some of what you sent is not valid.",
-        429: "Too many attempts. Please wait a minute and try again.",
-        500: "Something went wrong on our side. Nothing was saved.",
+        400: _l("The request could not be understood."),
+        401: _l("Please sign in."),
+        403: _l("You do not have permission to do that."),
+        404: _l("Not found."),
+        405: _l("That method is not allowed here."),
+        409: _l("Someone else changed this first. Reload to see the current state."),
+        413: _l("The upload is too large."),
+        422: _l("Some of what you sent is not valid."),
+        429: _l("Too many attempts. Please wait a minute and try again."),
+        500: _l("Something went wrong on our side. Nothing was saved."),
     }
 
     def handle(error):
@@ -226,9 +236,9 @@ def _register_error_handlers(app: Flask) -> None:
             from app.extensions import db
 
             db.session.rollback()
-        message = messages.get(code, getattr(error, "description", "Error"))
+        message = str(messages.get(code, getattr(error, "description", "Error")))
         if isinstance(error, CSRFError):
-            message = "Your form expired or is missing its security token. Reload the page and try again."
+            message = str(_l("Your form expired or is missing its security token. Reload the page and try again."))
         if _wants_json():
             response = jsonify({"error": message})
         else:

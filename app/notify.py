@@ -25,6 +25,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 from flask import current_app, render_template
+from flask_babel import force_locale
 
 from app.enums import Channel, MessageStatus
 from app.extensions import db
@@ -49,10 +50,26 @@ ALERT_KEY = "outbox-failed:"
 DELIVERY_EXPANDERS: list = []
 
 
-def queue_email(to: str, template: str, *, subject: str, context: dict | None = None,
+def message_language(customer_id: int | None, locale: str | None = None) -> str:
+    """The language a message is written in: ``locale`` when given (staff notices pass "en"), else the
+    preferred language of the customer it is about (its contacts and the holders it sends to read it)."""
+    from app.i18n import DEFAULT, customer_language
+
+    if locale:
+        return locale
+    if customer_id is None:
+        return DEFAULT
+    from app.models import Customer
+
+    return customer_language(db.session.get(Customer, customer_id))
+
+
+def queue_email(to: str, template: str, *, subject, context: dict | None = None,
                 customer_id: int | None = None, dedupe_key: str | None = None,
-                attachments: list[dict] | None = None, ref: str | None = None) -> OutboxMessage:
-    """Render ``templates/email/<template>.txt`` and ``.html`` into an outbox row.
+                attachments: list[dict] | None = None, ref: str | None = None,
+                locale: str | None = None) -> OutboxMessage:
+    """Render ``templates/email/<template>.txt`` and ``.html`` into an outbox row, in the message's
+    language (:func:`message_language`); ``subject`` may be a lazy gettext string, translated likewise.
 
     With ``dedupe_key`` the message is created at most once: a second call returns the first row.
     ``ref`` names what the message is about, so that page can show its delivery.
@@ -63,12 +80,16 @@ def queue_email(to: str, template: str, *, subject: str, context: dict | None = 
             return existing
     ctx = {"base_url": current_app.config["BASE_URL"], "seller_name": current_app.config["SELLER_NAME"],
            **(context or {})}
+    with force_locale(message_language(customer_id, locale)):
+        subject = str(subject)
+        body_text = render_template(f"email/{template}.txt", **ctx)
+        body_html = render_template(f"email/{template}.html", **ctx)
     message = OutboxMessage(
         channel=Channel.EMAIL,
         to_address=to,
         subject=subject,
-        body_text=render_template(f"email/{template}.txt", **ctx),
-        body_html=render_template(f"email/{template}.html", **ctx),
+        body_text=body_text,
+        body_html=body_html,
         attachments=attachments or [],
         customer_id=customer_id,
         dedupe_key=dedupe_key,
@@ -77,12 +98,15 @@ def queue_email(to: str, template: str, *, subject: str, context: dict | None = 
     return _queue(message)
 
 
-def queue_sms(to: str, text: str, *, customer_id: int | None = None,
-              dedupe_key: str | None = None) -> OutboxMessage:
+def queue_sms(to: str, text, *, customer_id: int | None = None,
+              dedupe_key: str | None = None, locale: str | None = None) -> OutboxMessage:
+    """An SMS in the outbox; ``text`` may be a lazy gettext string, written in :func:`message_language`."""
     if dedupe_key:
         existing = db.session.scalar(sa.select(OutboxMessage).filter_by(dedupe_key=dedupe_key))
         if existing is not None:
             return existing
+    with force_locale(message_language(customer_id, locale)):
+        text = str(text)
     message = OutboxMessage(channel=Channel.SMS, to_address=to, body_text=text[:1600],
                             customer_id=customer_id, dedupe_key=dedupe_key)
     return _queue(message)

@@ -6,6 +6,7 @@ import io
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import gettext
 
 PDF = "application/pdf"
 PNG = "image/png"
@@ -51,13 +52,13 @@ def check_upload(data: bytes, filename: str, *, allowed: frozenset[str] = frozen
     """
     limit = max_bytes or current_app.config["MAX_UPLOAD_BYTES"]
     if not data:
-        raise UploadRejected("The file is empty.")
+        raise UploadRejected(gettext("The file is empty."))
     if len(data) > limit:
-        raise UploadRejected(f"The file is larger than the {limit // (1024 * 1024)} MB limit.")
+        raise UploadRejected(gettext("The file is larger than the %(mb)s MB limit.", mb=limit // (1024 * 1024)))
     kind = sniff(data)
     names = ", ".join(sorted(EXTENSIONS[t].upper() for t in allowed))
     if kind is None or kind not in allowed:
-        raise UploadRejected(f"This file is not a {names} document (its content was checked).")
+        raise UploadRejected(gettext("This file is not a %(kinds)s document (its content was checked).", kinds=names))
     pages = 1
     try:
         if kind == PDF:
@@ -71,7 +72,7 @@ def check_upload(data: bytes, filename: str, *, allowed: frozenset[str] = frozen
                     "The PDF is password-protected. Save or print it without a password and upload it again.")
             pages = len(reader.pages)
             if pages == 0:
-                raise UploadRejected("The PDF has no pages.")
+                raise UploadRejected(gettext("The PDF has no pages."))
         else:
             import warnings
 
@@ -89,7 +90,7 @@ def check_upload(data: bytes, filename: str, *, allowed: frozenset[str] = frozen
     except UploadRejected:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure means a damaged file
-        raise UploadRejected("The file is damaged or incomplete and cannot be read.") from exc
+        raise UploadRejected(gettext("The file is damaged or incomplete and cannot be read.")) from exc
     safe_name = _safe_filename(filename, EXTENSIONS[kind])
     return CheckedUpload(data=data, content_type=kind, filename=safe_name, page_count=pages)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from flask_babel import gettext
+
 US_STATES: dict[str, str] = {
     "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
     "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
@@ -85,14 +87,14 @@ def has_control_chars(value: str) -> bool:
 def normalize_state(value: str | None) -> str:
     code = (value or "").strip().upper()
     if code not in US_STATES:
-        raise InvalidInput("Use a two-letter US state code (or DC).")
+        raise InvalidInput(gettext("Use a two-letter US state code (or DC)."))
     return code
 
 
 def normalize_zip(value: str | None) -> str:
     text = (value or "").strip()
     if not ZIP_RE.match(text):
-        raise InvalidInput("Use a 5-digit ZIP code or ZIP+4 (12345 or 12345-6789).")
+        raise InvalidInput(gettext("Use a 5-digit ZIP code or ZIP+4 (12345 or 12345-6789)."))
     return text
 
 
@@ -101,7 +103,7 @@ def normalize_phone(value: str | None) -> str:
     if len(digits) == 11 and digits.startswith("1"):
         digits = digits[1:]
     if len(digits) != 10:
-        raise InvalidInput("Use a 10-digit US phone number, e.g. (512) 555-0100.")
+        raise InvalidInput(gettext("Use a 10-digit US phone number, e.g. (512) 555-0100."))
     return f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
 
 
@@ -110,11 +112,11 @@ def normalize_email(value: str | None) -> str:
 
     text = (value or "").strip()
     if not text:
-        raise InvalidInput("An e-mail address is required.")
+        raise InvalidInput(gettext("An e-mail address is required."))
     try:
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise InvalidInput(f"Not a valid e-mail address: {exc}") from exc
+        raise InvalidInput(gettext("Not a valid e-mail address: %(why)s", why=exc)) from exc
 
 
 def parse_date(value: str | None, *, field: str = "date") -> date:

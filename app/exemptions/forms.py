@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
@@ -25,10 +27,11 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from app.enums import ExemptionFormType, ExemptionReason, PurchaseType
 from app.exemptions.services import CertificateData, InvalidData
+from app.i18n import lazy_label
 from app.validation import STATE_CHOICES, US_STATES
 
 JURISDICTION_ROWS = 5
-REQUIRED = "This field is required."
+REQUIRED = _l("This field is required.")
 
 
 def _no_nul(value):
@@ -60,7 +63,7 @@ def _parse_date(field, *, required: bool) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        field.errors.append("Use a date in the form YYYY-MM-DD.")
+        field.errors.append(gettext("Use a date in the form YYYY-MM-DD."))
         return None
 
 
@@ -68,35 +71,36 @@ class JurisdictionForm(Form):
     class Meta(CleanMeta):
         pass
 
-    state = SelectField("State", choices=[SelectChoice("", "—")]
+    state = SelectField(_l("State"), choices=[SelectChoice("", "—")]
                         + [SelectChoice(c, f"{n} ({c})") for c, n in STATE_CHOICES],
                         validate_choice=False)
-    state_id_number = StringField("State ID number", validators=[Optional(), Length(max=60)])
-    expiration_date = StringField("Expires", render_kw={"type": "date"})
+    state_id_number = StringField(_l("State ID number"), validators=[Optional(), Length(max=60)])
+    expiration_date = StringField(_l("Expires"), render_kw={"type": "date"})
 
 
 class CertificateForm(CleanForm):
-    reason = SelectField("Exemption reason", choices=[SelectChoice("", "Choose the reason…")]
-                         + [SelectChoice(r.value, r.label) for r in ExemptionReason],
+    reason = SelectField(_l("Exemption reason"), choices=[SelectChoice("", _l("Choose the reason…"))]
+                         + [SelectChoice(r.value, lazy_label(r)) for r in ExemptionReason],
                          validators=[DataRequired(REQUIRED)])
-    reason_other = StringField("Other reason", validators=[Optional(), Length(max=200)])
+    reason_other = StringField(_l("Other reason"), validators=[Optional(), Length(max=200)])
     jurisdictions = FieldList(FormField(JurisdictionForm), min_entries=JURISDICTION_ROWS, max_entries=60)
-    purchase_type = RadioField("Purchase", choices=[SelectChoice(PurchaseType.BLANKET.value, "Blanket (all purchases)"),
-                                                    SelectChoice(PurchaseType.SINGLE.value, "Single purchase")],
-                               default=PurchaseType.BLANKET.value, validators=[DataRequired(REQUIRED)])
-    po_number = StringField("PO / invoice number", validators=[Optional(), Length(max=60)])
-    form_type = SelectField("Certificate form", choices=[SelectChoice("", "Choose the form…")]
-                            + [SelectChoice(f.value, f.label) for f in ExemptionFormType],
+    purchase_type = RadioField(_l("Purchase"), choices=[
+        SelectChoice(PurchaseType.BLANKET.value, _l("Blanket (all purchases)")),
+        SelectChoice(PurchaseType.SINGLE.value, _l("Single purchase"))],
+        default=PurchaseType.BLANKET.value, validators=[DataRequired(REQUIRED)])
+    po_number = StringField(_l("PO / invoice number"), validators=[Optional(), Length(max=60)])
+    form_type = SelectField(_l("Certificate form"), choices=[SelectChoice("", _l("Choose the form…"))]
+                            + [SelectChoice(f.value, lazy_label(f)) for f in ExemptionFormType],
                             validators=[DataRequired(REQUIRED)])
-    tax_id_number = StringField("Certificate / tax ID number", validators=[DataRequired(REQUIRED), Length(max=60)])
-    effective_date = StringField("Effective date", validators=[DataRequired(REQUIRED)], render_kw={"type": "date"})
-    expiration_date = StringField("Expiration date (optional)", render_kw={"type": "date"})
-    purchaser_name = StringField("Purchaser name", validators=[DataRequired(REQUIRED), Length(max=200)])
-    purchaser_address = TextAreaField("Purchaser address", validators=[DataRequired(REQUIRED), Length(max=400)],
+    tax_id_number = StringField(_l("Certificate / tax ID number"), validators=[DataRequired(REQUIRED), Length(max=60)])
+    effective_date = StringField(_l("Effective date"), validators=[DataRequired(REQUIRED)], render_kw={"type": "date"})
+    expiration_date = StringField(_l("Expiration date (optional)"), render_kw={"type": "date"})
+    purchaser_name = StringField(_l("Purchaser name"), validators=[DataRequired(REQUIRED), Length(max=200)])
+    purchaser_address = TextAreaField(_l("Purchaser address"), validators=[DataRequired(REQUIRED), Length(max=400)],
                                       render_kw={"rows": 3})
-    signer_name = StringField("Signer name", validators=[DataRequired(REQUIRED), Length(max=120)])
-    signer_title = StringField("Signer title", validators=[Optional(), Length(max=120)])
-    signed_on = StringField("Date signed", validators=[DataRequired(REQUIRED)], render_kw={"type": "date"})
+    signer_name = StringField(_l("Signer name"), validators=[DataRequired(REQUIRED), Length(max=120)])
+    signer_title = StringField(_l("Signer title"), validators=[Optional(), Length(max=120)])
+    signed_on = StringField(_l("Date signed"), validators=[DataRequired(REQUIRED)], render_kw={"type": "date"})
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -130,17 +134,17 @@ class CertificateForm(CleanForm):
             typed_other = (sub.state_id_number.data or "").strip() or (sub.expiration_date.data or "").strip()
             if not code:
                 if typed_other:
-                    sub.state.errors = [*sub.state.errors, "Choose the state for this row."]
+                    sub.state.errors = [*sub.state.errors, gettext("Choose the state for this row.")]
                 continue
             if code not in US_STATES:
-                sub.state.errors = [*sub.state.errors, f"{code[:10]} is not a US state code."]
+                sub.state.errors = [*sub.state.errors, gettext("%(code)s is not a US state code.", code=code[:10])]
                 continue
             rows.append((code, (sub.state_id_number.data or "").strip(), _parse_date(sub.expiration_date,
                                                                                      required=False)))
         row_errors = any(e.form.state.errors or e.form.expiration_date.errors for e in self.jurisdictions)
         if not rows and not row_errors:
             # Said at once, with the other missing fields, not only after they are fixed.
-            self.form_errors_extra["jurisdictions"] = "Add at least one state."
+            self.form_errors_extra["jurisdictions"] = gettext("Add at least one state.")
             row_errors = True
         has_errors = (not ok or any(f.errors for f in self._fields.values() if f.name != "jurisdictions")
                       or row_errors)
@@ -173,7 +177,7 @@ class CertificateForm(CleanForm):
 
 
 class LinkForm(CertificateForm):
-    document = FileField("Signed certificate document (PDF, PNG or JPEG)")
+    document = FileField(_l("Signed certificate document (PDF, PNG or JPEG)"))
     # A document accepted on an earlier attempt whose other fields had errors (signed reference).
     kept_document = HiddenField()
 

@@ -18,6 +18,8 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
 from app.activity import record
 from app.enums import (
@@ -186,11 +188,11 @@ def delivery_ref(req: ExemptionRequest) -> str:
 
 
 def _email_link(req: ExemptionRequest, *, template: str = "exemption_request",
-                subject: str | None = None, extra: dict | None = None) -> None:
+                subject=None, extra: dict | None = None) -> None:
     seller = current_app.config["SELLER_NAME"]
     queue_email(
         req.email, template,
-        subject=subject or f"{seller} asks for your sales-tax exemption certificate",
+        subject=subject or _l("%(seller)s asks for your sales-tax exemption certificate", seller=seller),
         context={"request": req, "customer": req.customer, "link": link_placeholder(req),
                  "expires_at": req.expires_at, **(extra or {})},
         customer_id=req.customer_id, ref=delivery_ref(req),
@@ -338,27 +340,27 @@ def check_certificate_data(data: CertificateData) -> None:
     """Cross-field rules shared by every face; raises InvalidData with per-field messages."""
     errors: dict[str, str] = {}
     if not data.jurisdictions:
-        errors["jurisdictions"] = "Add at least one state."
+        errors["jurisdictions"] = gettext("Add at least one state.")
     states = [s for s, _, _ in data.jurisdictions]
     for s in states:
         if s not in US_STATES:
-            errors["jurisdictions"] = f"{s} is not a US state code."
+            errors["jurisdictions"] = gettext("%(code)s is not a US state code.", code=s)
     if len(set(states)) != len(states):
-        errors["jurisdictions"] = "Each state may appear only once."
+        errors["jurisdictions"] = gettext("Each state may appear only once.")
     if data.expiration_date and data.expiration_date < data.effective_date:
-        errors["expiration_date"] = "The expiration date must be on or after the effective date."
+        errors["expiration_date"] = gettext("The expiration date must be on or after the effective date.")
     for s, _, d in data.jurisdictions:
         if d and d < data.effective_date:
-            errors["jurisdictions"] = f"The expiration date for {s} is before the effective date."
+            errors["jurisdictions"] = gettext("The expiration date for %(code)s is before the effective date.", code=s)
     if data.purchase_type is PurchaseType.SINGLE and not data.po_number.strip():
-        errors["po_number"] = "A single-purchase certificate needs the PO or invoice number."
+        errors["po_number"] = gettext("A single-purchase certificate needs the PO or invoice number.")
     if data.reason is ExemptionReason.OTHER and not data.reason_other.strip():
-        errors["reason_other"] = "Describe the exemption reason."
+        errors["reason_other"] = gettext("Describe the exemption reason.")
     table = rules.rules_table()
     for s in states:
         if s in table and not table[s].sales_tax:
-            errors["jurisdictions"] = (f"{table[s].name} levies no statewide sales tax, so no exemption certificate "
-                                       f"is needed there. Remove {s}.")
+            errors["jurisdictions"] = gettext("%(state)s levies no statewide sales tax, so no exemption certificate "
+                                              "is needed there. Remove %(code)s.", state=table[s].name, code=s)
     if errors:
         raise InvalidData(errors)
 
@@ -456,7 +458,8 @@ def submit_certificate(req: ExemptionRequest, data: CertificateData, upload: Che
     for address in reviewer_emails():
         queue_email(address, "exemption_submitted", subject=f"Exemption certificate to review: {req.customer.name}",
                     context={"certificate": cert, "customer": req.customer},
-                    customer_id=req.customer_id, dedupe_key=f"exemption-submitted:{cert.id}:{address}")
+                    customer_id=req.customer_id, dedupe_key=f"exemption-submitted:{cert.id}:{address}",
+                    locale="en")  # to staff
     return cert
 
 
@@ -496,7 +499,7 @@ def _claim(cert: ExemptionCertificate, expected_version: int | None, reviewer: U
     db.session.refresh(cert)
 
 
-def _notify_customer(cert: ExemptionCertificate, template: str, subject: str, **extra) -> None:
+def _notify_customer(cert: ExemptionCertificate, template: str, subject, **extra) -> None:
     req = cert.request
     to = req.email if req else cert.customer.contact_email
     if not to:
@@ -520,7 +523,8 @@ def approve_certificate(cert: ExemptionCertificate, *, reviewer: User, now: date
     transition(cert, CS.ACTIVE, actor=reviewer, now=now, action="approved",
                message="Approved" + (f": {cert.review_notes}" if cert.review_notes else "."))
     seller = current_app.config["SELLER_NAME"]
-    _notify_customer(cert, "exemption_approved", f"Your exemption certificate was accepted by {seller}")
+    _notify_customer(cert, "exemption_approved", _l("Your exemption certificate was accepted by %(seller)s",
+                                                    seller=seller))
     return cert
 
 
@@ -557,7 +561,8 @@ def edit_and_approve_certificate(cert: ExemptionCertificate, data: CertificateDa
     cert.review_notes = data.notes.strip()
     transition(cert, CS.ACTIVE, actor=reviewer, now=now, action="approved", message="Saved changes and approved.")
     seller = current_app.config["SELLER_NAME"]
-    _notify_customer(cert, "exemption_approved", f"Your exemption certificate was accepted by {seller}")
+    _notify_customer(cert, "exemption_approved", _l("Your exemption certificate was accepted by %(seller)s",
+                                                    seller=seller))
     return cert
 
 
@@ -586,7 +591,7 @@ def reject_certificate(cert: ExemptionCertificate, *, reviewer: User, now: datet
     cert.review_notes = notes
     transition(cert, CS.REJECTED, actor=reviewer, now=now, action="rejected", message=notes[:5000])
     seller = current_app.config["SELLER_NAME"]
-    subject = f"Your exemption certificate needs changes ({seller})"
+    subject = _l("Your exemption certificate needs changes (%(seller)s)", seller=seller)
     to = cert.request.email if cert.request else cert.customer.contact_email
     if send_new_link and to:
         new_req, _ = send_request(
@@ -657,7 +662,7 @@ def remind_request(req: ExemptionRequest, days: int, *, now: datetime) -> None:
     link at-most-once."""
     seller = current_app.config["SELLER_NAME"]
     queue_email(req.email, "exemption_reminder",
-                subject=f"Reminder: {seller} still needs your exemption certificate",
+                subject=_l("Reminder: %(seller)s still needs your exemption certificate", seller=seller),
                 context={"request": req, "customer": req.customer, "days": days_left(req.expires_at, now),
                          "expires_at": req.expires_at, "link": link_placeholder(req)},
                 customer_id=req.customer_id, dedupe_key=f"exemption-reminder:{req.id}:{req.link_version}:{days}")
@@ -714,7 +719,8 @@ def renew_certificate(cert: ExemptionCertificate, *, now: datetime) -> Exemption
         return None
     req, _ = send_request(cert.customer, to, actor=None, now=now, source="renewal", renewal_of=cert,
                           prefill=certificate_prefill(cert),
-                          subject=f"Time to renew your exemption certificate with {current_app.config['SELLER_NAME']}",
+                          subject=_l("Time to renew your exemption certificate with %(seller)s",
+                                     seller=current_app.config["SELLER_NAME"]),
                           email_extra={"renewal_of": cert})
     record(CERTIFICATE_SUBJECT, cert.id, "renewal_requested", customer_id=cert.customer_id, now=now,
            message=f"Earliest expiration {earliest:%b %d, %Y} is near: renewal request #{req.id} sent to {to}.")

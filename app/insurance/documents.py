@@ -14,10 +14,12 @@ from dataclasses import asdict
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 
 from app import activity
 from app.enums import CertificateSource, RequestType
 from app.extensions import db
+from app.i18n import lazy_label
 from app.insurance.pdf import HolderInfo, build_certificate_data, render_certificate_pdf
 from app.models import CertificateRequest, Customer, IssuedCertificate, OutboxMessage, Setting, User
 from app.models.holders import holder_key
@@ -154,7 +156,8 @@ def deliver_certificate(cert: IssuedCertificate, *, recipients: list[str],
         is_holder = address == (cert.holder_email or "").strip().lower()
         messages.append(queue_email(
             address, "certificate_issued",
-            subject=f"{cert.kind.label} {cert.certificate_number}: {customer.name}",
+            subject=_l("%(kind)s %(number)s: %(customer)s", kind=lazy_label(cert.kind), number=cert.certificate_number,
+                       customer=customer.name),
             context={"cert": cert, "customer": customer, "is_holder": is_holder,
                      "sent_by": actor.name if actor is not None else ""},
             customer_id=cert.customer_id, dedupe_key=f"cert:{cert.id}:{address}", attachments=attachment,

@@ -20,6 +20,8 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import sqlalchemy as sa
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
 from app import activity
@@ -51,7 +53,7 @@ class RequestInvalid(IntakeError):
 
     def __init__(self, errors: dict[str, str]):
         self.errors = errors
-        super().__init__("Please correct the highlighted fields.")
+        super().__init__(gettext("Please correct the highlighted fields."))
 
 
 class NotEligible(IntakeError):
@@ -67,8 +69,8 @@ class PaymentDeclined(IntakeError):
 class PaymentUnavailable(IntakeError):
     def __init__(self, payment: Payment):
         self.payment = payment
-        super().__init__(f"{PAYMENT_FAILED}: the payment service did not answer. You were not charged twice; "
-                         "please try again in a minute.")
+        super().__init__(gettext("Merchant payment failed: the payment service did not answer. You were not "
+                                 "charged twice; please try again in a minute."))
 
 
 # -- fields -------------------------------------------------------------------------------------------
@@ -79,12 +81,12 @@ PROJECT_FIELDS = ("project_name", "project_location", "project_duration", "contr
 TEXT_FIELDS = ("description", "instructions")
 ALL_FIELDS = HOLDER_FIELDS + PROJECT_FIELDS + TEXT_FIELDS
 
-LABELS = {
-    "holder_name": "Holder name", "holder_email": "Holder e-mail", "holder_phone": "Holder phone",
-    "holder_address": "Address", "holder_city": "City", "holder_state": "State", "holder_zip": "ZIP code",
-    "project_name": "Project name", "project_location": "Project location", "project_duration": "Project duration",
-    "contract_details": "Contract details", "description": "Description of operations",
-    "instructions": "Special instructions",
+LABELS = {  # lazy: each reads in the language of the page or message it appears in
+    "holder_name": _l("Holder name"), "holder_email": _l("Holder e-mail"), "holder_phone": _l("Holder phone"),
+    "holder_address": _l("Address"), "holder_city": _l("City"), "holder_state": _l("State"),
+    "holder_zip": _l("ZIP code"), "project_name": _l("Project name"), "project_location": _l("Project location"),
+    "project_duration": _l("Project duration"), "contract_details": _l("Contract details"),
+    "description": _l("Description of operations"), "instructions": _l("Special instructions"),
 }
 MAX_LENGTHS = {
     "holder_name": 200, "holder_email": 254, "holder_phone": 32, "holder_address": 200, "holder_city": 100,
@@ -118,7 +120,7 @@ def validate_fields(kind: RequestType, fields: dict) -> dict[str, str]:
         if raw is None:
             raw = ""
         if not isinstance(raw, str):
-            errors[name] = f"{LABELS[name]} must be text."
+            errors[name] = gettext("%(field)s must be text.", field=LABELS[name])
             continue
         value = raw.replace("\x00", "").strip()
         if name not in ("description", "instructions", "contract_details"):
@@ -127,8 +129,8 @@ def validate_fields(kind: RequestType, fields: dict) -> dict[str, str]:
     required = list(HOLDER_FIELDS) + (list(PROJECT_FIELDS) if kind is RequestType.COI_WOS else [])
     for name in required:
         if name not in errors and not clean.get(name):
-            errors[name] = f"{LABELS[name]} is required" + (" for a certificate with WOS." if name in PROJECT_FIELDS
-                                                           else ".")
+            errors[name] = (gettext("%(field)s is required for a certificate with WOS.", field=LABELS[name])
+                            if name in PROJECT_FIELDS else gettext("%(field)s is required.", field=LABELS[name]))
     checks = {"holder_email": normalize_email, "holder_phone": normalize_phone, "holder_state": normalize_state,
               "holder_zip": normalize_zip}
     for name, check in checks.items():
@@ -140,12 +142,13 @@ def validate_fields(kind: RequestType, fields: dict) -> dict[str, str]:
             errors[name] = str(exc)
             continue
         if name != "holder_email" and not clean[name].isascii():  # e.g. Arabic-Indic or full-width digits
-            errors[name] = {"holder_phone": "Use a 10-digit US phone number, e.g. (512) 555-0100.",
-                            "holder_state": "Use a two-letter US state code (or DC).",
-                            "holder_zip": "Use a 5-digit ZIP code or ZIP+4 (12345 or 12345-6789)."}[name]
+            errors[name] = {"holder_phone": gettext("Use a 10-digit US phone number, e.g. (512) 555-0100."),
+                            "holder_state": gettext("Use a two-letter US state code (or DC)."),
+                            "holder_zip": gettext("Use a 5-digit ZIP code or ZIP+4 (12345 or 12345-6789).")}[name]
     for name, limit in MAX_LENGTHS.items():
         if name not in errors and len(clean.get(name, "")) > limit:
-            errors[name] = f"{LABELS[name]} is too long (at most {limit} characters)."
+            errors[name] = gettext("%(field)s is too long (at most %(limit)s characters).", field=LABELS[name],
+                                   limit=limit)
     if errors:
         raise RequestInvalid(errors)
     return clean
@@ -320,13 +323,13 @@ def _notify_declined(customer: Customer, payment: Payment, *, actor: User | None
     context = {"customer": customer, "payment": payment, "amount": _money(payment.amount_cents),
                "last4": customer.card_last4 or ""}
     for address in customer_contacts(customer, actor):
-        queue_email(address, "coi_payment_failed", subject="Payment failed: please update your payment method",
+        queue_email(address, "coi_payment_failed", subject=_l("Payment failed: please update your payment method"),
                     context=context, customer_id=customer.id, dedupe_key=f"payment-failed:{payment.id}:{address}")
     if customer.contact_phone:
         queue_sms(customer.contact_phone,
-                  f"{customer.name}: the {_money(payment.amount_cents)} charge for your certificate with waiver of "
-                  "subrogation was declined and no request was created. Please update your payment method, "
-                  "then submit the request again.",
+                  _l("%(customer)s: the %(amount)s charge for your certificate with waiver of subrogation was "
+                     "declined and no request was created. Please update your payment method, then submit the "
+                     "request again.", customer=customer.name, amount=_money(payment.amount_cents)),
                   customer_id=customer.id, dedupe_key=f"payment-failed-sms:{payment.id}")
 
 
@@ -468,7 +471,8 @@ def submit_certificate_request(customer: Customer, *, type, source: RequestSourc
                         message=f"WOS fee {_money(fee_cents)} recorded; {customer.payment_method.value.upper()} "
                                 "customer, billed with the account (no card charge).")
     for address in customer_contacts(customer, actor):
-        queue_email(address, "coi_request_received", subject=f"We received your certificate request #{req.id}",
+        queue_email(address, "coi_request_received",
+                    subject=_l("We received your certificate request #%(id)s", id=req.id),
                     context={"req": req, "customer": customer, "payment": payment,
                              "fee": _money(fee_cents) if fee_cents else ""},
                     customer_id=customer.id, dedupe_key=f"coi-received:{req.id}:{address}")

@@ -3,24 +3,28 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from wtforms import Form, HiddenField, RadioField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 
 from app.enums import RequestType
+from app.i18n import lazy_label
 from app.insurance.intake import LABELS, MAX_LENGTHS, PROJECT_FIELDS, REQUESTABLE_TYPES, RequestInvalid
 from app.validation import STATE_CHOICES
 
+REQUIRED = _l("This field is required.")
+
 
 def _text(name, required=False, **kw):
-    validators = [InputRequired()] if required else []
+    validators = [InputRequired(REQUIRED)] if required else []
     render_kw = {"maxlength": MAX_LENGTHS[name], "autocomplete": "off", **kw}
     return StringField(LABELS[name], validators=validators, render_kw=render_kw)
 
 
 class CertificateRequestForm(Form):
-    type = RadioField("Certificate", choices=[SelectChoice(t.value, t.label) for t in REQUESTABLE_TYPES],
-                      default=RequestType.COI.value, validators=[InputRequired()])
+    type = RadioField(_l("Certificate"), choices=[SelectChoice(t.value, lazy_label(t)) for t in REQUESTABLE_TYPES],
+                      default=RequestType.COI.value, validators=[InputRequired(REQUIRED)])
     holder_name = _text("holder_name", True)
     holder_email = _text("holder_email", True, type="email")
     holder_phone = _text("holder_phone", True, type="tel", placeholder="(512) 555-0100")
@@ -32,8 +36,8 @@ class CertificateRequestForm(Form):
     # Required for a certificate with WOS only; the form shows them only then (the service checks).
     project_name = _text("project_name", True)
     project_location = _text("project_location", True)
-    project_duration = _text("project_duration", True, placeholder="e.g. June – August 2026")
-    contract_details = TextAreaField(LABELS["contract_details"], validators=[InputRequired()],
+    project_duration = _text("project_duration", True, placeholder=_l("e.g. June – August 2026"))
+    contract_details = TextAreaField(LABELS["contract_details"], validators=[InputRequired(REQUIRED)],
                                      render_kw={"rows": 2, "maxlength": 5000})
     instructions = TextAreaField(LABELS["instructions"], render_kw={"rows": 2, "maxlength": 5000})
     idempotency_key = HiddenField()
@@ -54,8 +58,9 @@ class CertificateRequestForm(Form):
 
 
 class ResendPoiForm(Form):
-    email = StringField("Send to e-mail", validators=[InputRequired()], render_kw={"type": "email", "maxlength": 254})
-    name = StringField("Recipient name (optional)", render_kw={"maxlength": 200})
+    email = StringField(_l("Send to e-mail"), validators=[InputRequired(REQUIRED)],
+                        render_kw={"type": "email", "maxlength": 254})
+    name = StringField(_l("Recipient name (optional)"), render_kw={"maxlength": 200})
 
     def apply_errors(self, exc: RequestInvalid) -> None:
         for name, message in exc.errors.items():

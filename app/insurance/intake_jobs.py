@@ -7,6 +7,7 @@ retried or duplicated job sends nothing twice, while a later resend (a new token
 from __future__ import annotations
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 
 from app import activity
 from app.enums import RequestType
@@ -48,7 +49,7 @@ def send_poi(customer_id: int, email: str, name: str, actor_id: int | None, toke
         activity.record(CUSTOMER_SUBJECT, customer.id, "poi_failed", actor=actor, customer_id=customer.id, now=now,
                         message=f"Proof of insurance for {email} could not be issued: {exc}")
         return "failed"
-    queue_email(email, "coi_poi", subject=f"Proof of insurance: {customer.name}",
+    queue_email(email, "coi_poi", subject=_l("Proof of insurance: %(customer)s", customer=customer.name),
                 context={"customer": customer, "cert": cert, "name": name}, customer_id=customer.id,
                 dedupe_key=dedupe_key, attachments=_attachment(cert))
     activity.record(CUSTOMER_SUBJECT, customer.id, "poi_sent", actor=actor, customer_id=customer.id, now=now,
@@ -69,7 +70,8 @@ def resend_certificates(certificate_id: int, recipients: list[str], actor_id: in
         if _already_queued(dedupe_key):
             continue
         queue_email(address, "coi_certificate_resent",
-                    subject=f"Certificate of insurance {cert.certificate_number}: {cert.customer.name}",
+                    subject=_l("Certificate of insurance %(number)s: %(customer)s", number=cert.certificate_number,
+                               customer=cert.customer.name),
                     context={"cert": cert, "customer": cert.customer}, customer_id=cert.customer_id,
                     dedupe_key=dedupe_key, attachments=_attachment(cert))
         sent.append(address)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import flash, redirect, request
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.extensions import db
@@ -30,7 +31,7 @@ def resend_poi_response(customer: Customer, *, page: str, partial: str, context:
         return render_page_or_partial(page, partial, status=422,
                                       **context(customer, poi_form=form, poi_error=str(exc)))
     db.session.commit()
-    message = f"Proof of insurance is on its way to {form.email.data.strip()}."
+    message = gettext("Proof of insurance is on its way to %(email)s.", email=form.email.data.strip())
     if wants_partial():
         response = render_page_or_partial(page, partial, **context(customer, poi_sent=message))
         return hx_trigger(response, "poi-sent", toast=message)

@@ -24,6 +24,7 @@ import re
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import activity
@@ -459,7 +460,7 @@ def reject(req: CertificateRequest, reason_id: int | str | None, *, actor: User,
     _claim(req)  # the state change wins the race first: only the winner refunds
     refunded = refund_payment(req, actor=actor, now=now, why="rejected")
     for address in customer_recipients(req):
-        queue_email(address, "coi_rejected", subject=f"Your certificate request #{req.id} was not issued",
+        queue_email(address, "coi_rejected", subject=_l("Your certificate request #%(id)s was not issued", id=req.id),
                     context={"req": req, "reason": reason.text, "note": note, "customer": req.customer,
                              "refund": refunded, "refund_amount": _money(refunded.refunded_cents) if refunded else ""},
                     customer_id=req.customer_id, dedupe_key=f"coi-rejected:{req.id}:{address}")
@@ -486,7 +487,7 @@ def cancel(req: CertificateRequest, *, actor: User, now: datetime, note: str = "
     _claim(req)
     refunded = refund_payment(req, actor=actor, now=now, why="cancelled")
     for address in customer_recipients(req):
-        queue_email(address, "coi_cancelled", subject=f"Your certificate request #{req.id} was cancelled",
+        queue_email(address, "coi_cancelled", subject=_l("Your certificate request #%(id)s was cancelled", id=req.id),
                     context={"req": req, "note": note, "customer": req.customer, "refund": refunded,
                              "refund_amount": _money(refunded.refunded_cents) if refunded else ""},
                     customer_id=req.customer_id, dedupe_key=f"coi-cancelled:{req.id}:{address}")

@@ -7,6 +7,7 @@ completed) answers the same neutral page with the same status, so a link reveals
 from __future__ import annotations
 
 from flask import current_app, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -15,6 +16,7 @@ from app.auth.access import public
 from app.exemptions import services
 from app.exemptions.forms import LinkForm
 from app.extensions import db, limiter
+from app.i18n import use_customer_language
 from app.models.base import utcnow
 from app.portal import bp
 from app.uploads import CheckedUpload, UploadRejected, answers_oversize_files, check_upload
@@ -119,6 +121,7 @@ def link(token: str):
         req = services.resolve_link(token, now=now)
     except services.LinkUnavailable:
         return _unavailable()
+    use_customer_language(req.customer)
     db.session.commit()  # a lazily-applied expiry; opening is recorded by the page itself (below)
     form = LinkForm(formdata=None)
     if req.prefill:
@@ -156,6 +159,7 @@ def submit_link(token: str):
     except services.LinkUnavailable:
         return _unavailable()
     form = LinkForm()
+    use_customer_language(req.customer)
     if "add_rows" in request.form:
         # "More states": the same form with five more jurisdiction rows; nothing is validated or saved,
         # except that a document chosen already is checked and kept, so it need not be chosen again.
@@ -176,7 +180,7 @@ def submit_link(token: str):
     else:
         upload = _kept_upload(form, req.id)
         if upload is None:
-            upload_error = "Attach the signed certificate (PDF, PNG or JPEG)."
+            upload_error = gettext("Attach the signed certificate (PDF, PNG or JPEG).")
     kept = None
     if upload is not None and (data is None or upload_error):
         # Keep a good document across a failed attempt, so the customer does not upload it again.

@@ -1,12 +1,14 @@
 """The logged-in customer portal: requests and their status, submit a request, downloads, Resend POI."""
 
 from flask import abort, flash, redirect, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.auth.access import requires
 from app.enums import RequestSource
 from app.extensions import db
 from app.htmx import hx_trigger, render_page_or_partial, wants_partial
+from app.i18n import label_of, money_cents
 from app.insurance import intake
 from app.insurance.intake_forms import CertificateRequestForm, ResendPoiForm
 from app.insurance.intake_views import resend_poi_response
@@ -71,10 +73,12 @@ def new_request():
         return render_page_or_partial("portal/request_new.html", "portal/_request_form_part.html", status=422,
                                       **_form_context(customer, form, error=str(exc), declined=declined))
     db.session.commit()
-    message = f"Request #{req.id} received: {req.type.label} for {req.holder_name}."
+    message = gettext("Request #%(id)s received: %(kind)s for %(holder)s.", id=req.id, kind=label_of(req.type),
+                      holder=req.holder_name)
     if req.fee_cents and req.payments:
         paid = req.payments[0]
-        message += f" Your card ending {paid.card_last4} was charged ${paid.amount_cents / 100:.2f}."
+        message += " " + gettext("Your card ending %(last4)s was charged %(amount)s.", last4=paid.card_last4,
+                                 amount=money_cents(paid.amount_cents))
     response = render_page_or_partial("portal/request_new.html", "portal/_request_form_part.html",
                                       **_form_context(customer, CertificateRequestForm(), submitted=req,
                                                       confirmation=message))

@@ -5,7 +5,7 @@
     if (!box) return;
     var el = document.createElement("div");
     el.className = "toast toast-" + (level || "success");
-    el.setAttribute("role", "status");
+    el.setAttribute("role", level === "error" ? "alert" : "status");
     el.textContent = message;
     box.appendChild(el);
     setTimeout(function () { el.remove(); }, 6500);
@@ -30,25 +30,6 @@
       evt.stopImmediatePropagation();
     }
   }, true);
-  // <input type=file data-max-bytes="..." data-too-large="..."> : a file over the limit is reported
-  // before sending (the server checks again), so nothing typed is sent away for a 413.
-  function fileTooLarge(input) {
-    var max = parseInt(input.getAttribute("data-max-bytes"), 10);
-    var file = input.files && input.files[0];
-    input.setCustomValidity(file && max && file.size > max ? input.getAttribute("data-too-large") : "");
-    return !input.checkValidity();
-  }
-  document.addEventListener("change", function (evt) {
-    if (evt.target.matches && evt.target.matches("input[type=file][data-max-bytes]") && fileTooLarge(evt.target)) {
-      evt.target.reportValidity();
-    }
-  });
-  document.addEventListener("submit", function (evt) {
-    var inputs = evt.target.querySelectorAll("input[type=file][data-max-bytes]");
-    for (var i = 0; i < inputs.length; i++) {
-      if (fileTooLarge(inputs[i])) { evt.preventDefault(); inputs[i].reportValidity(); return; }
-    }
-  }, true);
   document.addEventListener("click", function (evt) {
     var el = evt.target.closest("[data-check-all]");
     if (!el) return;
@@ -66,5 +47,29 @@
     if (opener) { var d = document.querySelector(opener.getAttribute("data-open-dialog")); if (d) { evt.preventDefault(); d.showModal(); } }
     var closer = evt.target.closest("[data-close-dialog]");
     if (closer) { var dlg = closer.closest("dialog"); if (dlg) dlg.close(); }
+  });
+  // After a page load or an htmx swap, the first error summary or [data-focus-on-render] element in the new
+  // content (form errors, a declined payment) is scrolled into view and focused, so keyboard and screen-reader
+  // users land on it; an element with data-toast="..." also shows that text as a toast (#toasts is aria-live).
+  function announce(root) {
+    if (!root || !root.querySelector) return;
+    var sel = "[data-focus-on-render], .error-summary";
+    var target = root.matches(sel) ? root : root.querySelector(sel);
+    if (target) {
+      if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");
+      target.scrollIntoView({block: "center"});
+      target.focus({preventScroll: true});
+    }
+    var noted = Array.prototype.slice.call(root.querySelectorAll("[data-toast]:not([data-toasted])"));
+    if (root.matches("[data-toast]:not([data-toasted])")) noted.unshift(root);
+    for (var i = 0; i < noted.length; i++) {
+      noted[i].setAttribute("data-toasted", "1");
+      toast(noted[i].getAttribute("data-toast"), noted[i].getAttribute("data-toast-level") || "success");
+    }
+  }
+  announce(document.body);
+  document.body.addEventListener("htmx:afterSettle", function (evt) {
+    var t = evt.detail.target;
+    announce(t && t.isConnected ? t : (t && t.id && document.getElementById(t.id)) || null);
   });
 })();

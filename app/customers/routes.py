@@ -20,7 +20,7 @@ def index():
     q = request.args.get("q", "").strip()
     stmt = sa.select(Customer).order_by(Customer.name)
     if q:
-        clauses = [Customer.name.ilike(f"%{q}%")]
+        clauses = [Customer.name.ilike(f"%{q}%"), Customer.external_id == q]
         if q.isdigit():
             clauses.append(Customer.id == int(q))
         stmt = stmt.where(sa.or_(*clauses))

@@ -30,6 +30,25 @@
       evt.stopImmediatePropagation();
     }
   }, true);
+  // <input type=file data-max-bytes="..." data-too-large="..."> : a file over the limit is reported
+  // before sending (the server checks again), so nothing typed is sent away for a 413.
+  function fileTooLarge(input) {
+    var max = parseInt(input.getAttribute("data-max-bytes"), 10);
+    var file = input.files && input.files[0];
+    input.setCustomValidity(file && max && file.size > max ? input.getAttribute("data-too-large") : "");
+    return !input.checkValidity();
+  }
+  document.addEventListener("change", function (evt) {
+    if (evt.target.matches && evt.target.matches("input[type=file][data-max-bytes]") && fileTooLarge(evt.target)) {
+      evt.target.reportValidity();
+    }
+  });
+  document.addEventListener("submit", function (evt) {
+    var inputs = evt.target.querySelectorAll("input[type=file][data-max-bytes]");
+    for (var i = 0; i < inputs.length; i++) {
+      if (fileTooLarge(inputs[i])) { evt.preventDefault(); inputs[i].reportValidity(); return; }
+    }
+  }, true);
   document.addEventListener("click", function (evt) {
     var el = evt.target.closest("[data-check-all]");
     if (!el) return;

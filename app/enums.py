@@ -219,10 +219,17 @@ class AuditPackStatus(StrEnum):
 class ImportKind(StrEnum):
     HOLDERS = "holders"  # pass 1: certificate holders, attached to no customer
     LINKS = "links"      # pass 2: customer ID <-> holder links with their flags
+    CUSTOMERS = "customers"  # the business's customers, keyed by external customer number
+    POLICIES = "policies"    # policies on file with their endorsements, keyed by number + insurer + line
 
     @property
     def label(self) -> str:
-        return {"holders": "Pass 1: certificate holders", "links": "Pass 2: customer links"}[self.value]
+        return {"holders": "Pass 1: certificate holders", "links": "Pass 2: customer links",
+                "customers": "Customers", "policies": "Policies and endorsements"}[self.value]
+
+    @property
+    def is_holder_kind(self) -> bool:
+        return self in (ImportKind.HOLDERS, ImportKind.LINKS)
 
 
 class ImportStatus(StrEnum):

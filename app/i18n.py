@@ -153,7 +153,7 @@ def language_switch() -> list[dict]:
     if not has_request_context() or _is_staff() or request.method != "GET" or request.endpoint is None:
         return []
     here = current_language()
-    args = {**(request.view_args or {}), **request.args.to_dict()}
+    args = {**request.args.to_dict(), **(request.view_args or {})}  # the path's own values win
     from flask import url_for
 
     links = []

@@ -14,6 +14,7 @@ OPENAPI_SCHEMAS: dict = {}
 from app.api import (  # noqa: E402,F401
     audit_packs,
     certificate_requests,
+    customer_users,
     customers,
     exemption_rules,
     exemptions,

@@ -1,12 +1,12 @@
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from app.auth import bp, services
+from app.auth import bp, invitations, services
 from app.auth.access import login_required, public
-from app.auth.forms import EmptyForm, LoginForm
+from app.auth.forms import ChangePasswordForm, EmptyForm, LoginForm, SetPasswordForm
 from app.enums import Role
 from app.extensions import db, limiter
 from app.models import User
@@ -98,3 +98,77 @@ def index():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
     return redirect(url_for("auth.login"))
+
+# -- invitation links and "change my password" --------------------------------------------------------
+
+def _link_rate():
+    return current_app.config["LINK_RATE_LIMIT"]
+
+
+def _no_store(response):
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _invitation_page(invitation, form, status=200):
+    return _no_store(make_response(render_template("auth/set_password.html", invitation=invitation, form=form,
+                                                   min_length=invitations.MIN_PASSWORD), status))
+
+
+def _invitation_unavailable():
+    return _no_store(make_response(render_template("auth/invitation_unavailable.html"), 404))
+
+
+@bp.route("/invitations/<token>", methods=["GET", "POST"])
+@limiter.limit(_link_rate)
+@public
+def set_password(token: str):
+    now = utcnow()
+    try:
+        invitation = invitations.resolve(token, now=now)
+    except invitations.InvitationUnavailable:
+        return _invitation_unavailable()
+    form = SetPasswordForm()
+    if request.method == "GET":
+        return _invitation_page(invitation, form)
+    if not form.validate_on_submit():
+        return _invitation_page(invitation, form, 422)
+    try:
+        user = invitations.accept(invitation, form.password.data, form.confirm.data, now=now)
+    except invitations.InvitationError as exc:
+        db.session.rollback()
+        for name, message in exc.errors.items():
+            getattr(form, name, form.password).errors.append(message)
+        return _invitation_page(invitation, form, 422)
+    except invitations.InvitationUnavailable:
+        db.session.rollback()
+        return _invitation_unavailable()
+    db.session.commit()
+    if current_user.is_authenticated:
+        logout_user()
+    flash(f"Your password is set. Sign in with {user.email} and your new password.", "success")
+    return redirect(url_for("auth.login"), code=303)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    form = ChangePasswordForm()
+    if request.method == "GET":
+        return render_template("auth/change_password.html", form=form)
+    if not form.validate_on_submit():
+        return render_template("auth/change_password.html", form=form), 422
+    user = current_user._get_current_object()
+    try:
+        invitations.change_password(user, current=form.current_password.data, new=form.new_password.data,
+                                    confirm=form.confirm.data, now=utcnow())
+    except invitations.InvitationError as exc:
+        db.session.rollback()
+        for name, message in exc.errors.items():
+            getattr(form, name, form.new_password).errors.append(message)
+        return render_template("auth/change_password.html", form=form), 422
+    db.session.commit()
+    login_user(user)  # this session carries on (other sessions end where session invalidation exists)
+    flash("Your password is changed.", "success")
+    return redirect(url_for("auth.change_password"), code=303)

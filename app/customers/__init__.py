@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("customers", __name__)
 
-from app.customers import certificates, interests, record_views, routes  # noqa: E402,F401
+from app.customers import card_views, certificates, interests, record_views, routes, users  # noqa: E402,F401

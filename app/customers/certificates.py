@@ -4,7 +4,7 @@ from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from app.auth.access import require_customer_access, requires
-from app.customers import bp
+from app.customers import bp, cards
 from app.enums import RequestSource, Role
 from app.extensions import db
 from app.htmx import hx_trigger, render_page_or_partial, wants_partial
@@ -102,6 +102,10 @@ def submit_request(customer_id: int):
     form = CertificateRequestForm(request.form if request.method == "POST" else None)
     page, partial = "customers/certificates_request.html", "portal/_request_form_part.html"
     if request.method == "GET":
+        draft = cards.draft_for(customer, request.args.get("retry"))
+        if draft is not None and draft.request_id is None:  # back from the card page: retry the declined request
+            return render_page_or_partial(page, partial, **_form_context(
+                customer, CertificateRequestForm(data=cards.retry_form_data(draft)), retry=draft))
         return render_page_or_partial(page, partial, **_form_context(customer, form))
     source = RequestSource.PORTAL if current_user.role is Role.CUSTOMER else RequestSource.INTERNAL
     try:
@@ -112,10 +116,14 @@ def submit_request(customer_id: int):
         form.apply_errors(exc)
         return render_page_or_partial(page, partial, status=422, **_form_context(customer, form, error=str(exc)))
     except (intake.NotEligible, intake.PaymentDeclined, intake.PaymentUnavailable) as exc:
+        if isinstance(exc, intake.PaymentDeclined):  # keep what was typed, to retry after replacing the card
+            cards.keep_declined_request(customer, exc.payment, type=form.type.data, fields=form.values(),
+                                        actor=current_user, now=utcnow())
         db.session.commit()
         form.idempotency_key.data = intake.new_idempotency_key()
         return render_page_or_partial(page, partial, status=422, **_form_context(
             customer, form, error=str(exc), declined=exc.payment if isinstance(exc, intake.PaymentDeclined) else None))
+    cards.mark_retried(customer, form.idempotency_key.data, req.id)
     db.session.commit()
     message = f"Internal request #{req.id} created: {req.type.label} for {req.holder_name}."
     if wants_partial():

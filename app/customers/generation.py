@@ -37,6 +37,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from app.activity import record
 from app.enums import (
@@ -479,7 +480,8 @@ def _deliver_one(run_id: int, customer: Customer, row: _HolderRow, own_pdf: byte
     filename = f"certificate-{_slug(row.name)}.pdf"
     emailed = bool(email_holders and row.email)
     if emailed:
-        queue_email(row.email, "holder_certificate", subject=f"Certificate of insurance for {customer.name}",
+        queue_email(row.email, "holder_certificate",
+                    subject=_l("Certificate of insurance for %(customer)s", customer=customer.name),
                     context={"customer": customer, "holder_name": row.name, "kind": kind},
                     customer_id=customer.id, dedupe_key=f"generation:{run_id}:holder:{row.id}",
                     attachments=[{"key": key, "filename": filename, "content_type": "application/pdf"}])

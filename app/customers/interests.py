@@ -257,9 +257,11 @@ def sent_certificate_file(customer_id: int, sent_id: int):
 # -- CSV import ----------------------------------------------------------------------------------------
 
 def _import_context(**extra) -> dict:
-    runs = db.session.scalars(db.select(ImportRun).order_by(ImportRun.created_at.desc(), ImportRun.id.desc())
+    runs = db.session.scalars(db.select(ImportRun).where(ImportRun.kind.in_([ImportKind.HOLDERS, ImportKind.LINKS]))
+                              .order_by(ImportRun.created_at.desc(), ImportRun.id.desc())
                               .limit(10))
-    return {"kinds": list(ImportKind), "runs": list(runs), "inline_rows": imports.INLINE_ROWS,
+    return {"kinds": [k for k in ImportKind if k.is_holder_kind],
+            "runs": list(runs), "inline_rows": imports.INLINE_ROWS,
             "errors": extra.pop("errors", {}), **extra}
 
 
@@ -271,9 +273,12 @@ def import_holders():
 
 def _kind_or_404(kind: str) -> ImportKind:
     try:
-        return ImportKind(kind)
+        found = ImportKind(kind)
     except ValueError:
         abort(404)
+    if not found.is_holder_kind:  # customers and policies have their own import page
+        abort(404)
+    return found
 
 
 @bp.route("/holders/import/template/<kind>.csv")

@@ -320,6 +320,10 @@ def _charge(customer: Customer, payment: Payment, *, actor: User | None, now: da
 
 
 def _notify_declined(customer: Customer, payment: Payment, *, actor: User | None) -> None:
+    from flask_babel import LazyString
+
+    from app.customers.cards import card_page_url  # the e-mail and SMS link straight to the card page
+
     context = {"customer": customer, "payment": payment, "amount": _money(payment.amount_cents),
                "last4": customer.card_last4 or ""}
     for address in customer_contacts(customer, actor):
@@ -327,9 +331,12 @@ def _notify_declined(customer: Customer, payment: Payment, *, actor: User | None
                     context=context, customer_id=customer.id, dedupe_key=f"payment-failed:{payment.id}:{address}")
     if customer.contact_phone:
         queue_sms(customer.contact_phone,
-                  _l("%(customer)s: the %(amount)s charge for your certificate with waiver of subrogation was "
-                     "declined and no request was created. Please update your payment method, then submit the "
-                     "request again.", customer=customer.name, amount=_money(payment.amount_cents)),
+                  LazyString(lambda: " ".join((
+                      gettext("%(customer)s: the %(amount)s charge for your certificate with waiver of subrogation "
+                              "was declined and no request was created. Please update your payment method, then "
+                              "submit the request again.", customer=customer.name,
+                              amount=_money(payment.amount_cents)),
+                      gettext("Update the card: %(url)s", url=card_page_url(payment))))),
                   customer_id=customer.id, dedupe_key=f"payment-failed-sms:{payment.id}")
 
 

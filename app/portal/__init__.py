@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("portal", __name__)
 
-from app.portal import links, routes  # noqa: E402,F401
+from app.portal import card, links, routes  # noqa: E402,F401

@@ -5,6 +5,7 @@ from flask_babel import gettext
 from flask_login import current_user
 
 from app.auth.access import requires
+from app.customers import cards
 from app.enums import RequestSource
 from app.extensions import db
 from app.htmx import hx_trigger, render_page_or_partial, wants_partial
@@ -54,6 +55,12 @@ def new_request():
     customer = _customer()
     form = CertificateRequestForm(request.form if request.method == "POST" else None)
     if request.method == "GET":
+        draft = cards.draft_for(customer, request.args.get("retry"))
+        if draft is not None and draft.request_id is None:
+            # back from the card page: the declined request as it was typed, with one key for the retry
+            form = CertificateRequestForm(data=cards.retry_form_data(draft))
+            return render_page_or_partial("portal/request_new.html", "portal/_request_form_part.html",
+                                          **_form_context(customer, form, retry=draft))
         if request.args.get("type") in ("coi", "coi_wos"):
             form.type.data = request.args["type"]
         return render_page_or_partial("portal/request_new.html", "portal/_request_form_part.html",
@@ -70,8 +77,13 @@ def new_request():
         db.session.commit()  # keep the refusal / declined payment, its e-mail and SMS
         form.idempotency_key.data = intake.new_idempotency_key()
         declined = exc.payment if isinstance(exc, intake.PaymentDeclined) else None
+        if declined is not None:  # keep what was typed, to retry after replacing the card
+            cards.keep_declined_request(customer, declined, type=form.type.data, fields=form.values(),
+                                        actor=current_user, now=utcnow())
+            db.session.commit()
         return render_page_or_partial("portal/request_new.html", "portal/_request_form_part.html", status=422,
                                       **_form_context(customer, form, error=str(exc), declined=declined))
+    cards.mark_retried(customer, form.idempotency_key.data, req.id)
     db.session.commit()
     message = gettext("Request #%(id)s received: %(kind)s for %(holder)s.", id=req.id, kind=label_of(req.type),
                       holder=req.holder_name)

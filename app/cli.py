@@ -12,7 +12,7 @@ from flask.cli import with_appcontext
 
 from app.enums import CoverageLine, CustomerStatus, EndorsementKind, PaymentMethod, Role
 from app.extensions import db
-from app.models import ApiToken, Customer, Endorsement, Insurer, Policy, Program, User
+from app.models import ApiToken, Customer, Insurer, Program, User
 from app.models.users import hash_token
 from app.payments import APPROVE_CARD, DECLINE_CARD, ERROR_CARD, card_outcome, sandbox_token
 
@@ -59,61 +59,61 @@ INSURERS = [
 ]
 
 
-def _insurers() -> list[Insurer]:
+def _insurers(now) -> list[Insurer]:
+    from app.customers import records
+
     out = []
     for name, naic in INSURERS:
         insurer = db.session.scalar(sa.select(Insurer).filter_by(naic=naic))
-        if insurer is None:
-            insurer = Insurer(name=name, naic=naic)
-            db.session.add(insurer)
-        out.append(insurer)
-    db.session.flush()
+        out.append(insurer or records.create_insurer({"name": name, "naic": naic}, actor=None, now=now))
     return out
 
 
-def _policies_for(customer: Customer, today: date) -> list[Policy]:
+def _policies_for(customer: Customer, today: date, insurers: list[Insurer]) -> list[dict]:
     """GL (blanket additional insured + primary & non-contributory), auto, umbrella and WC (blanket waiver
-    of subrogation) for one demo customer, current calendar-year term."""
-    insurers = _insurers()
-    start = date(today.year, 1, 1)
-    end = date(today.year + 1, 1, 1)
+    of subrogation) for one demo customer, current calendar-year term (values for the policy service)."""
+    start, end = date(today.year, 1, 1).isoformat(), date(today.year + 1, 1, 1).isoformat()
     prefix = "".join(w[0] for w in customer.name.split()[:3]).upper()
+    term = {"effective_date": start, "expiry_date": end}
     return [
-        Policy(line=CoverageLine.GENERAL_LIABILITY, insurer=insurers[0],
-               policy_number=f"GL-{prefix}-{customer.id:05d}", effective_date=start, expiry_date=end,
-               limits={"each_occurrence": 1_000_000, "damage_to_rented_premises": 100_000,
-                       "medical_expense": 5_000, "personal_adv_injury": 1_000_000, "general_aggregate": 2_000_000,
-                       "products_completed_ops": 2_000_000},
-               coverage={"form": "occurrence", "aggregate_basis": "policy"},
-               endorsements=[Endorsement(kind=EndorsementKind.ADDITIONAL_INSURED, form_number="CG 20 10"),
-                             Endorsement(kind=EndorsementKind.PRIMARY_NONCONTRIBUTORY, form_number="CG 20 01")]),
-        Policy(line=CoverageLine.AUTOMOBILE, insurer=insurers[1],
-               policy_number=f"CA-{prefix}-{customer.id:05d}", effective_date=start, expiry_date=end,
-               limits={"combined_single_limit": 1_000_000}, coverage={"any_auto": True}),
-        Policy(line=CoverageLine.UMBRELLA, insurer=insurers[2],
-               policy_number=f"UMB-{prefix}-{customer.id:05d}", effective_date=start, expiry_date=end,
-               limits={"each_occurrence": 5_000_000, "aggregate": 5_000_000, "retention": 10_000},
-               coverage={"kind": "umbrella", "form": "occurrence"}),
-        Policy(line=CoverageLine.WORKERS_COMP, insurer=insurers[3],
-               policy_number=f"WC-{prefix}-{customer.id:05d}", effective_date=start, expiry_date=end,
-               limits={"el_each_accident": 1_000_000, "el_disease_each_employee": 1_000_000,
-                       "el_disease_policy_limit": 1_000_000},
-               coverage={"per_statute": True, "proprietor_excluded": False},
-               endorsements=[Endorsement(kind=EndorsementKind.WAIVER_OF_SUBROGATION, form_number="WC 00 03 13")]),
+        {"line": CoverageLine.GENERAL_LIABILITY.value, "insurer_id": insurers[0].id,
+         "policy_number": f"GL-{prefix}-{customer.id:05d}", **term,
+         "limits": {"each_occurrence": 1_000_000, "damage_to_rented_premises": 100_000, "medical_expense": 5_000,
+                    "personal_adv_injury": 1_000_000, "general_aggregate": 2_000_000,
+                    "products_completed_ops": 2_000_000},
+         "coverage": {"form": "occurrence", "aggregate_basis": "policy"},
+         "endorsements": [{"kind": EndorsementKind.ADDITIONAL_INSURED.value, "form_number": "CG 20 10"},
+                          {"kind": EndorsementKind.PRIMARY_NONCONTRIBUTORY.value, "form_number": "CG 20 01"}]},
+        {"line": CoverageLine.AUTOMOBILE.value, "insurer_id": insurers[1].id,
+         "policy_number": f"CA-{prefix}-{customer.id:05d}", **term,
+         "limits": {"combined_single_limit": 1_000_000}, "coverage": {"any_auto": True}},
+        {"line": CoverageLine.UMBRELLA.value, "insurer_id": insurers[2].id,
+         "policy_number": f"UMB-{prefix}-{customer.id:05d}", **term,
+         "limits": {"each_occurrence": 5_000_000, "aggregate": 5_000_000, "retention": 10_000},
+         "coverage": {"kind": "umbrella", "form": "occurrence"}},
+        {"line": CoverageLine.WORKERS_COMP.value, "insurer_id": insurers[3].id,
+         "policy_number": f"WC-{prefix}-{customer.id:05d}", **term,
+         "limits": {"el_each_accident": 1_000_000, "el_disease_each_employee": 1_000_000,
+                    "el_disease_policy_limit": 1_000_000},
+         "coverage": {"per_statute": True, "proprietor_excluded": False},
+         "endorsements": [{"kind": EndorsementKind.WAIVER_OF_SUBROGATION.value, "form_number": "WC 00 03 13"}]},
     ]
 
 
 def seed_demo(today: date | None = None) -> dict:
-    """Create the demo data if missing (idempotent) and return what exists, for printing."""
+    """Create the demo data if missing (idempotent) and return what exists, for printing. Programs,
+    insurers, customers and policies go through the same services as the pages and the API."""
+    from app.customers import policies, records
+    from app.models.base import utcnow
+
     today = today or date.today()
+    now = utcnow()
     programs = {}
     for name, automation, peo in DEMO_PROGRAMS:
         program = db.session.scalar(sa.select(Program).filter_by(name=name))
-        if program is None:
-            program = Program(name=name, automation_enabled=automation, is_peo=peo)
-            db.session.add(program)
-        programs[name] = program
-    db.session.flush()
+        programs[name] = program or records.create_program(
+            {"name": name, "automation_enabled": automation, "peo": peo}, actor=None, now=now)
+    insurers = _insurers(now)
 
     users_out = []
     for email, name, role in DEMO_STAFF:
@@ -125,23 +125,21 @@ def seed_demo(today: date | None = None) -> dict:
         customer = db.session.scalar(sa.select(Customer).filter_by(name=name))
         if customer is None:
             slug = name.split()[0].lower()
-            customer = Customer(
-                name=name, external_id=f"DEMO-{index + 1:04d}", status=status, payment_method=method, program=programs[program_name],
-                contact_name=f"{name.split()[0]} Office", contact_email=f"office@{slug}.demo",
-                contact_phone=f"+1555010{index:04d}", address=f"{100 + index * 11} Main Street",
-                city="Austin", state="TX", zip_code=f"7870{index % 10}",
-            )
-            if status is not CustomerStatus.ACTIVE:
-                customer.status_reason = "Demo: premium payment overdue."
-            if card:
+            customer = records.create_customer({
+                "external_id": f"DEMO-{index + 1:04d}", "name": name, "status": status.value,
+                "status_reason": "" if status is CustomerStatus.ACTIVE else "Demo: premium payment overdue.",
+                "payment_method": method.value, "program_id": programs[program_name].id,
+                "contact_name": f"{name.split()[0]} Office", "contact_email": f"office@{slug}.demo",
+                "contact_phone": f"+1555010{index:04d}", "address": f"{100 + index * 11} Main Street",
+                "city": "Austin", "state": "TX", "zip": f"7870{index % 10}",
+            }, actor=None, now=now)
+            if card:  # the sandbox gateway's token for a documented test number
                 customer.card_token = sandbox_token(card)
                 customer.card_last4 = card[-4:]
                 customer.card_brand = "Amex" if method is PaymentMethod.AMEX else "Visa"
                 customer.card_exp_month, customer.card_exp_year = 12, today.year + 3
-            db.session.add(customer)
-            db.session.flush()
-            for policy in _policies_for(customer, today):
-                customer.policies.append(policy)
+            for values in _policies_for(customer, today, insurers):
+                policies.create_policy(customer, values, actor=None, now=now)
         if user_email:
             _ensure_user(user_email, f"{name} (customer)", Role.CUSTOMER, customer_id=customer.id)
             users_out.append({"email": user_email, "name": f"{name} (customer)", "role": "customer",
@@ -214,10 +212,21 @@ def register_cli(app: Flask) -> None:
             print_logins(data)
 
     @app.cli.command("seed-if-empty")
+    @click.option("--demo/--no-demo", default=True, envvar="DEMO_DATA", show_default=True,
+                  help="Load the demo data (env DEMO_DATA=0 turns it off).")
     @with_appcontext
-    def seed_if_empty_command():
-        """Seed demo data only when the database has no users; print the demo logins."""
-        if db.session.scalar(sa.select(sa.func.count(User.id))) == 0:
+    def seed_if_empty_command(demo: bool):
+        """Seed demo data only when the database has no users; print the demo logins. Without demo data
+        (DEMO_DATA=0), print how to create the first admin instead."""
+        empty = db.session.scalar(sa.select(sa.func.count(User.id))) == 0
+        if not demo:
+            if empty:
+                click.echo("Empty database, no demo data (DEMO_DATA=0). Create the first admin:")
+                click.echo("  FLASK_APP=wsgi .venv/bin/flask create-user --email you@example.com --role admin")
+                click.echo("then sign in: the dashboard lists what to set up next (agency details, a program, "
+                           "an insurer, a customer, a policy).")
+            return
+        if empty:
             click.echo("Empty database: loading demo data.")
         print_logins(seed_demo())
 

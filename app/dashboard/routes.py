@@ -26,4 +26,7 @@ def work_waiting() -> dict:
 @bp.route("/")
 @requires("view_dashboard")
 def home():
-    return render_template("dashboard/home.html", user=current_user, waiting=work_waiting())
+    from app.dashboard.checklist import first_run_checklist
+
+    return render_template("dashboard/home.html", user=current_user, waiting=work_waiting(),
+                           checklist=first_run_checklist())

@@ -1,6 +1,7 @@
 """All models, one module per aggregate, re-exported here."""
 
 from app.models.accounts import RequestDraft, UserInvitation
+from app.models.accounts import RequestDraft, UserInvitation
 from app.models.activity import Activity
 from app.models.customers import Customer, Program
 from app.models.exemptions import (
@@ -46,6 +47,8 @@ __all__ = [
     "Program",
     "Setting",
     "User",
+    "UserInvitation",
+    "RequestDraft",
     "UserInvitation",
     "RequestDraft",
     "CertificateJurisdiction",

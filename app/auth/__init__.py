@@ -14,14 +14,3 @@ def _register_link_expander() -> None:
 
 
 _register_link_expander()
-
-
-def _register_link_expander() -> None:
-    from app.auth.invitations import expand_placeholders
-    from app.notify import DELIVERY_EXPANDERS
-
-    if expand_placeholders not in DELIVERY_EXPANDERS:
-        DELIVERY_EXPANDERS.append(expand_placeholders)
-
-
-_register_link_expander()

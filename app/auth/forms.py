@@ -30,22 +30,3 @@ class InviteUserForm(FlaskForm):
     email = EmailField("E-mail", validators=[DataRequired(), Length(max=254)])
     name = StringField("Name", validators=[Length(max=120)])
     submit = SubmitField("Send invitation")
-
-
-class SetPasswordForm(FlaskForm):
-    password = PasswordField("New password", validators=[DataRequired(), Length(max=200)])
-    confirm = PasswordField("Repeat the new password", validators=[DataRequired(), Length(max=200)])
-    submit = SubmitField("Set password")
-
-
-class ChangePasswordForm(FlaskForm):
-    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=200)])
-    new_password = PasswordField("New password", validators=[DataRequired(), Length(max=200)])
-    confirm = PasswordField("Repeat the new password", validators=[DataRequired(), Length(max=200)])
-    submit = SubmitField("Change password")
-
-
-class InviteUserForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), Length(max=254)])
-    name = StringField("Name", validators=[Length(max=120)])
-    submit = SubmitField("Send invitation")

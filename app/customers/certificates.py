@@ -119,14 +119,10 @@ def submit_request(customer_id: int):
         if isinstance(exc, intake.PaymentDeclined):  # keep what was typed, to retry after replacing the card
             cards.keep_declined_request(customer, exc.payment, type=form.type.data, fields=form.values(),
                                         actor=current_user, now=utcnow())
-        if isinstance(exc, intake.PaymentDeclined):  # keep what was typed, to retry after replacing the card
-            cards.keep_declined_request(customer, exc.payment, type=form.type.data, fields=form.values(),
-                                        actor=current_user, now=utcnow())
         db.session.commit()
         form.idempotency_key.data = intake.new_idempotency_key()
         return render_page_or_partial(page, partial, status=422, **_form_context(
             customer, form, error=str(exc), declined=exc.payment if isinstance(exc, intake.PaymentDeclined) else None))
-    cards.mark_retried(customer, form.idempotency_key.data, req.id)
     cards.mark_retried(customer, form.idempotency_key.data, req.id)
     db.session.commit()
     message = f"Internal request #{req.id} created: {req.type.label} for {req.holder_name}."

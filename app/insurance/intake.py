@@ -324,10 +324,6 @@ def _notify_declined(customer: Customer, payment: Payment, *, actor: User | None
 
     from app.customers.cards import card_page_url  # the e-mail and SMS link straight to the card page
 
-    from flask_babel import LazyString
-
-    from app.customers.cards import card_page_url  # the e-mail and SMS link straight to the card page
-
     context = {"customer": customer, "payment": payment, "amount": _money(payment.amount_cents),
                "last4": customer.card_last4 or ""}
     for address in customer_contacts(customer, actor):

@@ -1,7 +1,6 @@
 """All models, one module per aggregate, re-exported here."""
 
 from app.models.accounts import RequestDraft, UserInvitation
-from app.models.accounts import RequestDraft, UserInvitation
 from app.models.activity import Activity
 from app.models.customers import Customer, Program
 from app.models.exemptions import (
@@ -47,8 +46,6 @@ __all__ = [
     "Program",
     "Setting",
     "User",
-    "UserInvitation",
-    "RequestDraft",
     "UserInvitation",
     "RequestDraft",
     "CertificateJurisdiction",

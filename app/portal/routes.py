@@ -6,7 +6,6 @@ from flask_login import current_user
 
 from app.auth.access import requires
 from app.customers import cards
-from app.customers import cards
 from app.enums import RequestSource
 from app.extensions import db
 from app.htmx import hx_trigger, render_page_or_partial, wants_partial
@@ -84,7 +83,6 @@ def new_request():
             db.session.commit()
         return render_page_or_partial("portal/request_new.html", "portal/_request_form_part.html", status=422,
                                       **_form_context(customer, form, error=str(exc), declined=declined))
-    cards.mark_retried(customer, form.idempotency_key.data, req.id)
     cards.mark_retried(customer, form.idempotency_key.data, req.id)
     db.session.commit()
     message = gettext("Request #%(id)s received: %(kind)s for %(holder)s.", id=req.id, kind=label_of(req.type),

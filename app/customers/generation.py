@@ -196,7 +196,8 @@ def begin_attempt(run: GenerationRun, *, now: datetime) -> bool:
 
 def _gave_up(attempts: int, last_error: str = "") -> str:
     why = f" The last error: {last_error}" if last_error else (
-        " The worker stopped each time before finishing (it may have run out of memory or been restarted).")
+        " The worker stopped each time before finishing (it may have run out of memory or time, or been "
+        "restarted).")
     return (f"Generation stopped after {attempts} attempts.{why} Start the generation again; if it fails "
             "again, ask an administrator to check the workers.")
 

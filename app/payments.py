@@ -30,6 +30,8 @@ from datetime import date
 from enum import StrEnum
 from typing import Protocol
 
+from flask_babel import gettext
+
 APPROVE_CARD = "4242424242424242"
 DECLINE_CARD = "4000000000000002"
 ERROR_CARD = "4000000000000119"
@@ -112,29 +114,31 @@ def check_card(number, exp_month, exp_year, cvc, *, today: date) -> tuple[str, s
     digits = re.sub(r"[\s-]", "", str(number or ""))
     brand = None
     if not digits:
-        errors["number"] = "Enter the card number."
+        errors["number"] = gettext("Enter the card number.")
     elif not digits.isdigit():
-        errors["number"] = "A card number has only digits (spaces are fine)."
+        errors["number"] = gettext("A card number has only digits (spaces are fine).")
     elif not 13 <= len(digits) <= 19 or not luhn_ok(digits):
-        errors["number"] = "This card number is not valid: check the digits."
+        errors["number"] = gettext("This card number is not valid: check the digits.")
     else:
         brand = card_brand(digits)
         if brand is None:
-            errors["number"] = "This card brand is not accepted (Visa, Mastercard, American Express, Discover)."
+            errors["number"] = gettext("This card brand is not accepted (Visa, Mastercard, American Express, "
+                                        "Discover).")
     month = _int(exp_month)
     if month is None or not 1 <= month <= 12:
-        errors["exp_month"] = "Enter the expiry month (1 to 12)."
+        errors["exp_month"] = gettext("Enter the expiry month (1 to 12).")
     year = _int(exp_year)
     if year is not None and year < 100:
         year += 2000
     if year is None or not 2000 <= year <= today.year + 30:
-        errors["exp_year"] = "Enter the expiry year (e.g. 2029)."
+        errors["exp_year"] = gettext("Enter the expiry year (e.g. 2029).")
     if "exp_month" not in errors and "exp_year" not in errors and (year, month) < (today.year, today.month):
-        errors["exp_year"] = f"This card expired in {month:02d}/{year}."
+        errors["exp_year"] = gettext("This card expired in %(when)s.", when=f"{month:02d}/{year}")
     code = str(cvc or "").strip()
     size = 4 if brand == "amex" else 3
     if not code.isdigit() or len(code) != size:
-        errors["cvc"] = f"Enter the {size}-digit security code{' (front of the card)' if size == 4 else ''}."
+        errors["cvc"] = (gettext("Enter the 4-digit security code (front of the card).") if size == 4
+                         else gettext("Enter the 3-digit security code."))
     if errors:
         raise CardRefused(errors)
     return digits, brand, month, year
@@ -197,9 +201,9 @@ class SandboxGateway:
         digits, brand, month, year = check_card(number, exp_month, exp_year, cvc, today=today or date.today())
         outcome = TEST_CARDS.get(digits)
         if outcome is None:
-            raise CardRefused({"number": "The sandbox payment gateway accepts only its test cards: 4242 4242 4242 "
-                                         "4242 (approves), 5555 5555 5555 4444, 3782 822463 10005, 4000 0000 0000 "
-                                         "0002 (declines) and 4000 0000 0000 0119."})
+            raise CardRefused({"number": gettext(
+                "The sandbox payment gateway accepts only its test cards: 4242 4242 4242 4242 (approves), "
+                "5555 5555 5555 4444, 3782 822463 10005, 4000 0000 0000 0002 (declines) and 4000 0000 0000 0119.")})
         return CardToken(token=f"tok_sbx_{outcome}_{secrets.token_hex(8)}", brand=brand, last4=digits[-4:],
                          exp_month=month, exp_year=year)
 

@@ -1,12 +1,13 @@
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
-    submit = SubmitField("Sign in")
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+    submit = SubmitField(_l("Sign in"))
 
 
 class EmptyForm(FlaskForm):
@@ -14,16 +15,16 @@ class EmptyForm(FlaskForm):
 
 
 class SetPasswordForm(FlaskForm):
-    password = PasswordField("New password", validators=[DataRequired(), Length(max=200)])
-    confirm = PasswordField("Repeat the new password", validators=[DataRequired(), Length(max=200)])
-    submit = SubmitField("Set password")
+    password = PasswordField(_l("New password"), validators=[DataRequired(), Length(max=200)])
+    confirm = PasswordField(_l("Repeat the new password"), validators=[DataRequired(), Length(max=200)])
+    submit = SubmitField(_l("Set password"))
 
 
 class ChangePasswordForm(FlaskForm):
-    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=200)])
-    new_password = PasswordField("New password", validators=[DataRequired(), Length(max=200)])
-    confirm = PasswordField("Repeat the new password", validators=[DataRequired(), Length(max=200)])
-    submit = SubmitField("Change password")
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=200)])
+    new_password = PasswordField(_l("New password"), validators=[DataRequired(), Length(max=200)])
+    confirm = PasswordField(_l("Repeat the new password"), validators=[DataRequired(), Length(max=200)])
+    submit = SubmitField(_l("Change password"))
 
 
 class InviteUserForm(FlaskForm):

@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
 from app.activity import record
 from app.enums import Role
@@ -126,7 +128,8 @@ def _send(user: User, *, actor: User | None, now: datetime) -> UserInvitation:
     invitation.token_hash = hash_token(invitation_token(invitation.id, nonce))
     customer = user.customer
     queue_email(user.email, "user_invitation",
-                subject=f"{current_app.config['SELLER_NAME']}: set your password for the certificate portal",
+                subject=_l("%(seller)s: set your password for the certificate portal",
+                           seller=current_app.config["SELLER_NAME"]),
                 context={"user": user, "customer": customer, "link": placeholder(invitation),
                          "expires_at": invitation.expires_at, "inviter": actor.name if actor else ""},
                 customer_id=user.customer_id)
@@ -203,11 +206,11 @@ def resolve(token: str, *, now: datetime) -> UserInvitation:
 def check_new_password(password: str, confirm: str, *, field: str = "password") -> str:
     password = password or ""
     if len(password) < MIN_PASSWORD:
-        raise InvitationError({field: f"Use at least {MIN_PASSWORD} characters."})
+        raise InvitationError({field: gettext("Use at least %(n)s characters.", n=MIN_PASSWORD)})
     if len(password) > MAX_PASSWORD:
-        raise InvitationError({field: f"Use at most {MAX_PASSWORD} characters."})
+        raise InvitationError({field: gettext("Use at most %(n)s characters.", n=MAX_PASSWORD)})
     if password != (confirm or ""):
-        raise InvitationError({"confirm": "The two passwords are not the same."})
+        raise InvitationError({"confirm": gettext("The two passwords are not the same.")})
     return password
 
 
@@ -235,10 +238,10 @@ def accept(invitation: UserInvitation, password: str, confirm: str, *, now: date
 def change_password(user: User, *, current: str, new: str, confirm: str, now: datetime) -> User:
     """Every logged-in user changes its own password: the current one must be right."""
     if not user.check_password(current or ""):
-        raise InvitationError({"current_password": "This is not your current password."})
+        raise InvitationError({"current_password": gettext("This is not your current password.")})
     password = check_new_password(new, confirm, field="new_password")
     if password == current:
-        raise InvitationError({"new_password": "Choose a password different from the current one."})
+        raise InvitationError({"new_password": gettext("Choose a password different from the current one.")})
     user.set_password(password)
     _bump_session_version(user)
     record(SUBJECT, user.id, "password_changed", actor=user, customer_id=user.customer_id, now=now,

@@ -2,6 +2,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app, flash, g, make_response, redirect, render_template, request, session, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_user, logout_user
 
 from app.auth import bp, invitations, services
@@ -50,7 +51,7 @@ def login():
         user = db.session.scalar(sa.select(User).where(sa.func.lower(User.email) == form.email.data.lower()))
         # One password hash on every path, so an unknown e-mail takes as long as a real one.
         if not services.password_matches(user, form.password.data) or not user.is_enabled:
-            form.password.errors.append("Wrong e-mail or password.")
+            form.password.errors.append(gettext("Wrong e-mail or password."))
             return render_template("auth/login.html", form=form), 422
         # A fresh session: nothing from before sign-in (CSRF token included) carries over.
         next_url = _safe_next(request.args.get("next"))
@@ -72,7 +73,7 @@ def logout():
         db.session.commit()
         logout_user()
         session.clear()
-        flash("You are signed out.", "success")
+        flash(gettext("You are signed out."), "success")
     return redirect(url_for("auth.login"), code=303)
 
 
@@ -147,7 +148,7 @@ def set_password(token: str):
     db.session.commit()
     if current_user.is_authenticated:
         logout_user()
-    flash(f"Your password is set. Sign in with {user.email} and your new password.", "success")
+    flash(gettext("Your password is set. Sign in with %(email)s and your new password.", email=user.email), "success")
     return redirect(url_for("auth.login"), code=303)
 
 
@@ -170,5 +171,5 @@ def change_password():
         return render_template("auth/change_password.html", form=form), 422
     db.session.commit()
     login_user(user)  # this session carries on (other sessions end where session invalidation exists)
-    flash("Your password is changed.", "success")
+    flash(gettext("Your password is changed."), "success")
     return redirect(url_for("auth.change_password"), code=303)

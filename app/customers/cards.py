@@ -16,6 +16,7 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import force_locale, gettext
 
 from app.activity import record
 from app.extensions import db
@@ -31,11 +32,11 @@ def card_label(customer: Customer) -> str:
     """"Visa ending 4242, expires 12/2029" (or "" when there is no card on file)."""
     if not customer.card_token:
         return ""
-    brand = BRAND_LABELS.get(customer.card_brand or "", "Card")
-    text = f"{brand} ending {customer.card_last4 or '????'}"
+    brand = BRAND_LABELS.get(customer.card_brand or "", gettext("Card"))
     if customer.card_exp_month and customer.card_exp_year:
-        text += f", expires {customer.card_exp_month:02d}/{customer.card_exp_year}"
-    return text
+        return gettext("%(brand)s ending %(last4)s, expires %(when)s", brand=brand, last4=customer.card_last4 or "????",
+                       when=f"{customer.card_exp_month:02d}/{customer.card_exp_year}")
+    return gettext("%(brand)s ending %(last4)s", brand=brand, last4=customer.card_last4 or "????")
 
 
 def card_expired(customer: Customer, today: date) -> bool:
@@ -50,14 +51,17 @@ def replace_card(customer: Customer, *, number: str, exp_month, exp_year, cvc: s
 
     Raises CardRefused (field -> message) when the gateway refuses it; nothing is stored then."""
     card = get_gateway().tokenize(number, exp_month, exp_year, cvc, today=now.date())
-    before = card_label(customer) or "no card"
+    with force_locale("en"):  # the timeline is read by staff
+        before = card_label(customer) or "no card"
     customer.card_token = card.token
     customer.card_brand = card.brand
     customer.card_last4 = card.last4
     customer.card_exp_month = card.exp_month
     customer.card_exp_year = card.exp_year
+    with force_locale("en"):
+        after = card_label(customer)
     record(SUBJECT, customer.id, "card_replaced", actor=actor, customer_id=customer.id, now=now,
-           message=f"Card on file replaced: {card_label(customer)} (was {before}).")
+           message=f"Card on file replaced: {after} (was {before}).")
     return card
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import flash, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from app.auth.access import requires
@@ -44,8 +45,8 @@ def card():
         return _page(customer, form, draft, 422)
     db.session.commit()
     if draft is not None and draft.request_id is None:
-        flash(f"Card saved: {card.brand_label} ending {card.last4}. Your request is below as you typed it: "
-              "press Retry payment to submit it.", "success")
+        flash(gettext("Card saved: %(brand)s ending %(last4)s. Your request is below as you typed it: press Retry "
+                      "payment to submit it.", brand=card.brand_label, last4=card.last4), "success")
         return redirect(url_for("portal.new_request", retry=draft.payment_id), code=303)
-    flash(f"Card saved: {card.brand_label} ending {card.last4}.", "success")
+    flash(gettext("Card saved: %(brand)s ending %(last4)s.", brand=card.brand_label, last4=card.last4), "success")
     return redirect(url_for("portal.card"), code=303)

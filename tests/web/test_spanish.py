@@ -469,3 +469,56 @@ def test_rejection_email_of_a_request_is_spanish(app, make):
     assert message.subject == f"No se emitió su solicitud de certificado n.º {req.id}"
     assert "No pudimos emitir el certificado que solicitó" in message.body_text
     assert req.status is RequestStatus.REJECTED
+
+
+# -- customer users: invitation, password pages, sign-in errors; the card on file --------------------------
+
+def test_invitation_email_and_password_pages_are_spanish(app, client, make):
+    from app.auth import invitations
+    from app.models.base import utcnow
+    from app.notify import expanded_bodies
+
+    customer = spanish(make, name="Techos Hernández LLC")
+    invitations.invite_customer_user(customer, email="dana@techos.example.com", name="Dana Ruiz", actor=None,
+                                     now=utcnow())
+    db.session.commit()
+    message = db.session.scalar(sa.select(OutboxMessage).where(OutboxMessage.to_address == "dana@techos.example.com"))
+    assert message.subject == "CertDesk Demo Supply Co.: elija su contraseña para el portal de certificados"
+    text, markup = expanded_bodies(message)
+    data = ("Techos Hernández LLC", "Dana Ruiz", "dana@techos.example.com")
+    assert "Abra este enlace para elegir su contraseña:" in text
+    link = re.search(r"https?://\S+/invitations/[A-Za-z0-9_-]+", text).group(0)
+    for body in (text, markup):
+        assert_no_english(body, *data, link)
+    path = "/" + link.split("/", 3)[3]
+    page = client.get(path, headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert "Elija su contraseña" in page
+    assert_no_english(page, *data)
+    short = client.post(path, data={"password": "corta", "confirm": "corta"}, headers={"Accept-Language": "es"})
+    assert short.status_code == 422 and "Use al menos" in short.get_data(as_text=True)
+    assert_no_english(short.get_data(as_text=True), *data)
+
+
+def test_sign_in_errors_are_spanish(client, make):
+    make.user(Role.CUSTOMER, email="dana@techos.example.com")
+    page = client.post("/login", data={"email": "dana@techos.example.com", "password": "wrong-password"},
+                       headers={"Accept-Language": "es"})
+    body = page.get_data(as_text=True)
+    assert "El correo electrónico o la contraseña no son correctos." in body and "Contraseña" in body
+    assert_no_english(body, "dana@techos.example.com")
+
+
+def test_card_page_and_its_errors_are_spanish(client, spanish_user):
+    customer, user = spanish_user(payment_method=PaymentMethod.CARD, name="Techos Hernández LLC")
+    data = ("Techos Hernández LLC", user.name, "4242 4242 4242 4242", "Visa", "CARD")
+    page = client.get("/portal/card").get_data(as_text=True)
+    assert "Tarjeta registrada" in page and "terminada en 4242" in page
+    assert_no_english(page, *data)
+    refused = client.post("/portal/card", data={"number": "1234", "exp_month": "13", "exp_year": "", "cvc": ""})
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "No se guardó la tarjeta." in body
+    assert "Escriba el mes de vencimiento (del 1 al 12)." in body
+    assert_no_english(body, *data)
+    page = client.get("/account/password").get_data(as_text=True)
+    assert "Cambie su contraseña" in page
+    assert_no_english(page, *data)

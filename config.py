@@ -118,6 +118,12 @@ class Config:
     # Certificate resends per signed-in user (each may name up to 20 addresses).
     RESEND_RATE_LIMIT = os.environ.get("RESEND_RATE_LIMIT", "10 per hour")
     LINK_RATE_LIMIT = os.environ.get("LINK_RATE_LIMIT", "60 per minute")
+    # Public certificate verify pages (/verify/<code> and the PDF upload), per address.
+    VERIFY_RATE_LIMIT = os.environ.get("VERIFY_RATE_LIMIT", "30 per minute")
+    # PAdES signing of issued certificates: PEM key and certificate files. Unset: a self-signed pair
+    # under instance/signing/ (what `make run` creates); set your own in production.
+    CERT_SIGNING_KEY = os.environ.get("CERT_SIGNING_KEY", "")
+    CERT_SIGNING_CERT = os.environ.get("CERT_SIGNING_CERT", "")
 
 
 class DevConfig(Config):

@@ -18,6 +18,7 @@ BLUEPRINTS = (
     ("app.customers", "/customers"),
     ("app.admin", "/admin"),
     ("app.api", "/api/v1"),
+    ("app.verify", None),
 )
 
 

@@ -86,10 +86,28 @@ def _schema(database_url):
     yield database_url
 
 
+_SIGNING: tuple[Path, Path] | None = None
+
+
+def _signing_pair() -> tuple[Path, Path]:
+    """The certificate signing key + self-signed certificate this test run made for itself (temp dir)."""
+    global _SIGNING
+    if _SIGNING is None:
+        import tempfile
+
+        from app.insurance.signing import ensure_self_signed_pair
+
+        _SIGNING = ensure_self_signed_pair(Path(tempfile.mkdtemp(prefix=f"certdesk-signing-{RUN_ID}-")))
+    return _SIGNING
+
+
 def _config(database_url: str, upload_dir: str, **overrides):
+    key, cert = _signing_pair()
     attrs = {
         "SQLALCHEMY_DATABASE_URI": database_url,
         "UPLOAD_DIR": upload_dir,
+        "CERT_SIGNING_KEY": str(key),
+        "CERT_SIGNING_CERT": str(cert),
         "QUEUE_PREFIX": f"certdesk-test-{RUN_ID}:",
         **overrides,
     }

@@ -60,10 +60,14 @@ def _request_json(req: CertificateRequest) -> dict:
 
 
 def _certificate_json(cert: IssuedCertificate) -> dict:
+    from app.insurance.issuing import state_of, verify_url
+
     return {"id": cert.id, "certificate_number": cert.certificate_number, "kind": cert.kind.value,
             "revision": cert.revision, "is_current": cert.is_current, "holder_name": cert.holder_name,
             "issued_at": cert.created_at.isoformat() if cert.created_at else None, "filename": cert.filename,
-            "download_url": url_for("api.certificate_pdf", certificate_id=cert.id, _external=True)}
+            "download_url": url_for("api.certificate_pdf", certificate_id=cert.id, _external=True),
+            "verification_url": verify_url(cert.verification_code) if cert.verification_code else None,
+            "status": state_of(cert, utcnow().date()).status}
 
 
 MAX_PER_PAGE = 100
@@ -102,6 +106,17 @@ def list_certificate_requests():
                               .offset((page - 1) * per_page).limit(per_page)).all()
     return jsonify({"items": [_request_json(r) for r in rows], "page": page, "per_page": per_page, "total": total,
                     "next_page": page + 1 if page * per_page < total else None})
+
+
+@bp.route("/certificates/<int(max=2147483647):certificate_id>")
+@api_requires("authenticated")
+def get_certificate(certificate_id: int):
+    """One issued certificate: number, revision, state now (current / superseded / cancelled / expired) and
+    the public verification URL printed on it as a QR code."""
+    cert = db.session.get(IssuedCertificate, certificate_id)
+    if cert is None or not customer_visible(cert.customer_id):
+        return error("Not found.", 404)
+    return _certificate_json(cert)
 
 
 @bp.route("/certificates/<int(max=2147483647):certificate_id>/pdf")
@@ -226,6 +241,12 @@ OPENAPI_SCHEMAS["IssuedCertificate"] = {
         "issued_at": {"type": ["string", "null"], "format": "date-time"}, "filename": _STR,
         "download_url": {"type": "string", "format": "uri",
                          "description": "GET with the same bearer token: the PDF (attachment)."},
+        "verification_url": {"type": ["string", "null"], "format": "uri",
+                             "description": "The public verify page printed on the certificate as a QR code "
+                                            "(null for certificates issued before verification existed)."},
+        "status": {"type": "string", "enum": ["current", "superseded", "cancelled", "expired"],
+                   "description": "Its state now: current; superseded by a later revision; a policy on it "
+                                  "cancelled; or a policy on it expired."},
     },
 }
 OPENAPI_SCHEMAS["CertificateRequestPage"] = {
@@ -286,6 +307,16 @@ OPENAPI_PATHS["/api/v1/certificate-requests"] = {
                       "404": _json("Error", "A customer token asked for another customer"),
                       "422": _json("ValidationError", "page, per_page or customer_id is not a valid number")},
     },
+}
+OPENAPI_PATHS["/api/v1/certificates/{id}"] = {
+    "get": {
+        "summary": "One issued certificate: number, revision, status now and its verification URL",
+        "security": [{"bearer": []}],
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+        "responses": {"200": _json("IssuedCertificate", "The certificate"),
+                      "401": _json("Error", "Missing token"),
+                      "404": _json("Error", "Not found (or another customer's)")},
+    }
 }
 OPENAPI_PATHS["/api/v1/certificates/{id}/pdf"] = {
     "get": {

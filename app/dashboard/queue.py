@@ -87,6 +87,7 @@ def _context(req, **extra) -> dict:
         "form": request.form if request.method == "POST" else {},
         "coverage_lines": list(CoverageLine),
         "coverage_rows": processing.coverage_rows,
+        "certificate_guard": processing.review_guard,
         **extra,
     }
 
@@ -214,7 +215,8 @@ def submit_certificate(request_id: int):
         overrides = parse_overrides(request.form)
         return processing.submit_generated(req, actor=current_user, now=utcnow(), overrides=overrides,
                                            send_to_holder=bool(request.form.get("send_to_holder")),
-                                           expected_version=version)
+                                           expected_version=version,
+                                           override_note=request.form.get("override_note", ""))
 
     return _act(request_id, action, SUBMITTED, refused_extra=_prefill_again)
 

@@ -326,7 +326,8 @@ def _coverage_row(line: CoverageLine, policy, letters: dict[str, str], *, kind: 
     }
     if policy is None:
         return row
-    row.update(letter=letters[policy.insurer_name.strip().lower()], insurer=policy.insurer_name,
+    row.update(policy_id=getattr(policy, "id", None), letter=letters[policy.insurer_name.strip().lower()],
+               insurer=policy.insurer_name,
                naic=policy.naic_number or "", policy_number=policy.policy_number,
                effective=policy.effective_date.isoformat(), expiry=policy.expiry_date.isoformat(),
                detail=policy.description or "")
@@ -606,9 +607,99 @@ def render_base_pdf(data: dict) -> bytes:
 
 
 def render_certificate_pdf(data: dict) -> bytes:
-    """COI / COI-with-WOS layout; the simpler POI layout when ``data["kind"] == "poi"``."""
+    """COI / COI-with-WOS layout; the simpler POI layout when ``data["kind"] == "poi"``. When ``data`` has a
+    ``verification`` ({"code", "url"}), the verification code and its QR code are stamped too."""
     base = Stamper(render_base_pdf(data))
-    return base.stamp(HolderInfo.from_dict(data.get("holder") or {}))
+    return base.stamp(HolderInfo.from_dict(data.get("holder") or {}), IssueStamp.from_data(data))
+
+
+# -- the per-certificate stamp: number, revision, verification code and QR code --------------------------
+
+@dataclass(frozen=True)
+class IssueStamp:
+    """What differs between two issued certificates of one render: number, revision, verification."""
+
+    number: str = ""
+    revision: int = 0
+    code: str = ""
+    url: str = ""
+
+    @classmethod
+    def from_data(cls, data: dict) -> IssueStamp | None:
+        ver = data.get("verification") or {}
+        if not ver.get("code"):
+            return None
+        return cls(number=str(data.get("certificate_number") or ""), revision=int(data.get("revision") or 0),
+                   code=str(ver["code"]), url=str(ver.get("url") or ""))
+
+    @property
+    def display_code(self) -> str:
+        return format_code(self.code)
+
+
+def format_code(code: str) -> str:
+    """A verification code as printed: two groups of five, e.g. ``K7Q2M-9XD4H``."""
+    code = str(code or "")
+    return f"{code[:5]}-{code[5:]}" if len(code) == 10 else code
+
+
+# The authorized representative box (bottom right): the QR code at its right edge, the words left of it.
+QR_SIZE = 40.0
+QR_X = PAGE_W - MARGIN - QR_SIZE - 4
+QR_Y = MARGIN + 8.0
+VERIFY_TEXT_X = QR_X - 112
+VERIFY_TEXT_W = 108.0
+
+
+def qr_matrix(url: str) -> list[list[bool]]:
+    import segno
+
+    return [[bool(v) for v in row] for row in segno.make_qr(url, error="m").matrix]
+
+
+def verification_content(stamp: IssueStamp, font_name: bytes = b"/CDHolder",
+                         number_slots: tuple[tuple[float, float], ...] = ()) -> bytes:
+    """PDF operators that draw the QR code of ``stamp.url`` (filled squares, one per dark module), the
+    verification code and address beside it, and (``number_slots``: x, baseline y of the certificate
+    number and the revision in the COVERAGES bar) the number and revision in white."""
+    ops = [b"q 0 g"]
+    matrix = qr_matrix(stamp.url) if stamp.url else []
+    if matrix:
+        n = len(matrix)
+        cell = QR_SIZE / n
+        for r, row in enumerate(matrix):
+            c = 0
+            while c < n:  # one rectangle per run of dark modules in a row
+                if not row[c]:
+                    c += 1
+                    continue
+                start = c
+                while c < n and row[c]:
+                    c += 1
+                ops.append(b"%.3f %.3f %.3f %.3f re" % (QR_X + start * cell, QR_Y + (n - 1 - r) * cell,
+                                                        (c - start) * cell, cell))
+        ops.append(b"f")
+    ops += [b"BT", b"/CDHolderB 5.8 Tf", b"1 0 0 1 %.2f %.2f Tm" % (VERIFY_TEXT_X, QR_Y + QR_SIZE - 6),
+            _pdf_string("VERIFY THIS CERTIFICATE") + b" Tj", font_name + b" 8.5 Tf",
+            b"1 0 0 1 %.2f %.2f Tm" % (VERIFY_TEXT_X, QR_Y + QR_SIZE - 17), _pdf_string(stamp.display_code) + b" Tj",
+            font_name + b" 5.2 Tf", b"6.2 TL", b"1 0 0 1 %.2f %.2f Tm" % (VERIFY_TEXT_X, QR_Y + QR_SIZE - 25)]
+    for i, line in enumerate(_wrap(stamp.url, "Helvetica", 5.2, VERIFY_TEXT_W)[:3]):
+        ops.append(_pdf_string(line) + (b" Tj" if i == 0 else b" '"))
+    ops.append(b"ET")
+    if number_slots:
+        ops += [b"1 g BT", b"/CDHolderB 7 Tf"]
+        for (x, y), text in zip(number_slots, (stamp.number, str(stamp.revision)), strict=False):
+            ops.append(b"1 0 0 1 %.2f %.2f Tm " % (x, y) + _pdf_string(text) + b" Tj")
+        ops.append(b"ET")
+    ops.append(b"Q")
+    return b"\n".join(ops) + b"\n"
+
+
+def link_annotation(stamp: IssueStamp) -> bytes:
+    """A link annotation over the QR code that opens the verify page."""
+    uri = _pdf_string(stamp.url)
+    return (b"<< /Type /Annot /Subtype /Link /Rect [%.2f %.2f %.2f %.2f] /Border [0 0 0] "
+            % (QR_X, QR_Y, QR_X + QR_SIZE, QR_Y + QR_SIZE) + b"/A << /S /URI /URI " + uri + b" >> >>")
 
 
 # -- stamping the holder (incremental PDF update) -----------------------------------------------------
@@ -647,7 +738,8 @@ class Stamper:
     with both. ``_write_merged_fast`` uses the same parts to write many pages into one file.
     """
 
-    def __init__(self, base: bytes, name_slots: tuple[tuple[float, float], ...] = ()) -> None:
+    def __init__(self, base: bytes, name_slots: tuple[tuple[float, float], ...] = (),
+                 number_slots: tuple[tuple[float, float], ...] = ()) -> None:
         from pypdf import PdfReader
         from pypdf.generic import ArrayObject, DictionaryObject, NameObject
 
@@ -684,44 +776,60 @@ class Stamper:
             NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
             NameObject("/BaseFont"): NameObject("/Helvetica"), NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
         })
+        new_fonts[NameObject("/CDHolderB")] = DictionaryObject({
+            NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica-Bold"),
+            NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
+        })
         new_resources[NameObject("/Font")] = new_fonts
         self.first_resources = _serialize(new_resources)
         # Everything of page 1 but /Contents, /Resources, /Parent, serialised once.
         rest = DictionaryObject({NameObject(k): v for k, v in first.items()
-                                 if k not in ("/Contents", "/Resources", "/Parent")})
+                                 if k not in ("/Contents", "/Resources", "/Parent", "/Annots")})
+        annots = first.raw_get("/Annots") if "/Annots" in first else None
+        self.first_annots = b" ".join(_serialize(a) for a in (annots.get_object() if annots is not None else []))
         self.first_rest = _serialize(rest)[2:-2]  # without the << >>
         self.other_pages = [_serialize(DictionaryObject({NameObject(k): v for k, v in p.items()
                                                          if k not in ("/Parent",)}))[2:-2]
                             for p in list(reader.pages)[1:]]
         self.page_count = len(reader.pages)
         self.name_slots = tuple(name_slots)
+        self.number_slots = tuple(number_slots)
 
-    def content(self, holder: HolderInfo) -> bytes:
-        return holder_content(holder, name_slots=self.name_slots)
+    def content(self, holder: HolderInfo, stamp: IssueStamp | None = None) -> bytes:
+        ops = holder_content(holder, name_slots=self.name_slots)
+        if stamp is not None:
+            ops += verification_content(stamp, number_slots=self.number_slots)
+        return ops
 
-    def _first_page(self, parent: bytes, stream_refs: tuple[int, int]) -> bytes:
+    def _first_page(self, parent: bytes, stream_refs: tuple[int, int], annot_ref: int | None = None) -> bytes:
         contents = b" ".join([b"%d 0 R" % stream_refs[0]] + [b"%d 0 R" % r.idnum for r in self.contents_refs]
                              + [b"%d 0 R" % stream_refs[1]])
+        annots = b" ".join(a for a in (self.first_annots, b"%d 0 R" % annot_ref if annot_ref else b"") if a)
         return (b"<<" + self.first_rest + b" /Parent " + parent + b" /Contents [" + contents + b"] /Resources "
-                + self.first_resources + b">>")
+                + self.first_resources + (b" /Annots [" + annots + b"]" if annots else b"") + b">>")
 
-    def stamp(self, holder: HolderInfo) -> bytes:
-        """The base certificate with ``holder`` written into the holder box, as one PDF file."""
+    def stamp(self, holder: HolderInfo, stamp: IssueStamp | None = None) -> bytes:
+        """The base certificate with ``holder`` written into the holder box (and ``stamp``: number, revision,
+        verification code, QR code and its link), as one PDF file."""
         out = io.BytesIO()
-        self.write_stamped(out, holder)
+        self.write_stamped(out, holder, stamp)
         return out.getvalue()
 
-    def write_stamped(self, out, holder: HolderInfo) -> None:
+    def write_stamped(self, out, holder: HolderInfo, stamp: IssueStamp | None = None) -> None:
         out.write(self.base)
         if not self.base.endswith(b"\n"):
             out.write(b"\n")
         start = out.tell() - 0
         n = self.size
+        annot = n + 2 if stamp is not None and stamp.url else None
         objects: list[tuple[int, bytes]] = [
             (n, _stream(b"q\n")),
-            (n + 1, _stream(self.content(holder))),
-            (self.page_refs[0].idnum, self._first_page(b"%d 0 R" % self.pages_ref.idnum, (n, n + 1))),
+            (n + 1, _stream(self.content(holder, stamp))),
+            (self.page_refs[0].idnum, self._first_page(b"%d 0 R" % self.pages_ref.idnum, (n, n + 1), annot)),
         ]
+        if annot is not None:
+            objects.append((annot, link_annotation(stamp)))
         offsets: dict[int, int] = {}
         pos = start
         chunks = []
@@ -734,7 +842,8 @@ class Stamper:
         xref = [b"xref\n0 1\n0000000000 65535 f \n"]
         for num in sorted(offsets):
             xref.append(b"%d 1\n%010d 00000 n \n" % (num, offsets[num]))
-        trailer = b"trailer\n<< /Size %d /Root %d 0 R /Prev %d" % (n + 2, self.root_ref.idnum, self.prev_xref)
+        trailer = b"trailer\n<< /Size %d /Root %d 0 R /Prev %d" % (n + (3 if annot else 2), self.root_ref.idnum,
+                                                                    self.prev_xref)
         if self.info_ref is not None:
             trailer += b" /Info %d 0 R" % self.info_ref.idnum
         out.write(b"".join(xref) + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % pos)
@@ -774,34 +883,50 @@ def _data_for(data: dict, holder: HolderInfo) -> dict:
 MARKER = "QZXMARK{}QZX"
 
 
-def _find_markers(pdf_bytes: bytes, count: int) -> list[tuple[float, float]] | None:
-    """Where the marker lines were drawn on page 1: (x, baseline y) of each, or None if not all found."""
+def _find_markers(pdf_bytes: bytes, count: int, markers: list[str] | None = None) -> list[tuple[float, float]] | None:
+    """Where the marker texts were drawn on page 1: (x, baseline y) of each, or None if not all found.
+    ``markers`` defaults to the name-line markers ``MARKER.format(0..count-1)``."""
     from pypdf import PdfReader
 
+    wanted = markers if markers is not None else [MARKER.format(j) for j in range(count)]
     found: dict[int, tuple[float, float]] = {}
 
     def visit(text, cm, tm, font_dict, font_size):
-        for j in range(count):
-            if MARKER.format(j) in text and j not in found:
+        for j, marker in enumerate(wanted):
+            if marker in text and j not in found:
                 x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
                 y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
                 found[j] = (round(x, 2), round(y, 2))
 
     PdfReader(io.BytesIO(pdf_bytes)).pages[0].extract_text(visitor_text=visit)
-    if len(found) != count:
+    if len(found) != len(wanted):
         return None
-    return [found[j] for j in range(count)]
+    return [found[j] for j in range(len(wanted))]
 
 
-def _prepare_batch(data: dict, holders: list[HolderInfo]) -> Stamper | None:
+NUMBER_MARKERS = ["QZXNUMQZX", "QZXREVQZX"]
+
+
+def _prepare_batch(data: dict, holders: list[HolderInfo], *, numbered: bool = False) -> Stamper | None:
     """The base certificate all holders are stamped into, or None when each needs a full render.
 
     When the description names the holder in a paragraph of its own (the WOS wording), the base keeps
     blank lines there (as many as the longest name needs) and each holder's name is stamped into them;
-    their positions are found by rendering once with markers in those lines.
+    their positions are found by rendering once with markers in those lines. ``numbered``: each holder
+    gets its own certificate number and revision, stamped into the COVERAGES bar the same way (the
+    additional remarks pages of a batch then say "certificate" without the number).
     """
+    if numbered:
+        data = {**data, "certificate_number": "", "revision": ""}
     if not _holder_specific(data):
-        return Stamper(render_base_pdf(data))
+        if not numbered:
+            return Stamper(render_base_pdf(data))
+        lines = description_lines(data.get("description", ""))
+        marked = {**data, "certificate_number": NUMBER_MARKERS[0], "revision": NUMBER_MARKERS[1]}
+        slots = _find_markers(_html_to_pdf(render_html(marked, lines)), 0, NUMBER_MARKERS)
+        if slots is None:  # pragma: no cover - the markers are plain text in fixed cells
+            return None
+        return Stamper(_html_to_pdf(render_html(data, lines)), number_slots=tuple(slots))
     old = _flat((data.get("holder") or {}).get("name"))
     paragraphs = str(data.get("description") or "").split("\n")
     at = [i for i, p in enumerate(paragraphs) if _flat(p) == old]
@@ -813,13 +938,17 @@ def _prepare_batch(data: dict, holders: list[HolderInfo]) -> Stamper | None:
     capacity = description_capacity(data)
     if len(before) + k + len(after) > capacity and len(before) + k > capacity - 1:
         return None  # the name lines would be on the additional remarks page
-    slots = _find_markers(_html_to_pdf(render_html(data, before + [MARKER.format(j) for j in range(k)] + after)), k)
+    markers = [MARKER.format(j) for j in range(k)] + (NUMBER_MARKERS if numbered else [])
+    marked = {**data, "certificate_number": NUMBER_MARKERS[0], "revision": NUMBER_MARKERS[1]} if numbered else data
+    slots = _find_markers(_html_to_pdf(render_html(marked, before + markers[:k] + after)), k, markers)
     if slots is None:  # pragma: no cover - the marker is plain text in a fixed line
         return None
-    return Stamper(_html_to_pdf(render_html(data, before + ["\u00a0"] * k + after)), name_slots=tuple(slots))
+    return Stamper(_html_to_pdf(render_html(data, before + ["\u00a0"] * k + after)), name_slots=tuple(slots[:k]),
+                   number_slots=tuple(slots[k:]))
 
 
-def _write_merged_fast(stamper: Stamper, fh, holders: list[HolderInfo], tick: Callable[[], None]) -> None:
+def _write_merged_fast(stamper: Stamper, fh, holders: list[HolderInfo], tick: Callable[[], None],
+                       stamps: list[IssueStamp] | None = None) -> None:
     """One PDF: the base file once, then per holder page objects that share its content and fonts."""
     from pypdf import PdfReader
     from pypdf.generic import DictionaryObject, NameObject
@@ -841,13 +970,17 @@ def _write_merged_fast(stamper: Stamper, fh, holders: list[HolderInfo], tick: Ca
         n += 1
         return n - 1
 
-    pages_num = stamper.size + 1 + 2 * len(holders) + len(holders) * len(stamper.other_pages)
+    linked = bool(stamps) and any(st.url for st in stamps)
+    pages_num = (stamper.size + 1 + (3 if linked else 2) * len(holders)
+                 + len(holders) * len(stamper.other_pages))
     q_num = put(_stream(b"q\n"))
     kids: list[int] = []
     parent = b"%d 0 R" % pages_num
-    for holder in holders:
-        text_num = put(_stream(stamper.content(holder)))
-        kids.append(put(stamper._first_page(parent, (q_num, text_num))))
+    for index, holder in enumerate(holders):
+        stamp = stamps[index] if stamps else None
+        text_num = put(_stream(stamper.content(holder, stamp)))
+        annot = put(link_annotation(stamp)) if linked else None
+        kids.append(put(stamper._first_page(parent, (q_num, text_num), annot)))
         for rest in stamper.other_pages:
             kids.append(put(b"<<" + rest + b" /Parent " + parent + b">>"))
         tick()
@@ -865,21 +998,25 @@ def _write_merged_fast(stamper: Stamper, fh, holders: list[HolderInfo], tick: Ca
     fh.write(b"".join(lines) + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % xref_pos)
 
 
-def _render_full(args: tuple[dict, HolderInfo]) -> bytes:
-    data, holder = args
-    return render_certificate_pdf(_data_for(data, holder))
+def _render_full(args: tuple[dict, HolderInfo, IssueStamp | None]) -> bytes:
+    data, holder, stamp = args
+    data = _data_for(data, holder)
+    if stamp is not None:
+        data = {**data, "certificate_number": stamp.number, "revision": stamp.revision,
+                "verification": {"code": stamp.code, "url": stamp.url}}
+    return render_certificate_pdf(data)
 
 
 BATCH_PROCESSES = 2
 PARALLEL_FROM = 16  # holders; below this, starting processes costs more than it saves
 
 
-def _full_renders(data: dict, holders: list[HolderInfo]):
+def _full_renders(data: dict, holders: list[HolderInfo], stamps: list[IssueStamp] | None = None):
     """Each holder rendered in full (holder-specific wording), in order, on up to 2 processes."""
     import multiprocessing
     import os
 
-    jobs = [(data, h) for h in holders]
+    jobs = [(data, h, stamps[i] if stamps else None) for i, h in enumerate(holders)]
     processes = min(BATCH_PROCESSES, os.cpu_count() or 1)
     if len(holders) < PARALLEL_FROM or processes < 2 or "fork" not in multiprocessing.get_all_start_methods():
         for job_args in jobs:
@@ -895,16 +1032,25 @@ def _full_renders(data: dict, holders: list[HolderInfo]):
 
 
 def render_batch(data: dict, holders: list[HolderInfo], out_path: Path, *, mode: str,
-                 progress: Callable[[int, int], None] | None = None) -> int:
+                 progress: Callable[[int, int], None] | None = None, stamps: list[IssueStamp] | None = None,
+                 sign: Callable[[bytes], bytes] | None = None, digests: list[str] | None = None) -> int:
     """One certificate per holder, streamed to ``out_path`` (``mode`` "zip" of PDFs, or one "merged" PDF).
 
     The common part is rendered once and each holder is stamped into it (a few hundred bytes each, no
     re-render, memory flat). When the wording names the holder (a WOS description), each holder's
     certificate is rendered in full instead, on two processes. Returns the number written.
+
+    ``stamps`` (one per holder): each certificate's own number, revision, verification code and QR code,
+    stamped in the same pass. ``sign``: applied to each ZIP member, or once to the merged file. ``digests``:
+    when given, the SHA-256 (hex) of each ZIP member (or of the merged file, once) is appended to it.
     """
+    import hashlib
+
     mode = str(getattr(mode, "value", mode))
     if mode not in ("zip", "merged"):
         raise ValueError(f"unknown batch mode {mode!r}")
+    if stamps is not None and len(stamps) != len(holders):
+        raise ValueError("one stamp per holder")
     out_path = Path(out_path)
     total = len(holders)
     done = 0
@@ -926,29 +1072,50 @@ def render_batch(data: dict, holders: list[HolderInfo], out_path: Path, *, mode:
             out_path.write_bytes(render_certificate_pdf(data))
         return 0
 
-    stamper = _prepare_batch(data, holders)
+    stamper = _prepare_batch(data, holders, numbered=bool(stamps))
     fast = stamper is not None
     used: set[str] = set()
     if mode == "zip":
         with zipfile.ZipFile(out_path, "w", allowZip64=True) as zf:
-            pdfs = (stamper.stamp(h) for h in holders) if fast else _full_renders(data, holders)
+            if fast:
+                pdfs = (stamper.stamp(h, stamps[i] if stamps else None) for i, h in enumerate(holders))
+            else:
+                pdfs = _full_renders(data, holders, stamps)
             for index, (holder, pdf) in enumerate(zip(holders, pdfs, strict=True), start=1):
+                if sign is not None:
+                    pdf = sign(pdf)
+                if digests is not None:
+                    digests.append(hashlib.sha256(pdf).hexdigest())
                 write_zip_entry(zf, filename_for(holder, index, used), pdf)
                 tick()
         return total
     if fast:
         with out_path.open("wb") as fh:
-            _write_merged_fast(stamper, fh, holders, tick)
-        return total
-    from pypdf import PdfReader, PdfWriter
+            _write_merged_fast(stamper, fh, holders, tick, stamps)
+    else:
+        from pypdf import PdfReader, PdfWriter
 
-    writer = PdfWriter()
-    for pdf in _full_renders(data, holders):
-        writer.append(PdfReader(io.BytesIO(pdf)))
-        tick()
-    with out_path.open("wb") as fh:
-        writer.write(fh)
+        writer = PdfWriter()
+        for pdf in _full_renders(data, holders, stamps):
+            writer.append(PdfReader(io.BytesIO(pdf)))
+            tick()
+        with out_path.open("wb") as fh:
+            writer.write(fh)
+    if sign is not None:
+        out_path.write_bytes(sign(out_path.read_bytes()))
+    if digests is not None:
+        digests.append(_file_sha256(out_path))
     return total
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def filename_for(holder: HolderInfo, index: int, used: set[str]) -> str:

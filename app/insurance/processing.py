@@ -231,14 +231,14 @@ def delivery_recipients(req: CertificateRequest, *, send_to_holder: bool, holder
 
 def _complete_and_deliver(req: CertificateRequest, *, actor: User | None, now: datetime, holder,
                           recipients: list[str], action: str, message: str, data: dict | None = None,
-                          uploaded_pdf: bytes | None = None) -> IssuedCertificate:
+                          uploaded_pdf: bytes | None = None, override_note: str = "") -> IssuedCertificate:
     from app.insurance.documents import deliver_certificate, issue_certificate
 
     transition(req, RequestStatus.COMPLETED, actor=actor, now=now, action=action, message=message)
     req.needs_manual = actor is not None
     _claim(req)
     cert = issue_certificate(req.customer, kind=req.type, holder=holder, actor=actor, now=now, request=req,
-                             data=data, uploaded_pdf=uploaded_pdf)
+                             data=data, uploaded_pdf=uploaded_pdf, override_note=override_note)
     if recipients:
         deliver_certificate(cert, recipients=recipients, actor=actor)
     activity.record(SUBJECT, req.id, "certificate_sent", actor=actor, customer_id=req.customer_id, now=now,
@@ -261,22 +261,46 @@ def _request_issue(req: CertificateRequest, *, actor: User, now: datetime, paylo
     defer(db.session, ISSUE_JOB, req.id, queue="pdf")
 
 
+def guard_refusal(result, override_note: str) -> str | None:
+    """Why staff may not submit past the issue guard (None when they may): a hard block never passes; an
+    endorsement or wording block passes only with a note saying why."""
+    if result.allows(override_note):
+        return None
+    if result.hard_blocks:
+        return "The issue guard refuses this certificate: " + " ".join(b.message for b in result.hard_blocks)
+    return ("The issue guard stops this certificate: " + " ".join(result.reasons)
+            + " To issue it anyway, write an override note saying why (it is recorded).")
+
+
 def submit_generated(req: CertificateRequest, *, actor: User, now: datetime, overrides: dict | None = None,
-                     send_to_holder: bool = True, expected_version: int | None = None) -> CertificateRequest:
+                     send_to_holder: bool = True, expected_version: int | None = None,
+                     override_note: str = "") -> CertificateRequest:
     """Accept the (staff-edited) certificate values; the PDF job generates, issues and e-mails it.
 
-    Everything that can be refused is checked here (automation, the values build into certificate data), so
-    the job only renders what staff reviewed.
+    Everything that can be refused is checked here (automation, the values build into certificate data, the
+    issue guard), so the job only renders what staff reviewed. A guard block on an endorsement or on wording
+    passes only with ``override_note``; a policy not in force never does.
     """
+    from app.insurance.issuing import run_guard
+
     _check_open(req, expected_version)
     ok, why = automation_available(req)
     if not ok:
         raise ActionRefused(why)
     data = _build_data(req, now=now, overrides=overrides)
     holder = _holder(req, overrides)
+    note = clean_text(override_note, 1000)
+    result = run_guard(req.customer, data, holder, now.date())
+    refusal = guard_refusal(result, note)
+    if refusal:
+        raise ActionRefused(refusal)
+    if result.blocks:
+        activity.record(SUBJECT, req.id, "guard_overridden", actor=actor, customer_id=req.customer_id, now=now,
+                        message="Issue guard overridden (" + " ".join(result.reasons) + f"). Note: {note}")
     _request_issue(req, actor=actor, now=now, message="Reviewed certificate submitted; generating the PDF.", payload={
         "mode": "generated", "data": data, "holder": dataclasses.asdict(holder),
         "recipients": delivery_recipients(req, send_to_holder=send_to_holder, holder_email=holder.email),
+        "override_note": note if result.blocks else "",
     })
     return req
 
@@ -338,11 +362,13 @@ def issue_requested(req: CertificateRequest, *, now: datetime) -> str:
         action, message = "completed_generated", "Certificate generated from the reviewed values."
     else:
         raise IssueFailed("the submitted values are incomplete; submit the certificate again.")
+    from app.insurance.issuing import CertificateBlocked
+
     try:
         _complete_and_deliver(req, actor=actor, now=now, holder=holder, recipients=recipients, action=action,
                               message=message, data=payload.get("data") if uploaded is None else None,
-                              uploaded_pdf=uploaded)
-    except CertificateDataError as exc:
+                              uploaded_pdf=uploaded, override_note=payload.get("override_note") or "")
+    except (CertificateDataError, CertificateBlocked) as exc:
         raise IssueFailed(str(exc)) from exc
     return "issued"
 
@@ -504,10 +530,16 @@ def add_note(req: CertificateRequest, text: str, *, actor: User, now: datetime):
 
 # -- automatic path ----------------------------------------------------------------------------------
 
-def should_auto_issue(request: CertificateRequest, discrepancies: list[str]) -> tuple[bool, str]:
-    """Pure decision: may a job issue this request without staff? Returns (yes/no, the reason)."""
+def should_auto_issue(request: CertificateRequest, discrepancies: list[str],
+                      guard_blocks: list[str] | tuple[str, ...] = ()) -> tuple[bool, str]:
+    """Pure decision: may a job issue this request without staff? Returns (yes/no, the reason).
+
+    Never past an issue-guard block (``guard_blocks``: the guard's reasons); a WOS request always goes to
+    staff, with the guard's reasons (e.g. "needs a waiver of subrogation endorsement") when it has any."""
     if request.type is RequestType.COI_WOS:
-        return False, "Waiver of subrogation requests are always processed by staff."
+        return False, " ".join(["Waiver of subrogation requests are always processed by staff.", *guard_blocks])
+    if guard_blocks:
+        return False, "Issue guard: " + " ".join(guard_blocks)
     if not request.customer.automation_enabled:
         return False, "Automation is not enabled for this customer's program."
     if (request.instructions or "").strip():
@@ -524,17 +556,23 @@ def auto_process(req: CertificateRequest, *, now: datetime) -> str:
     """
     if req.status is not RequestStatus.NEW or req.manual_reason:
         return "nothing to do"
+    from app.insurance.issuing import run_guard
+
     discrepancies: list[str] = []
     if req.type is not RequestType.COI_WOS and req.customer.automation_enabled:
         from app.insurance.pdf import certificate_discrepancies
 
         discrepancies = certificate_discrepancies(req.customer, kind=req.type, holder=_holder(req), on=now.date())
-    ok, reason = should_auto_issue(req, discrepancies)
-    if ok:
+    data, blocks = None, []
+    if req.customer.automation_enabled or req.type is RequestType.COI_WOS:
         try:
             data = _build_data(req, now=now)
         except ActionRefused as exc:
-            ok, reason = False, str(exc)
+            if not discrepancies and req.type is not RequestType.COI_WOS:
+                discrepancies = [str(exc)]
+        if data is not None:
+            blocks = run_guard(req.customer, data, _holder(req), now.date()).reasons
+    ok, reason = should_auto_issue(req, discrepancies, blocks)
     if not ok:
         req.needs_manual = True
         req.manual_reason = reason[:300]
@@ -629,6 +667,16 @@ def _us_date(value) -> str:
         return date.fromisoformat(str(value)).strftime("%m/%d/%Y")
     except ValueError:
         return str(value or "?")
+
+
+def review_guard(req: CertificateRequest, data: dict):
+    """The issue guard's result for the prefilled values, shown on the review form before submitting."""
+    from app.insurance.issuing import run_guard
+    from app.insurance.pdf import HolderInfo
+    from app.models.base import utcnow
+
+    holder = HolderInfo.from_dict(data.get("holder") or {}) if data.get("holder") else _holder(req)
+    return run_guard(req.customer, data, holder, utcnow().date())
 
 
 def coverage_rows(data: dict) -> list[dict]:

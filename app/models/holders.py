@@ -158,9 +158,12 @@ class SentCertificate(TimestampMixin, db.Model):
     filename: Mapped[str] = mapped_column(sa.String(200))
     emailed: Mapped[bool] = mapped_column(default=False)
     sent_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    # The issued certificate (number, revision, verification code) this row sent.
+    certificate_id: Mapped[int | None] = mapped_column(sa.ForeignKey("issued_certificates.id"), index=True)
 
     customer: Mapped["Customer"] = relationship()  # noqa: F821
     holder: Mapped[Holder | None] = relationship()
     sent_by: Mapped["User | None"] = relationship()  # noqa: F821
+    certificate: Mapped["IssuedCertificate | None"] = relationship()  # noqa: F821
 
     __table_args__ = (sa.UniqueConstraint("generation_run_id", "holder_id", name="uq_sent_certificates_run_holder"),)

@@ -113,15 +113,18 @@ class Payment(TimestampMixin, db.Model):
 class IssuedCertificate(TimestampMixin, db.Model):
     """One issued certificate document (COI, COI with WOS, or POI) for one holder.
 
-    Re-issuing for the same customer + holder increments ``revision``; only the newest is
-    ``is_current``, older ones stay as read-only history.
+    Re-issuing for the same customer + holder + kind keeps the ``certificate_number`` and increments
+    ``revision`` (the first is 1); only the newest is ``is_current``, older ones are superseded
+    (``superseded_at``) and stay as read-only history. ``sha256`` is of the final (signed) file as
+    delivered; ``verification_code`` is printed on it (with a QR code) and opens ``/verify/<code>``.
+    ``guard`` is the issue guard's result (blocks, warnings, and the override note if staff overrode).
     """
 
     __tablename__ = "issued_certificates"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    certificate_number: Mapped[str] = mapped_column(sa.String(40), unique=True)
-    revision: Mapped[int] = mapped_column(default=0)
+    certificate_number: Mapped[str] = mapped_column(sa.String(40), index=True)
+    revision: Mapped[int] = mapped_column(default=1)
     is_current: Mapped[bool] = mapped_column(default=True)
     kind: Mapped[RequestType] = mapped_column(enum_column(RequestType))
     source: Mapped[CertificateSource] = mapped_column(enum_column(CertificateSource),
@@ -139,10 +142,44 @@ class IssuedCertificate(TimestampMixin, db.Model):
     # The values printed on the certificate (policies, limits, wording), kept for history.
     data: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     issued_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    sha256: Mapped[str] = mapped_column(sa.String(64), default="", index=True)
+    # A public, random identifier printed on the document (not a secret: anyone holding the paper has it).
+    verification_code: Mapped[str | None] = mapped_column(sa.String(16), unique=True)
+    guard: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    superseded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("issued_certificates.id"))
+    generation_run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("generation_runs.id"), index=True)
 
     request: Mapped[CertificateRequest | None] = relationship(back_populates="certificates")
     customer: Mapped["Customer"] = relationship()  # noqa: F821
     issued_by: Mapped["User | None"] = relationship()  # noqa: F821
+    superseded_by: Mapped["IssuedCertificate | None"] = relationship(remote_side=[id])
+
+    __table_args__ = (sa.UniqueConstraint("certificate_number", "revision",
+                                          name="uq_issued_certificates_number_revision"),)
+
+    @property
+    def policy_ids(self) -> list[int]:
+        """The policies printed on it (their ids, as stored with the printed data)."""
+        return [int(row["policy_id"]) for row in (self.data or {}).get("coverages") or []
+                if row.get("present") and row.get("policy_id")]
+
+    @property
+    def guard_overridden(self) -> bool:
+        return bool((self.guard or {}).get("override_note"))
+
+
+class BannedWording(TimestampMixin, db.Model):
+    """A phrase a certificate's description must not contain (it promises what a policy does not),
+    with the reason shown to staff. Admins keep the list; matching ignores case, apostrophes, hyphens
+    and spacing (``app.insurance.guard.normalise``)."""
+
+    __tablename__ = "banned_wordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phrase: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    reason: Mapped[str] = mapped_column(sa.String(300), default="")
+    is_active: Mapped[bool] = mapped_column(default=True)
 
 
 class RejectionReason(TimestampMixin, db.Model):
@@ -155,6 +192,17 @@ class RejectionReason(TimestampMixin, db.Model):
     is_active: Mapped[bool] = mapped_column(default=True)
     position: Mapped[int] = mapped_column(default=0)
 
+
+DEFAULT_BANNED_WORDING = [
+    ("30 days notice", "A certificate cannot promise a notice period: cancellation notice follows the policy."),
+    ("thirty days notice", "A certificate cannot promise a notice period: cancellation notice follows the policy."),
+    ("will notify", "A certificate cannot promise to notify the holder: notice follows the policy provisions."),
+    ("guarantee", "A certificate guarantees nothing; it is for information only."),
+    ("notwithstanding", "\u201cNotwithstanding\u201d wording overrides policy terms a certificate cannot change."),
+    ("amend the coverage", "A certificate does not amend, extend or alter the coverage afforded by the policies."),
+    ("extend the coverage", "A certificate does not amend, extend or alter the coverage afforded by the policies."),
+    ("alter the coverage", "A certificate does not amend, extend or alter the coverage afforded by the policies."),
+]
 
 DEFAULT_REJECTION_REASONS = [
     "Duplicate request",

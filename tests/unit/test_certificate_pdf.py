@@ -287,7 +287,7 @@ def test_issue_numbers_stores_renders_and_records(make, agency):
     cert = issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=staff, now=NOW)
     db.session.commit()
 
-    assert cert.revision == 0 and cert.is_current and cert.source is CertificateSource.GENERATED
+    assert cert.revision == 1 and cert.is_current and cert.source is CertificateSource.GENERATED
     assert cert.certificate_number.startswith("20260601-")
     assert cert.data["certificate_number"] == cert.certificate_number
     text = flat(text_of(get_store().read(cert.document_key))[0])
@@ -308,11 +308,13 @@ def test_reissue_increments_revision_and_keeps_history(make, agency):
     third = issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=NOW)
     other_kind = issue_certificate(customer, kind=RequestType.COI_WOS, holder=HOLDER, actor=None, now=NOW)
     db.session.commit()
-    assert [first.revision, second.revision, third.revision, other_kind.revision] == [0, 1, 2, 0]
+    assert [first.revision, second.revision, third.revision, other_kind.revision] == [1, 2, 3, 1]
     assert [c.is_current for c in (first, second, third)] == [False, False, True]
-    numbers = {c.certificate_number for c in (first, second, third, other_kind)}
-    assert len(numbers) == 4
-    assert "REVISION NUMBER: 2" in text_of(get_store().read(third.document_key))[0]
+    # A re-issue keeps the number; another kind of certificate is another document with its own.
+    assert first.certificate_number == second.certificate_number == third.certificate_number
+    assert other_kind.certificate_number != first.certificate_number
+    assert [first.superseded_by_id, second.superseded_by_id] == [second.id, third.id]
+    assert "REVISION NUMBER: 3" in flat(text_of(get_store().read(third.document_key))[0])
 
 
 def test_uploaded_pdf_is_stored_as_given(make):

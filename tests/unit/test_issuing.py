@@ -1,0 +1,179 @@
+"""One issuing path: numbers and revisions, verification code + QR code, PAdES signature, SHA-256, the
+public verify pages (by code and by upload) and the API's view of a certificate."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from pypdf import PdfReader
+
+from app.enums import EndorsementKind, PolicyStatus, RequestType
+from app.extensions import db
+from app.insurance import issuing, signing
+from app.insurance.documents import issue_certificate
+from app.insurance.pdf import HolderInfo, build_certificate_data
+from app.models import Endorsement
+from app.storage import get_store
+
+NOW = datetime(2026, 6, 1, 15, 0, tzinfo=UTC)
+HOLDER = HolderInfo(name="Northwind Builders Inc", address="500 Congress Ave", city="Austin", state="TX",
+                    zip_code="78701", email="certs@northwind.example.com")
+
+
+def pdf_of(cert) -> bytes:
+    return get_store().read(cert.document_key)
+
+
+def qr_text(pdf: bytes) -> list[str]:
+    """Decode the QR code on page 1 from a rendered image (poppler -> zxing-cpp)."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import zxingcpp
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "c.pdf"
+        src.write_bytes(pdf)
+        subprocess.run(["pdftoppm", "-png", "-r", "150", "-f", "1", "-l", "1", str(src), str(Path(tmp) / "p")],
+                       check=True)
+        image = Image.open(next(Path(tmp).glob("p*.png")))
+        return [b.text for b in zxingcpp.read_barcodes(image)]
+
+
+def test_issue_numbers_signs_hashes_and_prints_a_verifiable_qr_code(app, make):
+    customer = make.customer(name="Acme Roofing LLC")
+    cert = issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=NOW)
+    db.session.commit()
+    pdf = pdf_of(cert)
+    import hashlib
+
+    assert cert.revision == 1 and cert.is_current and len(cert.verification_code) == 10
+    assert cert.sha256 == hashlib.sha256(pdf).hexdigest()
+    url = f"http://certdesk.test/verify/{cert.verification_code}"
+    # The QR code decodes to the verify URL, and a link annotation over it opens the same page.
+    assert qr_text(pdf) == [url]
+    page = PdfReader(io.BytesIO(pdf)).pages[0]
+    assert [a.get_object()["/A"]["/URI"] for a in page["/Annots"] if a.get_object()["/Subtype"] == "/Link"] == [url]
+    text = page.extract_text()
+    assert cert.certificate_number in text and f"{cert.verification_code[:5]}-{cert.verification_code[5:]}" in text
+    # PAdES signature by this run's own key: valid, covering the whole file; one changed byte breaks it.
+    status = signing.signature_status(pdf, trust_cert_path=app.config["CERT_SIGNING_CERT"])
+    assert status == {"signed": True, "intact": True, "valid": True, "trusted": True, "covers_whole_file": True}
+    tampered = bytearray(pdf)
+    spot = pdf.index(b"Northwind") if b"Northwind" in pdf else len(pdf) // 3
+    tampered[spot] ^= 0x01
+    assert signing.signature_status(bytes(tampered), trust_cert_path=app.config["CERT_SIGNING_CERT"])["intact"] is False
+
+
+def test_reissue_keeps_the_number_increments_the_revision_and_supersedes(app, make, client):
+    customer = make.customer()
+    first = issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=NOW)
+    later = NOW + timedelta(days=3)
+    second = issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=later)
+    db.session.commit()
+    assert second.certificate_number == first.certificate_number
+    assert (first.revision, second.revision) == (1, 2)
+    assert not first.is_current and first.superseded_by_id == second.id and second.is_current
+    assert second.verification_code != first.verification_code and second.sha256 != first.sha256
+    page = client.get(f"/verify/{first.verification_code}")
+    assert page.status_code == 200
+    assert "Superseded by revision 2 on 06/04/2026" in page.text
+    current = client.get(f"/verify/{second.verification_code.lower()[:5]}-{second.verification_code.lower()[5:]}")
+    assert "Current." in current.text and "revision" in current.text.lower()
+    # Another holder: its own number.
+    other = issue_certificate(customer, kind=RequestType.COI, holder=HolderInfo(
+        name="Other Holder", address="1 Elm St", city="Austin", state="TX", zip_code="78702"), actor=None, now=NOW)
+    assert other.certificate_number != first.certificate_number and other.revision == 1
+
+
+def test_verify_page_shows_only_the_face_of_the_certificate_and_its_state(app, make, client):
+    customer = make.customer(name="Acme Roofing LLC", contact_email="secret-contact@acme.example.com")
+    cert = issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=NOW)
+    db.session.commit()
+    page = client.get(f"/verify/{cert.verification_code}")
+    assert page.status_code == 200
+    for shown in ("Northwind Builders Inc", "Acme Roofing LLC", cert.certificate_number, "Current."):
+        assert shown in page.text
+    for hidden in ("secret-contact@acme.example.com", "GL-", "1,000,000", "500 Congress Ave", "certs@northwind"):
+        assert hidden not in page.text
+    # A policy on it cancelled: the page says so at once.
+    gl = next(p for p in customer.policies if p.line.value == "general_liability")
+    gl.status, gl.cancelled_on = PolicyStatus.CANCELLED, date(2026, 7, 15)
+    db.session.commit()
+    assert "A policy on it was cancelled on 07/15/2026." in client.get(f"/verify/{cert.verification_code}").text
+
+
+@pytest.mark.parametrize("code", ["ZZZZZZZZZZ", "not-a-code", "K7Q2M9XD4H'--", "0" * 40])
+def test_unknown_or_tampered_code_is_a_neutral_404(app, make, client, code):
+    make.customer()
+    response = client.get(f"/verify/{code}")
+    assert response.status_code == 404
+    assert "Northwind" not in response.text and "Customer" not in response.text
+
+
+def test_upload_matches_the_original_byte_for_byte_and_refuses_a_changed_byte(app, make, client):
+    customer = make.customer()
+    cert = issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=NOW)
+    db.session.commit()
+    pdf = pdf_of(cert)
+    ok = client.post("/verify", data={"file": (io.BytesIO(pdf), "cert.pdf")}, content_type="multipart/form-data")
+    assert ok.status_code == 200
+    assert "exactly a certificate CertDesk issued" in ok.text and cert.certificate_number in ok.text
+    changed = bytearray(pdf)
+    changed[len(pdf) // 2] ^= 0x20
+    bad = client.post("/verify", data={"file": (io.BytesIO(bytes(changed)), "cert.pdf")},
+                      content_type="multipart/form-data")
+    assert bad.status_code == 200 and "not a certificate CertDesk issued" in bad.text
+    assert cert.certificate_number not in bad.text
+    junk = client.post("/verify", data={"file": (io.BytesIO(b"GIF89a not a pdf"), "cert.pdf")},
+                       content_type="multipart/form-data")
+    assert junk.status_code == 422 and "not a PDF" in junk.text
+
+
+def test_verify_is_rate_limited(app, make, client):
+    app.config["VERIFY_RATE_LIMIT"] = "3 per minute"
+    statuses = [client.get("/verify/ZZZZZZZZZZ").status_code for _ in range(5)]
+    assert statuses[:3] == [404, 404, 404] and statuses[-1] == 429
+
+
+def test_guard_blocks_an_unbacked_mark_unless_a_note_is_given(app, make):
+    customer = make.customer()
+    data = build_certificate_data(customer, kind=RequestType.COI, holder=HOLDER, on=NOW.date(),
+                                  overrides={"coverages": {"general_liability": {"addl_insd": "1"}}})
+    with pytest.raises(issuing.CertificateBlocked, match="additional insured endorsement"):
+        issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=NOW, data=data)
+    cert = issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=NOW, data=data,
+                             override_note="Carrier confirmed AI in writing.")
+    assert cert.guard["override_note"] == "Carrier confirmed AI in writing." and cert.guard_overridden
+    # With a specific endorsement naming the holder, no block at all.
+    gl = next(p for p in customer.policies if p.line.value == "general_liability")
+    gl.endorsements.append(Endorsement(kind=EndorsementKind.ADDITIONAL_INSURED, holder_name=HOLDER.name))
+    db.session.flush()
+    again = issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=NOW, data=data)
+    assert again.guard == {"blocks": [], "warnings": []}
+
+
+def test_api_certificate_has_verification_url_revision_and_status(app, make, client):
+    from app.cli import create_api_token
+    from app.enums import Role
+
+    customer = make.customer()
+    cert = issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=NOW)
+    user = make.user(Role.CUSTOMER, customer=customer)
+    token = create_api_token(user)
+    other_token = create_api_token(make.user(Role.CUSTOMER, customer=make.customer()))
+    db.session.commit()
+    body = client.get(f"/api/v1/certificates/{cert.id}", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert body["verification_url"] == f"http://certdesk.test/verify/{cert.verification_code}"
+    assert body["revision"] == 1 and body["status"] == "current"
+    assert body["certificate_number"] == cert.certificate_number and body["download_url"].endswith("/pdf")
+    assert client.get(f"/api/v1/certificates/{cert.id}",
+                      headers={"Authorization": f"Bearer {other_token}"}).status_code == 404
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert "/api/v1/certificates/{id}" in spec["paths"]
+    assert {"verification_url", "status", "revision"} <= set(spec["components"]["schemas"]["IssuedCertificate"]
+                                                               ["properties"])

@@ -8,8 +8,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from app.cli import DEMO_PASSWORD, seed_demo
+from app.enums import ExemptionCertificateStatus
 from app.extensions import db
-from app.models import CertificateRequest, Customer, ExemptionCertificate
+from app.models import CertificateRequest, Customer, CustomerHolder, ExemptionCertificate
 from tests.paths import EXEMPTION_FORMS
 
 NOT_DEMO = ~CertificateRequest.idempotency_key.like("%:demo-%")
@@ -170,3 +171,46 @@ def test_declined_card_message_is_in_view_focused_and_a_toast(page, app):
     toast.first.wait_for()
     assert "Merchant payment failed" in toast.first.inner_text()
     assert page.input_value("[name=holder_name]") == "Riverside Mall LLC"  # nothing typed is lost
+
+
+def test_staff_forms_with_errors_focus_an_error_summary_linking_each_field(page, app):
+    seed_demo()
+    acme = db.session.scalar(sa.select(Customer).where(Customer.name.like("Acme%")))
+    link_id = db.session.scalar(sa.select(CustomerHolder.id).filter_by(customer_id=acme.id))
+    pending = db.session.scalar(sa.select(ExemptionCertificate.id).where(
+        ExemptionCertificate.status == ExemptionCertificateStatus.PENDING_REVIEW))
+    page.goto("/login")
+    type_into(page, "input[name=email]", "reviewer@certdesk.demo")
+    type_into(page, "input[name=password]", DEMO_PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/dashboard/")
+
+    def clear_holder_name():
+        tab_to(page, "#holder-name")
+        page.keyboard.press("Control+A")
+        page.keyboard.press("Delete")
+
+    def single_purchase_without_po():
+        tab_to(page, "input[name=purchase_type]:checked")
+        page.keyboard.press("ArrowDown")
+        assert page.is_checked("input[name=purchase_type][value=single]")
+
+    cases = [
+        ("/exemptions/requests/new", "#exemption-request-form form[method=post] button[type=submit]",
+         None, "#customer-results"),
+        (f"/customers/{acme.id}/interests/{link_id}/edit", f"#interest-{link_id}-form button[type=submit]",
+         clear_holder_name, "#holder-name"),
+        (f"/exemptions/certificates/{pending}/edit", "form button.btn-primary[type=submit]",
+         single_purchase_without_po, "#po_number"),
+    ]
+    for url, submit, prepare, link in cases:
+        page.goto(url)
+        if prepare:
+            prepare()
+        tab_to(page, submit)
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".error-summary")
+        page.wait_for_function("() => document.activeElement && document.activeElement.matches('.error-summary')")
+        assert in_viewport(page, ".error-summary"), url
+        summary_link = page.locator(f".error-summary a[href='{link}']")
+        assert summary_link.count() == 1, (url, page.inner_text(".error-summary"))

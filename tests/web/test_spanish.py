@@ -522,3 +522,26 @@ def test_card_page_and_its_errors_are_spanish(client, spanish_user):
     page = client.get("/account/password").get_data(as_text=True)
     assert "Cambie su contraseña" in page
     assert_no_english(page, *data)
+
+
+def test_the_pdf_stays_english_while_its_cover_email_is_spanish(client, spanish_user, run_jobs):
+    """Holders require the certificate in English; the e-mail carrying it follows the customer."""
+    import io
+
+    from pypdf import PdfReader
+
+    from app.models import IssuedCertificate
+    from app.storage import get_store
+
+    customer, user = spanish_user(name="Techos Hernández LLC")
+    response = client.post("/portal/poi", data={"email": "prestamos@banco.example.com", "name": "Mesa de préstamos"})
+    assert response.status_code == 303
+    run_jobs()
+    cert = db.session.scalar(sa.select(IssuedCertificate))
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(get_store().read(cert.document_key))).pages)
+    assert "PROOF OF INSURANCE" in text and "AUTHORIZED REPRESENTATIVE" in text
+    assert "comprobante" not in text.lower()
+    mail = db.session.scalar(sa.select(OutboxMessage).where(OutboxMessage.to_address == "prestamos@banco.example.com"))
+    assert mail.subject == "Comprobante de seguro: Techos Hernández LLC"
+    assert "Adjuntamos el comprobante de seguro vigente de Techos Hernández LLC" in mail.body_text
+    assert mail.attachments[0]["key"] == cert.document_key

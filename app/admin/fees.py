@@ -37,8 +37,9 @@ def fees():
 
 
 def _year_arg() -> int | None:
-    raw = request.args.get("year", "")
-    return int(raw) if raw.isdigit() and 2000 <= int(raw) <= 2200 else None
+    from app.validation import parse_int
+
+    return parse_int(request.args.get("year"), low=2000, high=2200)
 
 
 @bp.route("/fees/report")

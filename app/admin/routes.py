@@ -24,7 +24,10 @@ def outbox():
         stmt = stmt.where(OutboxMessage.channel == Channel(channel))
     if q:
         stmt = stmt.where(sa.or_(OutboxMessage.to_address.ilike(f"%{q}%"), OutboxMessage.subject.ilike(f"%{q}%")))
-    messages = db.paginate(stmt, per_page=50, error_out=False, max_per_page=50)
+    from app.validation import parse_page
+
+    messages = db.paginate(stmt, page=parse_page(request.args.get("page")), per_page=50, error_out=False,
+                           max_per_page=50)
     from app.notify import failed_count
     from app.sweeper import sweep_health
 

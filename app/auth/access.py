@@ -58,3 +58,21 @@ def require_customer_access(customer_id: int) -> None:
 
 def can(permission: str) -> bool:
     return current_user.is_authenticated and allowed(permission, current_user.role)
+
+
+def user_rate_key() -> str:
+    """Rate-limit key of the signed-in user (for limits that follow a person, not an address)."""
+    return f"user:{current_user.get_id().partition(':')[0]}" if current_user.is_authenticated else "anonymous"
+
+
+def staff_user() -> bool:
+    return current_user.is_authenticated and current_user.role is not Role.CUSTOMER
+
+
+def customer_user_limit(config_key: str):
+    """A per-user rate limit (from config) on a route customer users may call; staff are not limited."""
+    from flask import current_app
+
+    from app.extensions import limiter
+
+    return limiter.limit(lambda: current_app.config[config_key], key_func=user_rate_key, exempt_when=staff_user)

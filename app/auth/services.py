@@ -11,7 +11,7 @@ from app.activity import record
 from app.enums import Role
 from app.extensions import db
 from app.models import ApiToken, Customer, User
-from app.validation import InvalidInput, normalize_email
+from app.validation import InvalidInput, normalize_email, parse_id
 
 MIN_PASSWORD = 10
 
@@ -28,7 +28,7 @@ def create_user(*, email: str, name: str, role: Role, password: str, customer_id
         raise UserError(str(exc)) from exc
     if (role is Role.CUSTOMER) != (customer_id is not None):
         raise UserError("Customer users need a customer; staff users must not have one.")
-    if customer_id is not None and db.session.get(Customer, customer_id) is None:
+    if customer_id is not None and (parse_id(customer_id) is None or db.session.get(Customer, customer_id) is None):
         raise UserError(f"No customer with id {customer_id}.")
     if db.session.scalar(sa.select(User.id).where(sa.func.lower(User.email) == email.lower())):
         raise UserError(f"A user with e-mail {email} exists already.")

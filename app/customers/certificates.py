@@ -3,7 +3,7 @@
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 
-from app.auth.access import require_customer_access, requires
+from app.auth.access import customer_user_limit, require_customer_access, requires
 from app.customers import bp, cards
 from app.enums import RequestSource, Role
 from app.extensions import db
@@ -52,6 +52,7 @@ def download_certificate(customer_id: int, certificate_id: int):
 
 @bp.route("/<int(max=2147483647):customer_id>/certificates/resend", methods=["POST"])
 @requires("resend_certificates")
+@customer_user_limit("RESEND_RATE_LIMIT")  # each resend may name 20 addresses: customer users are rate-limited
 def resend_certificates(customer_id: int):
     customer = _customer(customer_id)
     try:
@@ -78,6 +79,7 @@ def resend_certificates(customer_id: int):
 
 @bp.route("/<int(max=2147483647):customer_id>/certificates/poi", methods=["POST"])
 @requires("resend_certificates")
+@customer_user_limit("RESEND_RATE_LIMIT")
 def resend_poi(customer_id: int):
     customer = _customer(customer_id)
     return resend_poi_response(customer, page="customers/certificates.html", partial="customers/_cert_poi_part.html",

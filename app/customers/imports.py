@@ -28,6 +28,7 @@ from app.extensions import db
 from app.models import Customer, CustomerHolder, Holder, ImportRun, User
 from app.models.holders import holder_key
 from app.storage import get_store
+from app.validation import parse_id
 
 Progress = Callable[[int, int], None]
 
@@ -242,12 +243,12 @@ def evaluate(parsed: ParsedFile, progress: Progress | None = None) -> list[RowRe
             raw_id = values.get("customer_id", "")
             if not raw_id:
                 result.messages.append("customer_id: This field is required.")
-            elif not raw_id.isdigit():
+            elif not (raw_id.isascii() and raw_id.isdigit()):  # "²".isdigit() is true
                 result.messages.append(f"customer_id: \u201c{raw_id[:30]}\u201d is not a customer ID (a number).")
-            elif int(raw_id) > MAX_ID:
+            elif parse_id(raw_id) is None:
                 result.messages.append(f"customer_id: no customer with ID {raw_id[:30]}.")
             else:
-                result.customer_id = int(raw_id)
+                result.customer_id = parse_id(raw_id)
             for flag in FLAGS:
                 word = values.get(flag, "").strip().lower()
                 if word in TRUE_WORDS:

@@ -206,8 +206,10 @@ def download_generation(customer_id: int, run_id: int):
 # -- sent certificates -------------------------------------------------------------------------------
 
 def _sent_context(customer=None) -> dict:
+    from app.validation import parse_page
+
     page = db.paginate(generation.sent_certificates_query(customer.id if customer else None), per_page=50,
-                       error_out=False)
+                       page=parse_page(request.args.get("page")), error_out=False)
     return {"customer": customer, "sent": page}
 
 

@@ -5,6 +5,7 @@ from app.auth.access import requires
 from app.customers import bp
 from app.extensions import db
 from app.models import Customer
+from app.validation import parse_id, parse_page
 
 
 def get_customer_or_404(customer_id: int) -> Customer:
@@ -21,10 +22,10 @@ def index():
     stmt = sa.select(Customer).order_by(Customer.name)
     if q:
         clauses = [Customer.name.ilike(f"%{q}%"), Customer.external_id == q]
-        if q.isdigit():
-            clauses.append(Customer.id == int(q))
+        if (customer_id := parse_id(q)) is not None:
+            clauses.append(Customer.id == customer_id)
         stmt = stmt.where(sa.or_(*clauses))
-    customers = db.paginate(stmt, per_page=25, error_out=False)
+    customers = db.paginate(stmt, page=parse_page(request.args.get("page")), per_page=25, error_out=False)
     return render_template("customers/index.html", customers=customers, q=q)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import joinedload
 from app.enums import RequestStatus, RequestType
 from app.extensions import db
 from app.models import CertificateRequest, Customer
+from app.validation import parse_id
 
 PENDING = (RequestStatus.NEW, RequestStatus.IN_PROGRESS)
 TABS = {
@@ -106,8 +107,8 @@ def queue_statement(f: QueueFilters) -> sa.Select:
     if f.customer:
         term = f.customer.lower()
         condition = sa.func.lower(Customer.name).contains(term, autoescape=True)
-        if term.isdigit() and len(term) <= 9:
-            condition = sa.or_(condition, Customer.id == int(term), CertificateRequest.id == int(term))
+        if (number := parse_id(term)) is not None:
+            condition = sa.or_(condition, Customer.id == number, CertificateRequest.id == number)
         stmt = stmt.where(condition)
     column = SORTS[f.sort]
     order = column.desc() if f.direction == "desc" else column.asc()

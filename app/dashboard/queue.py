@@ -108,8 +108,9 @@ def request_detail(request_id: int):
 
 
 def _version() -> int | None:
-    raw = request.form.get("version", "")
-    return int(raw) if raw.isdigit() else None
+    from app.validation import parse_int
+
+    return parse_int(request.form.get("version"), low=0, high=2**31 - 1)
 
 
 STALE_FORM = "This form did not say which version of the request you saw: reload the page and try again."

@@ -474,9 +474,10 @@ def reject(req: CertificateRequest, reason_id: int | str | None, *, actor: User,
     """Reject with a reason from the admin list; the customer (only) gets an e-mail with the reason."""
     _check_open(req, expected_version)
     reason = None
-    raw = str(reason_id if reason_id is not None else "").strip()
-    if raw.isdigit() and 0 < int(raw) <= MAX_ID:
-        reason = db.session.get(RejectionReason, int(raw))
+    from app.validation import parse_id
+
+    if (number := parse_id(reason_id)) is not None:
+        reason = db.session.get(RejectionReason, number)
     if reason is None or not reason.is_active:
         raise ActionRefused("Pick a rejection reason from the list.")
     note = clean_text(note)

@@ -4,7 +4,7 @@ from flask import abort, flash, redirect, request, url_for
 from flask_babel import gettext
 from flask_login import current_user
 
-from app.auth.access import requires
+from app.auth.access import customer_user_limit, requires
 from app.customers import cards
 from app.enums import RequestSource
 from app.extensions import db
@@ -123,6 +123,7 @@ def download_certificate(certificate_id: int):
 
 @bp.route("/poi", methods=["POST"])
 @requires("portal")
+@customer_user_limit("RESEND_RATE_LIMIT")
 def resend_poi():
     return resend_poi_response(_customer(), page="portal/home.html", partial="portal/_poi_part.html",
                                context=_home_context, done_url=url_for("portal.home"))

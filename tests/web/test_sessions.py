@@ -125,3 +125,13 @@ def test_sign_in_rotates_the_session_and_csrf_token(app, client, make):
         assert sess.get("csrf_token") != "planted-by-an-attacker"
         assert "leftover" not in sess
         assert sess["_user_id"] == f"{user.id}:{user.session_version}"
+
+
+def test_admin_resetting_their_own_password_keeps_only_this_session(app, client, auth, make):
+    admin = make.user(Role.ADMIN)
+    auth.login(admin)
+    other_browser = _copy_of(app, client)
+    page = client.post(f"/admin/users/{admin.id}/reset-password")
+    assert "New password for" in page.get_data(as_text=True)
+    assert _signed_in(client.get("/admin/users"))
+    assert other_browser.get("/admin/users").status_code == 302

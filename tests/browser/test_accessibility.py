@@ -14,7 +14,14 @@ import sqlalchemy as sa
 from app.cli import DEMO_PASSWORD, seed_demo
 from app.enums import ExemptionCertificateStatus, RequestStatus
 from app.extensions import db
-from app.models import CertificateRequest, Customer, CustomerHolder, ExemptionCertificate, OutboxMessage
+from app.models import (
+    CertificateRequest,
+    Customer,
+    CustomerHolder,
+    ExemptionCertificate,
+    IssuedCertificate,
+    OutboxMessage,
+)
 from tests.browser.axe import Audit, write_report
 from tests.paths import EXEMPTION_FORMS
 
@@ -75,6 +82,18 @@ def test_public_pages(page, app, make, audit):
     audit.check("link page, unavailable link")
     page.goto("/no-such-page")
     audit.check("error page (404)", error_page=True)
+
+    page.goto("/verify")
+    audit.check("verify, upload form")
+    page.set_input_files("#verify-file", str(EXEMPTION_FORMS / "ma_st-4_resale_cert.pdf"))
+    page.click("button:has-text('Check the file')")
+    page.wait_for_selector("text=not a certificate CertDesk issued")
+    audit.check("verify, unknown file")
+    code = db.session.scalar(sa.select(IssuedCertificate.verification_code)
+                             .where(IssuedCertificate.verification_code.is_not(None)))
+    assert code, "seed-demo issues at least one certificate"
+    page.goto(f"/verify/{code}")
+    audit.check("verify, certificate by code")
     audit.assert_clean()
 
 

@@ -69,6 +69,10 @@ class Config:
     MAIL_USE_TLS = _bool("MAIL_USE_TLS")
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "CertDesk <no-reply@certdesk.local>")
     SMS_GATEWAY_URL = os.environ.get("SMS_GATEWAY_URL", "")
+    # Seconds between delivery attempts after a temporary failure; empty: the built-in ~3-day schedule.
+    MAIL_RETRY_DELAYS = tuple(int(s) for s in os.environ.get("MAIL_RETRY_DELAYS", "").split(",") if s.strip())
+    # A delivery claimed longer ago than this is taken to belong to a dead worker and retried.
+    MAIL_CLAIM_TIMEOUT_SECONDS = _int("MAIL_CLAIM_TIMEOUT_SECONDS", 900)
 
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
     INSTANCE_DIR = str(INSTANCE_DIR)  # where development keeps its random secret_key

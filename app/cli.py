@@ -270,11 +270,9 @@ def register_cli(app: Flask) -> None:
     @with_appcontext
     def worker_command(burst: bool, queues: str):
         """Run an RQ worker with the scheduler, inside the app context."""
-        from app.jobs import _ensure_from_worker, make_worker
+        from app.jobs import run_worker
 
-        names = [q.strip() for q in queues.split(",") if q.strip()]
-        _ensure_from_worker(soon=True)
-        make_worker(names).work(burst=burst, with_scheduler=True)
+        run_worker([q.strip() for q in queues.split(",") if q.strip()], burst=burst)
 
     @app.cli.command("sweep")
     @with_appcontext

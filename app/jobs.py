@@ -160,3 +160,25 @@ def make_worker(queue_names, *, worker_class=None):
     # Wake from the blocking dequeue at least once per interval, so the tick above really runs.
     worker.worker_ttl = max(min(worker.worker_ttl, interval + 15), 20)
     return worker
+
+
+def run_worker(queue_names, *, burst: bool = False) -> None:
+    """``flask worker``: run an RQ worker with the scheduler; when it stops because Redis went away
+    (RQ's worker quits on a lost connection while a job runs), start a fresh one in the same process,
+    so a Redis restart needs no worker restart. A stop signal or ``--burst`` ends the loop."""
+    import time
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    while True:
+        worker = None
+        try:
+            _ensure_from_worker(soon=True)
+            worker = make_worker(queue_names)
+            worker.work(burst=burst, with_scheduler=True)
+        except RedisConnectionError:
+            log.warning("Redis is unreachable")
+        if burst or (worker is not None and worker._stop_requested):
+            return
+        log.warning("worker stopped (Redis lost?); starting a new one in 2 s")
+        time.sleep(2)

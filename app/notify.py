@@ -40,7 +40,14 @@ DELIVER_JOB = "app.jobs.deliver_message"
 
 # Waits after the 1st, 2nd, ... failed attempt; the attempt after the last wait is the final one.
 RETRY_DELAYS = tuple(timedelta(minutes=m) for m in (1, 5, 15, 30, 60, 120, 240, 480, 720, 720, 720, 720, 720))
-# A claim older than this belongs to a worker that died mid-send: the sweep releases it.
+
+
+def retry_delays() -> tuple[timedelta, ...]:
+    """The schedule: ``RETRY_DELAYS`` unless ``MAIL_RETRY_DELAYS`` (seconds) is configured (drills)."""
+    configured = current_app.config.get("MAIL_RETRY_DELAYS")
+    return tuple(timedelta(seconds=s) for s in configured) if configured else RETRY_DELAYS
+# A claim older than this belongs to a worker that died mid-send: the sweep releases it
+# (``MAIL_CLAIM_TIMEOUT_SECONDS`` overrides it; the SMTP timeout is 30 s, a job's 120 s).
 CLAIM_TIMEOUT = timedelta(minutes=15)
 ALERT_KEY = "outbox-failed:"
 
@@ -205,13 +212,14 @@ def is_permanent(exc: Exception) -> bool:
 def _failed_attempt(message: OutboxMessage, exc: Exception, now: datetime) -> None:
     """Pending again until the next time on the schedule, or failed once the schedule is spent."""
     message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-    if is_permanent(exc) or message.attempts > len(RETRY_DELAYS):
+    delays = retry_delays()
+    if is_permanent(exc) or message.attempts > len(delays):
         message.status = MessageStatus.FAILED
         message.next_attempt_at = None
         _alert_admins(message, now)
     else:
         message.status = MessageStatus.PENDING
-        message.next_attempt_at = now + RETRY_DELAYS[message.attempts - 1]
+        message.next_attempt_at = now + delays[message.attempts - 1]
         defer(db.session, DELIVER_JOB, message.id, queue="email", at=message.next_attempt_at,
               job_id=f"outbox-{message.id}-{message.attempts}")
     log.warning("outbox message %s attempt %s failed (%s): %s", message.id, message.attempts, message.status,
@@ -242,7 +250,7 @@ def _alert_admins(message: OutboxMessage, now: datetime) -> None:
 
 
 def _schedule_words() -> str:
-    hours = sum(d.total_seconds() for d in RETRY_DELAYS) / 3600
+    hours = sum(d.total_seconds() for d in retry_delays()) / 3600
     return f"about {round(hours / 24)} days" if hours >= 48 else f"{round(hours)} hours"
 
 
@@ -320,13 +328,16 @@ def requeue_stuck(now: datetime) -> int:
     """Sweeper: re-enqueue pending messages a minute past due (Redis was down or restarted empty, or a
     worker died before claiming), and release claims older than ``CLAIM_TIMEOUT`` (a worker died
     mid-send). A message waiting for its next attempt is left alone until that time."""
+    config = current_app.config
+    claim_timeout = timedelta(seconds=config.get("MAIL_CLAIM_TIMEOUT_SECONDS") or CLAIM_TIMEOUT.total_seconds())
     db.session.execute(
         sa.update(OutboxMessage)
         .where(OutboxMessage.status == MessageStatus.SENDING,
-               OutboxMessage.claimed_at < now - CLAIM_TIMEOUT)
+               OutboxMessage.claimed_at < now - claim_timeout)
         .values(status=MessageStatus.PENDING, next_attempt_at=OutboxMessage.claimed_at)
     )
-    a_minute_ago = now - timedelta(minutes=1)
+    # "A minute" (one sweep interval when that is shorter): RQ gets that long to run the job itself.
+    a_minute_ago = now - timedelta(seconds=min(60, config["SWEEP_INTERVAL_SECONDS"]))
     ids = db.session.scalars(
         sa.select(OutboxMessage.id).where(
             OutboxMessage.status == MessageStatus.PENDING,

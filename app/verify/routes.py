@@ -3,9 +3,11 @@
 import hashlib
 
 from flask import abort, current_app, render_template, request
+from flask_babel import gettext
 
 from app.auth.access import public
 from app.extensions import limiter
+from app.i18n import format_day, label_of
 from app.insurance import issuing
 from app.models.base import utcnow
 from app.uploads import PDF, UploadRejected, check_upload
@@ -16,6 +18,20 @@ def _rate() -> str:
     return current_app.config.get("VERIFY_RATE_LIMIT", "30 per minute")
 
 
+def state_text(state) -> str:
+    """The state sentence in the reader's language (the API keeps ``state.message``, in English)."""
+    when = format_day(state.on, "%m/%d/%Y") if state.on else ""
+    if state.status == "superseded":
+        if state.revision is not None:
+            return gettext("Superseded by revision %(revision)s on %(when)s.", revision=state.revision, when=when)
+        return gettext("Superseded by a later revision.")
+    if state.status == "cancelled":
+        return gettext("A policy on it was cancelled on %(when)s.", when=when)
+    if state.status == "expired":
+        return gettext("Expired: a policy on it ended on %(when)s.", when=when)
+    return gettext("Current.")
+
+
 def facts(cert) -> dict:
     """The only things a verify page shows: what the certificate prints on its face, and its state now."""
     data = cert.data or {}
@@ -23,7 +39,7 @@ def facts(cert) -> dict:
     return {
         "holder": cert.holder_name, "insured": (data.get("insured") or {}).get("name") or cert.customer.name,
         "number": cert.certificate_number, "revision": cert.revision, "issued_on": cert.created_at,
-        "kind": cert.kind.label, "state": state, "code": cert.verification_code,
+        "kind": label_of(cert.kind), "state": state, "state_text": state_text(state), "code": cert.verification_code,
     }
 
 

@@ -126,9 +126,16 @@ def change_customer_status(customer_id: int):
 
 def _policies_page(customer: Customer, status: int = 200, **extra):
     return render_page_or_partial("customers/policies.html", "customers/_policies_part.html", status=status,
-                                  customer=customer, policies=customer.policies, today=utcnow().date(),
+                                  customer=customer, policies=_in_print_order(customer.policies),
+                                  today=utcnow().date(),
                                   kinds=list(EndorsementKind), errors=extra.pop("errors", {}),
                                   form=extra.pop("form", {}), **extra)
+
+
+def _in_print_order(policies: list[Policy]) -> list[Policy]:
+    """The lines in the certificate's order, newest term first within a line."""
+    order = {line: i for i, line in enumerate(CoverageLine)}
+    return sorted(policies, key=lambda p: (order[p.line], -p.effective_date.toordinal(), -p.id))
 
 
 @bp.route(f"/<{ID}:customer_id>/policies")

@@ -11,6 +11,8 @@ The SHA-256 stored with a certificate is of the signed file: signing appends an 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import io
 import logging
 import threading
@@ -100,8 +102,17 @@ def sign_pdf(pdf: bytes, *, signer=None, reason: str = "Certificate of insurance
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     meta = signers.PdfSignatureMetadata(field_name=FIELD_NAME, reason=reason,
                                         subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256")
-    out = signers.sign_pdf(writer, meta, signer=signer or get_signer(), in_place=False)
-    return out.getvalue()
+    signer = signer or get_signer()
+
+    def run():
+        return signers.sign_pdf(writer, meta, signer=signer, in_place=False).getvalue()
+
+    try:  # pyHanko runs asyncio.run(); a caller already inside an event loop signs on a helper thread
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
 
 
 def signature_status(pdf: bytes, *, trust_cert_path: Path | None = None) -> dict:

@@ -50,6 +50,7 @@ def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     # {% trans %} blocks collapse their whitespace, as `pybabel extract` does (babel.cfg: trimmed = true).
     app.jinja_env.policies["ext.i18n.trimmed"] = True
+    app.before_request(_fresh_choice)
     app.after_request(_remember_choice)
 
     from app.extensions import login
@@ -131,6 +132,13 @@ def select_locale() -> str:
 def use_customer_language(customer) -> None:
     """On a public page about one customer (an exemption link), prefer that customer's language."""
     g.customer_language = _valid(getattr(customer, "language", None))
+    refresh()
+
+
+def _fresh_choice() -> None:
+    """Each request decides its own language (an app context shared by several requests, as in tests or
+    a worker's inline jobs, must not carry one visitor's language to the next)."""
+    g.pop("customer_language", None)
     refresh()
 
 

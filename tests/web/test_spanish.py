@@ -545,3 +545,27 @@ def test_the_pdf_stays_english_while_its_cover_email_is_spanish(client, spanish_
     assert mail.subject == "Comprobante de seguro: Techos Hernández LLC"
     assert "Adjuntamos el comprobante de seguro vigente de Techos Hernández LLC" in mail.body_text
     assert mail.attachments[0]["key"] == cert.document_key
+
+
+def test_verify_pages_follow_accept_language(app, client, make):
+    """A holder checking a certificate reads the verify page in its browser's language; the PDF it checks
+    stays English."""
+    from app.insurance.documents import issue_certificate
+    from app.insurance.pdf import HolderInfo
+
+    customer = spanish(make, name="Techos Hernández LLC")
+    holder = HolderInfo(name="Northwind Builders Inc", address="500 Congress Ave", city="Austin", state="TX",
+                        zip_code="78701", email="certs@northwind.example.com")
+    first = issue_certificate(customer, kind=RequestType.COI, holder=holder, actor=None, now=NOW)
+    issue_certificate(customer, kind=RequestType.COI, holder=holder, actor=None, now=NOW.replace(day=4))
+    db.session.commit()
+    es = {"Accept-Language": "es"}
+    page = client.get(f"/verify/{first.verification_code}", headers=es).get_data(as_text=True)
+    assert "Reemplazado por la revisión 2 el 4 de diciembre de 2026." in page and "Titular del certificado" in page
+    data = ("Techos Hernández LLC", "Northwind Builders Inc", first.certificate_number)
+    assert_no_english(page, *data)
+    english = client.get(f"/verify/{first.verification_code}").get_data(as_text=True)
+    assert "Superseded by revision 2 on 12/04/2026." in english
+    upload = client.get("/verify", headers=es).get_data(as_text=True)
+    assert "Verificar un certificado" in upload
+    assert_no_english(upload)

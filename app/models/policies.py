@@ -136,10 +136,14 @@ class Policy(TimestampMixin, db.Model):
         return self.expiry_date
 
     def is_in_force(self, on: date) -> bool:
-        """In its term on ``on`` and not cancelled by then (a cancellation takes effect on its date)."""
+        """In its term on ``on``, not cancelled by then (a cancellation takes effect on its date) and not
+        yet replaced: on the day a renewal term starts (usually the old expiry date) the renewal is the
+        one in force."""
         if not (self.effective_date <= on <= self.expiry_date):
             return False
-        return not (self.is_cancelled and self.cancelled_on is not None and on >= self.cancelled_on)
+        if self.is_cancelled and self.cancelled_on is not None and on >= self.cancelled_on:
+            return False
+        return not any(r.effective_date <= on for r in self.renewals)
 
     def endorsement_for(self, kind: EndorsementKind | str, holder_name: str | None = None) -> Endorsement | None:
         """The endorsement of ``kind`` that covers this holder: one naming it (case and spacing ignored)

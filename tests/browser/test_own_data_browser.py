@@ -12,6 +12,7 @@ from pypdf import PdfReader
 from app.enums import RequestStatus, Role
 from app.extensions import db
 from app.models import CertificateRequest, Customer, IssuedCertificate, Policy, Program
+from tests.browser.axe import Audit
 from tests.factories import PASSWORD
 
 
@@ -34,10 +35,12 @@ def submit_and_wait(page, button_text):
     page.wait_for_load_state("load")
 
 
-def add_policy(page, customer_id, line, insurer_label, number, limits, endorsement=None):
+def add_policy(page, customer_id, line, insurer_label, number, limits, endorsement=None, audit=None):
     page.goto(f"/customers/{customer_id}/policies/new")
     page.select_option("#policy-line", line)
     page.locator("#limit-" + next(iter(limits))).wait_for()  # htmx brought this line's limits
+    if audit:
+        audit.check(f"policy form, {line}")
     page.select_option("#policy-insurer", label=insurer_label)
     page.fill("#policy-policy_number", number)
     page.fill("#policy-effective_date", "2026-01-01")
@@ -62,6 +65,8 @@ def test_empty_instance_to_an_automatically_issued_coi(page, app, make, run_jobs
     page.goto("/dashboard/")
     checklist = page.locator("#first-run")
     assert "Getting started" in checklist.inner_text()
+    audit = Audit(page)
+    audit.check("dashboard, first-run checklist")
 
     # Agency details, from the checklist's link.
     page.click("#first-run-agency a")
@@ -76,16 +81,19 @@ def test_empty_instance_to_an_automatically_issued_coi(page, app, make, run_jobs
     page.check("#programs form.card input[name=automation_enabled]")
     page.click("button:has-text('Add program')")
     page.locator("#programs-table input[value='Contractors Select']").wait_for()
+    audit.check("programs")
     page.goto("/admin/insurers")
     for name, naic in (("Granite State Casualty Co", "10234"), ("Keystone Workers Comp Fund", "40012")):
         page.fill("#new-insurer-name", name)
         page.fill("#new-insurer-naic", naic)
         page.click("button:has-text('Add insurer')")
         page.locator(f"#insurers-table input[value='{naic}']").wait_for()
+    audit.check("insurers")
 
     # The customer.
     page.goto("/dashboard/")
     page.click("#first-run-customer a")
+    audit.check("new customer")
     for key, value in {"external_id": "CRM-1001", "name": "Orchard Masonry LLC", "contact_name": "Dana Orchard",
                        "contact_email": "office@orchard.example.com", "contact_phone": "512-555-0100",
                        "address": "9 Elm St", "city": "Austin", "state": "TX", "zip": "78702"}.items():
@@ -98,11 +106,15 @@ def test_empty_instance_to_an_automatically_issued_coi(page, app, make, run_jobs
 
     # GL and WC policies; the WC one with a blanket waiver of subrogation.
     add_policy(page, customer_id, "general_liability", "Granite State Casualty Co (NAIC 10234)", "GLX-2026-501",
-               {"each_occurrence": "1,000,000", "general_aggregate": "2,000,000"})
+               {"each_occurrence": "1,000,000", "general_aggregate": "2,000,000"}, audit=audit)
     add_policy(page, customer_id, "workers_comp", "Keystone Workers Comp Fund (NAIC 40012)", "WCX-2026-502",
                {"el_each_accident": "1,000,000"}, endorsement=("waiver_of_subrogation", "WC 00 03 13"))
     tab = page.inner_text("#policies")
     assert "GLX-2026-501" in tab and "WCX-2026-502" in tab and "Waiver of subrogation (WC 00 03 13), blanket" in tab
+    audit.check("customer policies tab")
+    page.goto(f"/customers/{customer_id}/edit")
+    audit.check("edit customer and status")
+    audit.assert_clean()
 
     # The customer user: invitation e-mail -> set password.
     page.goto(f"/customers/{customer_id}/users")

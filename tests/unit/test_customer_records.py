@@ -255,6 +255,14 @@ def test_renewal_is_a_new_term_that_supersedes_the_old_one(customer, insurer, st
     assert [e.label for e in new.endorsements] == [e.label for e in old.endorsements]
     assert old.policy_number == "GL-100" and old.status is PolicyStatus.ACTIVE  # still readable
     assert "Supersedes policy GL-100, which stays on file." in messages(customer.id)[-1]
+    # On the day the renewal starts (the old expiry date) only the renewal is in force.
+    assert old.is_in_force(date(2026, 12, 31)) and not new.is_in_force(date(2026, 12, 31))
+    assert not old.is_in_force(date(2027, 1, 1)) and new.is_in_force(date(2027, 1, 1))
+    from app.insurance.pdf import HolderInfo, build_certificate_data
+
+    holder = HolderInfo(name="City of Austin", address="1 Main", city="Austin", state="TX", zip_code="78701")
+    data = build_certificate_data(customer, kind="coi", holder=holder, on=date(2027, 1, 1))
+    assert [r["policy_number"] for r in data["coverages"] if r["present"]] == ["GL-101"]
     with pytest.raises(RecordInvalid) as info:
         pol.renew_policy(old, {"policy_number": "GL-102", "effective_date": "2028-01-01",
                                "expiry_date": "2029-01-01"}, actor=staff, now=NOW)

@@ -15,11 +15,32 @@ from app.models.base import utcnow
 from tests.factories import PASSWORD
 
 
+class _OwnRequests:
+    """A test client whose every request loads the user from its own cookie (the tests share one app
+    context, where Flask-Login would otherwise reuse the user an earlier request loaded)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __getattr__(self, name):
+        method = getattr(self.client, name)
+        if name not in ("get", "post"):
+            return method
+
+        def call(*args, **kwargs):
+            from flask import g
+
+            g.pop("_login_user", None)
+            return method(*args, **kwargs)
+
+        return call
+
+
 def _copy_of(app, client):
     """A second browser holding a copy of ``client``'s session cookie (as a thief would)."""
     thief = app.test_client()
     thief.set_cookie("session", client.get_cookie("session").value)
-    return thief
+    return _OwnRequests(thief)
 
 
 def _signed_in(response) -> bool:

@@ -91,6 +91,10 @@ class Config:
     EXPIRING_SOON_DAYS = _int("EXPIRING_SOON_DAYS", 30)
     # A renewal request goes out this many days before a certificate's earliest jurisdiction expiry.
     EXEMPTION_RENEWAL_DAYS = _int("EXEMPTION_RENEWAL_DAYS", 45)
+    # Webhooks: plain http endpoints only when allowed; loopback / private receivers only when listed
+    # here as host:port (comma-separated), e.g. for tests and on-premises receivers.
+    WEBHOOKS_ALLOW_HTTP = os.environ.get("WEBHOOKS_ALLOW_HTTP", "false").lower() in ("1", "true", "yes")
+    WEBHOOKS_ALLOWED_HOSTS = os.environ.get("WEBHOOKS_ALLOWED_HOSTS", "")
     GENERATED_FILE_DAYS = _int("GENERATED_FILE_DAYS", 7)
     GENERATION_CHUNK_SIZE = _int("GENERATION_CHUNK_SIZE", 1000)  # holders per query in mass generation
     SWEEP_INTERVAL_SECONDS = _int("SWEEP_INTERVAL_SECONDS", 60)

@@ -207,6 +207,12 @@ class SendRunStatus(StrEnum):
     DONE = "done"
 
 
+class WebhookDeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # gave up after the retry schedule (about a day)
+
+
 class AuditPackStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"

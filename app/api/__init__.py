@@ -18,5 +18,7 @@ from app.api import (  # noqa: E402,F401
     customers,
     exemption_rules,
     exemptions,
+    metrics,
     routes,
+    webhooks,
 )

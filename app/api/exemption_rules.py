@@ -35,10 +35,13 @@ def get_exemption_certificate(certificate_id: int):
     cert = db.session.get(ExemptionCertificate, certificate_id)
     if cert is None or not customer_visible(cert.customer_id):
         return error("Not found.", 404)
-    return jsonify({**certificate_json(cert), "customer_id": cert.customer_id,
-                    "checks": [{"rule": c["rule"], "state": c.get("state"), "result": c["result"],
-                                "evidence": c["evidence"], "source": c.get("source") or {}}
-                               for c in (cert.checks or [])]})
+    return jsonify(certificate_detail_json(cert))
+
+
+def certificate_detail_json(cert: ExemptionCertificate) -> dict:
+    return {**certificate_json(cert), "customer_id": cert.customer_id,
+            "checks": [{"rule": c["rule"], "state": c.get("state"), "result": c["result"],
+                        "evidence": c["evidence"], "source": c.get("source") or {}} for c in (cert.checks or [])]}
 
 
 _bearer = [{"bearer": []}]

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("dashboard", __name__)
 
-from app.dashboard import queue, routes  # noqa: E402,F401
+from app.dashboard import metrics, queue, routes  # noqa: E402,F401

@@ -21,6 +21,7 @@ from sqlalchemy.orm import selectinload
 from app.activity import record, timeline
 from app.enums import AuditPackStatus
 from app.enums import ExemptionCertificateStatus as CS
+from app.events import emit
 from app.exemptions.services import CERTIFICATE_SUBJECT, InvalidData
 from app.extensions import db
 from app.insurance.intake import csv_safe
@@ -174,6 +175,7 @@ def build_pack(pack: AuditPack, *, now, progress=None) -> AuditPack:
     pack.status = AuditPackStatus.DONE
     pack.finished_at = now
     record(SUBJECT, pack.id, "completed", now=now, message=f"{pack.done_count} certificate(s) in the pack.")
+    emit("audit_pack.completed", SUBJECT, pack, now=now)
     return pack
 
 

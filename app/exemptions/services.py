@@ -37,6 +37,7 @@ from app.enums import (
 from app.enums import (
     ExemptionRequestStatus as RS,
 )
+from app.events import emit
 from app.exemptions import rules
 from app.extensions import db
 from app.models import (
@@ -74,6 +75,16 @@ LIVE = (RS.SENT, RS.OPENED)
 
 REQUEST_SUBJECT = "exemption_request"
 CERTIFICATE_SUBJECT = "exemption_certificate"
+# (subject, new status) -> the event it emits (app/events.py has the catalogue).
+EVENT_OF = {
+    (REQUEST_SUBJECT, RS.SENT): "exemption_request.sent", (REQUEST_SUBJECT, RS.OPENED): "exemption_request.opened",
+    (REQUEST_SUBJECT, RS.COMPLETED): "exemption_request.completed",
+    (REQUEST_SUBJECT, RS.EXPIRED): "exemption_request.expired",
+    (REQUEST_SUBJECT, RS.CANCELLED): "exemption_request.cancelled",
+    (CERTIFICATE_SUBJECT, CS.ACTIVE): "exemption_certificate.approved",
+    (CERTIFICATE_SUBJECT, CS.REJECTED): "exemption_certificate.rejected",
+    (CERTIFICATE_SUBJECT, CS.EXPIRED): "exemption_certificate.expired",
+}
 CUSTOMER_SUBJECT = "customer"
 NOTE_MAX = 5000
 
@@ -111,6 +122,8 @@ def transition(obj, to, *, actor: User | None, now: datetime, action: str | None
         setattr(obj, stamps[to], now)
     db.session.flush()
     record(subject, obj.id, action or str(to), actor=actor, customer_id=obj.customer_id, message=message, now=now)
+    if event := EVENT_OF.get((subject, to)):
+        emit(event, subject, obj, now=now)
     return obj
 
 
@@ -232,6 +245,7 @@ def send_request(customer: Customer, email: str, *, actor: User | None, now: dat
             "renewal": "Renewal request sent", "resubmission": "New link sent after rejection"}.get(source, "Sent")
     record(REQUEST_SUBJECT, req.id, "sent", actor=actor, customer_id=customer.id, now=now,
            message=f"{what} to {email}; the link expires {req.expires_at:%b %d, %Y}.")
+    emit("exemption_request.sent", REQUEST_SUBJECT, req, now=now)
     _email_link(req, template=email_template, subject=subject, extra=email_extra)
     _schedule_expiry(req)
     return req, token
@@ -722,6 +736,7 @@ def renew_certificate(cert: ExemptionCertificate, *, now: datetime) -> Exemption
                           subject=_l("Time to renew your exemption certificate with %(seller)s",
                                      seller=current_app.config["SELLER_NAME"]),
                           email_extra={"renewal_of": cert})
+    emit("exemption_certificate.renewal_requested", CERTIFICATE_SUBJECT, cert, now=now)
     record(CERTIFICATE_SUBJECT, cert.id, "renewal_requested", customer_id=cert.customer_id, now=now,
            message=f"Earliest expiration {earliest:%b %d, %Y} is near: renewal request #{req.id} sent to {to}.")
     return req

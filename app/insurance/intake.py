@@ -467,6 +467,9 @@ def submit_certificate_request(customer: Customer, *, type, source: RequestSourc
              RequestSource.INTERNAL: "staff (internal request)"}[source]
     activity.record(SUBJECT, req.id, "submitted", actor=actor, customer_id=customer.id, now=now,
                     message=f"{kind.label} for {req.holder_name} submitted by {who} via {label}.")
+    from app.events import emit
+
+    emit("certificate_request.created", SUBJECT, req, now=now)
     if payment is not None:
         payment.request_id = req.id
         activity.record(SUBJECT, req.id, "payment_approved", actor=actor, customer_id=customer.id, now=now,

@@ -125,6 +125,10 @@ def transition(req: CertificateRequest, to: RequestStatus, *, actor: User | None
         setattr(req, _TIMESTAMPS[to], now)
     activity.record(SUBJECT, req.id, action or f"status_{to.value}", actor=actor, customer_id=req.customer_id,
                     message=message, now=now)
+    from app.events import CATALOGUE, emit
+
+    if f"certificate_request.{to.value}" in CATALOGUE:
+        emit(f"certificate_request.{to.value}", SUBJECT, req, now=now)
 
 
 def _check_open(req: CertificateRequest, expected_version: int | None) -> None:

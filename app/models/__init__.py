@@ -25,6 +25,7 @@ from app.models.payments_sandbox import SandboxCharge, SandboxRefund
 from app.models.policies import Endorsement, Insurer, Policy
 from app.models.settings import Setting
 from app.models.users import ApiToken, User
+from app.models.webhooks import Event, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Activity",
@@ -53,6 +54,9 @@ __all__ = [
     "ExemptionRequest",
     "ExemptionRuleOverride",
     "ExemptionSendRun",
+    "Event",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "GenerationRun",
     "GenerationRunHolder",
     "ImportRun",

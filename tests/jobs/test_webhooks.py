@@ -1,0 +1,162 @@
+"""Webhooks against a real HTTP receiver started by the test: events arrive signed per the Standard
+Webhooks specification (verified with the ``standardwebhooks`` library), failures are retried and
+logged, nothing is lost when Redis drops the jobs, and addresses inside the network are refused."""
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import sqlalchemy as sa
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from app import webhooks
+from app.enums import Role, WebhookDeliveryStatus
+from app.exemptions import services
+from app.extensions import db, jobs
+from app.models import WebhookDelivery
+from app.models.base import utcnow
+
+
+class Receiver:
+    def __init__(self):
+        self.calls: list[tuple[dict, bytes]] = []
+        self.answers: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.calls.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                status = receiver.answers.pop(0) if receiver.answers else 200
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"thanks" if status == 200 else b"try later")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hooks/certdesk"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self) -> list[dict]:
+        return [json.loads(body) for _, body in self.calls]
+
+
+@pytest.fixture
+def receiver(app):
+    r = Receiver()
+    app.config["WEBHOOKS_ALLOW_HTTP"] = True
+    app.config["WEBHOOKS_ALLOWED_HOSTS"] = f"127.0.0.1:{r.port}"
+    yield r
+    r.server.shutdown()
+
+
+@pytest.fixture
+def admin(make):
+    return make.user(Role.ADMIN)
+
+
+def test_exemption_request_sent_arrives_signed_and_verifies(app, make, admin, receiver, run_jobs):
+    endpoint = webhooks.create_endpoint(receiver.url, ["exemption_request.sent"], actor=admin, now=utcnow())
+    db.session.commit()
+    customer = make.customer(name="Signed Co")
+    req, _ = services.send_request(customer, "buyer@signed.example.com", actor=admin, now=utcnow())
+    db.session.commit()
+    run_jobs()
+
+    [(headers, body)] = receiver.calls
+    payload = Webhook(endpoint.secret).verify(body, headers)  # raises if the signature is wrong
+    assert payload["type"] == "exemption_request.sent" and payload["id"] == headers["webhook-id"]
+    assert payload["data"]["id"] == req.id and payload["data"]["status"] == "sent"
+    assert payload["data"]["email"] == "buyer@signed.example.com"
+    assert payload["url"].endswith(f"/api/v1/exemption-requests/{req.id}")
+    with pytest.raises(WebhookVerificationError):
+        Webhook(endpoint.secret).verify(body.replace(b"signed.example.com", b"evil.example.com"), headers)
+    delivery = db.session.scalar(sa.select(WebhookDelivery))
+    assert delivery.status is WebhookDeliveryStatus.SUCCEEDED and delivery.attempts == 1
+    assert delivery.last_status_code == 200 and delivery.response_excerpt == "thanks"
+
+
+def test_certificate_request_created_and_subscription_filter(app, make, admin, receiver, run_jobs):
+    from app.enums import RequestSource, RequestType
+    from app.insurance import intake
+
+    webhooks.create_endpoint(receiver.url, ["certificate_request.created"], actor=admin, now=utcnow())
+    db.session.commit()
+    customer = make.customer(name="Holder Co")
+    services.send_request(customer, "x@holder.example.com", actor=admin, now=utcnow())  # not subscribed
+    intake.submit_certificate_request(customer, type=RequestType.COI, source=RequestSource.API, fields={
+        "holder_name": "Metro Transit", "holder_email": "risk@metro.example.gov", "holder_phone": "512-555-0110",
+        "holder_address": "1 Transit Way", "holder_city": "Austin", "holder_state": "TX", "holder_zip": "78701"},
+        actor=admin, now=utcnow())
+    db.session.commit()
+    run_jobs()
+    types = [e["type"] for e in receiver.events()]
+    assert types == ["certificate_request.created"]
+    assert receiver.events()[0]["data"]["holder"]["name"] == "Metro Transit"
+
+
+def test_receiver_failing_twice_gets_three_attempts_and_one_success(app, make, admin, receiver):
+    endpoint = webhooks.create_endpoint(receiver.url, [], actor=admin, now=utcnow())
+    db.session.commit()
+    t0 = datetime.now(UTC)
+    services.send_request(make.customer(), "buyer@retry.example.com", actor=admin, now=t0)
+    db.session.commit()
+    receiver.answers = [500, 500, 200]
+    delivery = db.session.scalar(sa.select(WebhookDelivery))
+    for offset in (0, 10, 70):
+        webhooks.deliver(delivery, now=t0 + timedelta(seconds=offset))
+        db.session.commit()
+    webhooks.deliver(delivery, now=t0 + timedelta(seconds=500))  # already delivered: nothing more is sent
+    assert delivery.status is WebhookDeliveryStatus.SUCCEEDED and delivery.attempts == 3
+    assert len(receiver.calls) == 3
+    assert len({h["webhook-id"] for h, _ in receiver.calls}) == 1  # one event id: receivers deduplicate
+    for headers, body in receiver.calls:
+        Webhook(endpoint.secret).verify(body, headers)
+
+
+def test_jobs_lost_with_redis_are_delivered_by_the_sweep(app, make, admin, receiver, run_jobs):
+    from app.sweeper import run_sweep
+
+    webhooks.create_endpoint(receiver.url, [], actor=admin, now=utcnow())
+    db.session.commit()
+    now = datetime.now(UTC)
+    services.send_request(make.customer(), "buyer@lost.example.com", actor=admin, now=now)
+    db.session.commit()
+    for queue in jobs.all_queues():  # Redis restarted empty: every queued job is gone
+        queue.empty()
+    run_jobs()
+    assert receiver.calls == []
+    assert run_sweep(now + timedelta(minutes=2))["webhook_deliveries"] == 1
+    run_jobs()
+    assert [e["type"] for e in receiver.events()] == ["exemption_request.sent"]
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:9/hook",          # loopback, not listed
+    "https://10.0.0.1/hook",            # private
+    "https://169.254.169.254/latest",   # link-local (cloud metadata)
+    "https://localhost/hook",           # a name that resolves to loopback
+])
+def test_refused_addresses_at_save_and_at_delivery(app, make, admin, receiver, url):
+    app.config["WEBHOOKS_ALLOW_HTTP"] = True
+    with pytest.raises(webhooks.WebhookError) as exc:
+        webhooks.create_endpoint(url, [], actor=admin, now=utcnow())
+    assert "private, loopback, link-local or reserved" in exc.value.errors["url"]
+    db.session.rollback()
+
+    endpoint = webhooks.create_endpoint(receiver.url, [], actor=admin, now=utcnow())
+    db.session.commit()
+    endpoint.url = url  # e.g. DNS changed after the endpoint was saved
+    services.send_request(make.customer(), "buyer@ssrf.example.com", actor=admin, now=utcnow())
+    db.session.commit()
+    delivery = db.session.scalar(sa.select(WebhookDelivery))
+    webhooks.deliver(delivery, now=utcnow())
+    assert delivery.status is WebhookDeliveryStatus.PENDING and delivery.attempts == 1
+    assert "private, loopback, link-local or reserved" in delivery.last_error
+    assert receiver.calls == []

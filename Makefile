@@ -41,10 +41,10 @@ run: system-deps-run install
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python scripts/run_dev.py
 
 test: system-deps install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python scripts/with_redis.py $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-pg: system-deps install
-	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest $(PYTEST_ARGS)
+	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} $(BIN)/python scripts/with_redis.py $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

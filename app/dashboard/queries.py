@@ -2,19 +2,29 @@
 
 Every listing loads its rows with their customer and assignee in the same statement, so a page
 costs a constant number of SQL statements whatever the number of requests.
+
+At a real desk's size (100,000 requests, ~15,000 open) a page must not sort or count the whole
+filtered set. So pages are *seek* pages: "Next" carries the last row's sort key and id (``after``)
+and the next page is the ordered index range after it (``before`` for "Previous"), never an OFFSET;
+the total is a count capped at ``COUNT_CAP`` ("1,000+"); the tab counts are one aggregate over the
+open-status partial index (see ``CertificateRequest.__table_args__``). A bare ``page=N`` (old links)
+still works through OFFSET.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, load_only
 
 from app.enums import RequestStatus, RequestType
 from app.extensions import db
-from app.models import CertificateRequest, Customer
+from app.models import CertificateRequest, Customer, User
 from app.validation import parse_id
 
 PENDING = (RequestStatus.NEW, RequestStatus.IN_PROGRESS)
@@ -33,6 +43,7 @@ SORTS = {
 }
 PER_PAGE = 25
 MAX_PAGE = 100_000
+COUNT_CAP = 1_000
 EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
 
 
@@ -89,16 +100,23 @@ class QueueFilters:
         return {k: v for k, v in out.items() if v not in ("", [], None)}
 
 
-def queue_statement(f: QueueFilters) -> sa.Select:
-    stmt = (
-        sa.select(CertificateRequest)
-        .join(Customer, Customer.id == CertificateRequest.customer_id)
-        .options(joinedload(CertificateRequest.customer), joinedload(CertificateRequest.assigned_to))
-    )
+def status_in(statuses) -> sa.ColumnElement[bool]:
+    """``status IN ('new', 'in_progress')`` with the values written into the SQL, not bound: a planner
+    (SQLite's always, PostgreSQL's for a generic plan) can only match a partial index's condition to
+    literal values."""
+    wanted = {RequestStatus(s) for s in statuses}
+    values = [s.value for s in RequestStatus if s in wanted]  # the index's order: new, in_progress
+    return CertificateRequest.status.in_(sa.bindparam("queue_statuses", values, expanding=True,
+                                                      literal_execute=True, type_=sa.String()))
+
+
+def _filtered(stmt: sa.Select, f: QueueFilters) -> sa.Select:
+    stmt = stmt.join(Customer, Customer.id == CertificateRequest.customer_id)
     types = [t for t in TABS[f.tab][1] if not f.types or t in f.types]
-    stmt = stmt.where(CertificateRequest.type.in_(types))
+    if set(types) != set(RequestType):  # all types: no condition, so the open-status index is a plain range
+        stmt = stmt.where(CertificateRequest.type.in_(types))
     if f.statuses:
-        stmt = stmt.where(CertificateRequest.status.in_(f.statuses))
+        stmt = stmt.where(status_in(f.statuses))
     if f.date_from:
         stmt = stmt.where(CertificateRequest.created_at >= datetime.combine(f.date_from, time.min, UTC))
     if f.date_to:
@@ -110,21 +128,141 @@ def queue_statement(f: QueueFilters) -> sa.Select:
         if (number := parse_id(term)) is not None:
             condition = sa.or_(condition, Customer.id == number, CertificateRequest.id == number)
         stmt = stmt.where(condition)
+    return stmt
+
+
+# Only what the queue table shows (the request's long text fields stay in the database).
+ROW_COLUMNS = (CertificateRequest.id, CertificateRequest.created_at, CertificateRequest.updated_at,
+               CertificateRequest.type, CertificateRequest.status, CertificateRequest.holder_name,
+               CertificateRequest.instructions, CertificateRequest.manual_reason,
+               CertificateRequest.issue_requested_at, CertificateRequest.issue_error,
+               CertificateRequest.customer_id, CertificateRequest.assigned_to_id)
+
+
+def queue_statement(f: QueueFilters, *, reverse: bool = False) -> sa.Select:
+    """The filtered rows in the chosen order (``reverse``: the opposite order, for "Previous")."""
+    stmt = _filtered(sa.select(CertificateRequest), f).options(
+        load_only(*ROW_COLUMNS),
+        joinedload(CertificateRequest.customer).load_only(Customer.name),
+        joinedload(CertificateRequest.assigned_to).load_only(User.name),
+    )
+    descending = (f.direction == "desc") != reverse
     column = SORTS[f.sort]
-    order = column.desc() if f.direction == "desc" else column.asc()
-    tiebreak = CertificateRequest.id.desc() if f.direction == "desc" else CertificateRequest.id.asc()
-    return stmt.order_by(order, tiebreak)
+    if descending:
+        return stmt.order_by(column.desc(), CertificateRequest.id.desc())
+    return stmt.order_by(column.asc(), CertificateRequest.id.asc())
 
 
-def queue_page(f: QueueFilters, page: int = 1, per_page: int = PER_PAGE):
-    return db.paginate(queue_statement(f), page=min(max(page, 1), MAX_PAGE), per_page=per_page, error_out=False)
+def encode_cursor(f: QueueFilters, row: CertificateRequest) -> str:
+    """The row's position in the current sort, for an ``after`` / ``before`` link."""
+    value = row.customer.name if f.sort == "customer" else getattr(row, SORTS[f.sort].key)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps([str(value), row.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(f: QueueFilters, cursor: str | None):
+    """(sort value, id) from a cursor, or None when it is missing or not one of ours (-> the first page)."""
+    if not cursor or len(cursor) > 1000:
+        return None
+    try:
+        value, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(value, str) or not isinstance(row_id, int) or not 0 < row_id < 2**31:
+            return None
+        if f.sort in ("created", "updated"):
+            value = datetime.fromisoformat(value)
+            if value.tzinfo is None:
+                return None
+        elif f.sort == "type":
+            value = RequestType(value)
+        elif f.sort == "status":
+            value = RequestStatus(value)
+        return value, row_id
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return None
+
+
+@dataclass
+class SeekPage:
+    """One page of the queue; ``total`` is exact up to ``COUNT_CAP`` (then ``capped``)."""
+
+    items: list
+    page: int
+    per_page: int
+    total: int
+    capped: bool
+    has_prev: bool
+    has_next: bool
+    prev_cursor: str | None = None
+    next_cursor: str | None = None
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def total_label(self) -> str:
+        return f"{self.total:,}+" if self.capped else f"{self.total:,}"
+
+    @property
+    def prev_num(self) -> int:
+        return max(self.page - 1, 1)
+
+    @property
+    def next_num(self) -> int:
+        return self.page + 1
+
+
+def capped_total(f: QueueFilters, cap: int | None = None) -> tuple[int, bool]:
+    """How many rows match, counting at most ``cap + 1`` of them: (count, more than cap)."""
+    cap = COUNT_CAP if cap is None else cap
+    inner = _filtered(sa.select(CertificateRequest.id), f).limit(cap + 1).subquery()
+    n = db.session.scalar(sa.select(sa.func.count()).select_from(inner))
+    return min(n, cap), n > cap
+
+
+def queue_page(f: QueueFilters, page: int = 1, per_page: int | None = None, *, after: str | None = None,
+               before: str | None = None) -> SeekPage:
+    """A page after (or before) a cursor; without one, page ``page`` (OFFSET, for old links)."""
+    per_page = per_page or PER_PAGE
+    page = min(max(page or 1, 1), MAX_PAGE)
+    position, backwards = decode_cursor(f, after), False
+    if position is None and (position := decode_cursor(f, before)) is not None:
+        backwards = True
+    stmt = queue_statement(f, reverse=backwards)
+    if position is not None:
+        key = SORTS[f.sort]
+        mine = sa.tuple_(key, CertificateRequest.id)
+        theirs = sa.tuple_(sa.bindparam(None, position[0], type_=key.type), sa.bindparam(None, position[1]))
+        stmt = stmt.where(mine < theirs if (f.direction == "desc") != backwards else mine > theirs)
+    elif page > 1:
+        stmt = stmt.offset((page - 1) * per_page)
+    rows = list(db.session.scalars(stmt.limit(per_page + 1)).unique())
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    if backwards:
+        rows.reverse()
+        has_prev, has_next = more, True
+        if not more:
+            page = 1
+    else:
+        has_prev, has_next = page > 1 or position is not None, more
+    total, capped = capped_total(f)
+    if not capped:
+        page = min(page, max(1, math.ceil(total / per_page)))
+    result = SeekPage(rows, page, per_page, total, capped, has_prev, has_next)
+    if rows:
+        result.prev_cursor = encode_cursor(f, rows[0]) if has_prev else None
+        result.next_cursor = encode_cursor(f, rows[-1]) if has_next else None
+    return result
 
 
 def pending_counts() -> dict[str, int]:
     """Pending (new + in progress) requests per tab, in one statement."""
     rows = db.session.execute(
         sa.select(CertificateRequest.type, sa.func.count(CertificateRequest.id))
-        .where(CertificateRequest.status.in_(PENDING))
+        .where(status_in(PENDING))
         .group_by(CertificateRequest.type)
     ).all()
     by_type = {t: n for t, n in rows}

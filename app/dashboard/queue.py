@@ -46,7 +46,8 @@ SUBMITTED = "Submitted: the certificate is being generated and will be e-mailed.
 @requires("view_dashboard")
 def queue():
     filters = queries.QueueFilters.from_args(request.args)
-    page = queries.queue_page(filters, page=request.args.get("page", 1, type=int))
+    page = queries.queue_page(filters, page=request.args.get("page", 1, type=int),
+                              after=request.args.get("after"), before=request.args.get("before"))
     context = {"filters": filters, "requests": page, "counts": queries.pending_counts(), "tabs": queries.TABS,
                "statuses": list(processing.RequestStatus), "types": list(RequestType)}
     if request.headers.get("HX-Target") == "queue-results":

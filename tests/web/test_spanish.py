@@ -270,7 +270,7 @@ def test_login_and_error_pages_follow_accept_language(client):
     missing = client.get("/portal/r/not-a-token-at-all", headers={"Accept-Language": "es"})
     assert missing.status_code == 404
     error = client.get("/no-such-page", headers={"Accept-Language": "es"})
-    assert error.status_code == 404 and "No se encontró la página." in error.get_data(as_text=True)
+    assert error.status_code == 404 and "No se encontró lo que buscaba." in error.get_data(as_text=True)
     assert_no_english(error.get_data(as_text=True))
 
 

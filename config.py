@@ -85,6 +85,7 @@ class Config:
 
     SELLER_NAME = os.environ.get("SELLER_NAME", "CertDesk Demo Supply Co.")
     EXEMPTION_LINK_DAYS = _int("EXEMPTION_LINK_DAYS", 30)
+    INVITATION_DAYS = _int("INVITATION_DAYS", 7)  # a customer user's set-password link lives this long
     EXEMPTION_REMINDER_DAYS = tuple(
         int(d) for d in os.environ.get("EXEMPTION_REMINDER_DAYS", "7,1").split(",") if d.strip()
     )

@@ -2,4 +2,12 @@ from flask import Blueprint
 
 bp = Blueprint("customers", __name__)
 
-from app.customers import card_views, certificates, interests, record_views, routes, users  # noqa: E402,F401
+from app.customers import (  # noqa: E402,F401
+    card_views,
+    certificates,
+    interests,
+    record_import_views,
+    record_views,
+    routes,
+    users,
+)

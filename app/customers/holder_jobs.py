@@ -39,6 +39,10 @@ def check_holder_import(run_id: int):
     from app.customers.imports import ImportFileError, check_import, transition
 
     run = db.session.get(ImportRun, run_id)
+    if run is not None and not run.kind.is_holder_kind:  # a customer / policy import (e.g. re-enqueued by the sweep)
+        from app.customers.record_import_jobs import check_run
+
+        return check_run(run_id)
     if run is None or run.status is not ImportStatus.VALIDATING:
         return "nothing to do"
     try:
@@ -55,6 +59,10 @@ def apply_holder_import(run_id: int):
     from app.customers.imports import apply_import
 
     run = db.session.get(ImportRun, run_id)
+    if run is not None and not run.kind.is_holder_kind:  # a customer / policy import (e.g. re-enqueued by the sweep)
+        from app.customers.record_import_jobs import apply_run
+
+        return apply_run(run_id)
     if run is None or run.status is not ImportStatus.IMPORTING:
         return "nothing to do"
     db.session.commit()

@@ -29,11 +29,12 @@ def _body():
     return body if isinstance(body, dict) else None
 
 
-def _refused(exc: RecordInvalid):
+def _refused(exc: RecordInvalid, **extra):
     db.session.rollback()
     duplicate = {k: v for k, v in exc.errors.items() if "already" in v}
     status = 409 if duplicate and len(duplicate) == len(exc.errors) else 422
-    return error("Some fields are not valid." if status == 422 else "It exists already.", status, fields=exc.errors)
+    return error("Some fields are not valid." if status == 422 else "It exists already.", status, fields=exc.errors,
+                 **(extra if status == 409 else {}))
 
 
 def _not_json():
@@ -105,7 +106,9 @@ def create_customer():
     try:
         customer = records.create_customer(body, actor=api_user(), now=utcnow())
     except RecordInvalid as exc:
-        return _refused(exc)
+        taken = db.session.scalar(sa.select(Customer.id).where(Customer.external_id == str(body.get("external_id")
+                                                                                          or "").strip()))
+        return _refused(exc, **({"existing_id": taken} if taken else {}))
     return _commit_or_conflict() or (jsonify(customer_json(customer)), 201)
 
 
@@ -271,7 +274,8 @@ DATE = {"type": "string", "format": "date"}
 ERR = {"401": _json("Error", "Missing or invalid token"),
        "403": _json("Error", "The token's role may not do this")}
 BAD = {"422": _json("ValidationError", "Invalid body: `fields` names each problem; nothing was stored")}
-CONFLICT = {"409": _json("ValidationError", "A unique value (customer number, NAIC, policy number) is taken")}
+CONFLICT = {"409": _json("ValidationError", "A unique value (customer number, NAIC, policy number) is taken; "
+                                            "for a customer number, existing_id names that customer")}
 NOT_FOUND = {"404": _json("Error", "No such record")}
 
 
@@ -286,7 +290,8 @@ def _body_of(name: str) -> dict:
 OPENAPI_SCHEMAS["ValidationError"] = {
     "type": "object",
     "properties": {"error": TEXT, "fields": {"type": "object", "additionalProperties": TEXT,
-                                             "description": "field name -> message, e.g. limits.each_occurrence"}},
+                                             "description": "field name -> message, e.g. limits.each_occurrence"},
+                   "existing_id": {"type": "integer", "description": "409 on a taken customer number: its id"}},
 }
 _CUSTOMER_PROPS = {
     "external_id": {"type": "string", "maxLength": 64, "description": "Your customer number (unique)"},

@@ -12,14 +12,11 @@ from tests.conftest import CsrfClient, _config
 from tests.factories import PASSWORD
 
 
-def _median_login_seconds(client, email: str, rounds: int = 7) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        response = client.post("/login", data={"email": email, "password": "wrong-password-1"})
-        times.append(time.perf_counter() - started)
-        assert response.status_code == 422
-    return statistics.median(times)
+def _login_seconds(client, email: str) -> float:
+    started = time.perf_counter()
+    response = client.post("/login", data={"email": email, "password": "wrong-password-1"})
+    assert response.status_code == 422
+    return time.perf_counter() - started
 
 
 def test_unknown_email_takes_as_long_as_a_real_one(app, client, make):
@@ -31,10 +28,14 @@ def test_unknown_email_takes_as_long_as_a_real_one(app, client, make):
     from app.extensions import db
 
     db.session.commit()
-    known = _median_login_seconds(client, "real@example.com")
-    unknown = _median_login_seconds(client, "nobody-here@example.com")
+    known, unknown = [], []
+    for _ in range(9):  # interleaved, so load on the machine hits both alike
+        known.append(_login_seconds(client, "real@example.com"))
+        unknown.append(_login_seconds(client, "nobody-here@example.com"))
+    known, unknown = statistics.median(known), statistics.median(unknown)
     assert known > 0.02  # the hash is really computed
-    assert abs(known - unknown) < 0.5 * known, (known, unknown)
+    # before: an unknown e-mail answered in a small fraction of the time (no hash at all)
+    assert unknown > 0.6 * known, (known, unknown)
 
 
 def test_a_disabled_user_is_refused_like_a_wrong_password(client, make):

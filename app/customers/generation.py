@@ -25,6 +25,7 @@ worker left ``queued`` / ``running`` are enqueued again (the job is idempotent).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -50,6 +51,7 @@ from app.enums import (
     can_transition,
 )
 from app.extensions import db
+from app.insurance import issuing
 from app.models import (
     Customer,
     CustomerHolder,
@@ -304,26 +306,49 @@ PNC_WORDING = "Coverage is primary and non-contributory where required by writte
 
 
 def endorsed(data: dict, *, additional_insured: bool, waiver_of_subrogation: bool,
-             primary_noncontributory: bool) -> dict:
-    """The certificate data with one link's flags applied: ADDL INSD on the liability rows, SUBR WVD on
-    every row in force, and the primary & non-contributory sentence in the description. A proof of
-    insurance carries no endorsements."""
+             primary_noncontributory: bool, policies: dict | None = None) -> dict:
+    """The certificate data with one link's flags applied, as a single certificate would print them:
+    ADDL INSD on the liability rows, SUBR WVD on the workers' compensation row (as a WOS request marks
+    it), and the primary & non-contributory sentence in the description. With ``policies`` (by id), a
+    mark is printed only where the row's policy carries a blanket endorsement for it (the issue guard's
+    rule; ``data["omitted_marks"]`` says which were left off and why). A proof of insurance carries no
+    endorsements."""
+    from app.insurance.guard import _endorsement
+
     if data.get("kind") == RequestType.POI.value or not (additional_insured or waiver_of_subrogation
                                                          or primary_noncontributory):
         return data
+
+    def backed(row, kind: str) -> bool:
+        if policies is None:
+            return True
+        policy = policies.get(row.get("policy_id"))
+        if policy is not None and _endorsement(policy, kind, "") is not None:
+            return True
+        omitted.append(f"{row.get('title', row.get('line'))}: no blanket {kind.replace('_', ' ')} endorsement")
+        return False
+
+    omitted: list[str] = []
     coverages = []
+    gl = None
     for row in data.get("coverages") or []:
         row = dict(row)
         if row.get("present"):
-            if additional_insured and row.get("line") != "workers_comp":
+            if row.get("line") == "general_liability":
+                gl = row
+            if additional_insured and row.get("line") != "workers_comp" and backed(row, "additional_insured"):
                 row["addl_insd"] = True
-            if waiver_of_subrogation:
+            if waiver_of_subrogation and row.get("line") == "workers_comp" and backed(row, "waiver_of_subrogation"):
                 row["subr_wvd"] = True
         coverages.append(row)
     description = data.get("description") or ""
-    if primary_noncontributory and PNC_WORDING not in description:
+    if (primary_noncontributory and PNC_WORDING not in description and gl is not None
+            and backed(gl, "primary_noncontributory")):
         description = f"{description}\n{PNC_WORDING}".strip()
-    return {**data, "coverages": coverages, "description": description}
+    out = {**data, "coverages": coverages, "description": description}
+    if omitted:
+        out["omitted_marks"] = omitted
+    return out
 
 
 @dataclass
@@ -334,13 +359,14 @@ class _Group:
     stamper: object | None  # pdf.Stamper; None: the wording names the holder inside a sentence
     page: object | None = None  # generation_files.BasePage in the merged file
 
-    def pdf_for(self, holder) -> bytes:
-        """One holder's own certificate (a ZIP member, a sent certificate, an e-mail attachment)."""
+    def pdf_for(self, holder, stamp=None) -> bytes:
+        """One holder's own certificate (a ZIP member, a sent certificate, an e-mail attachment), with its
+        number, revision, verification code and QR code (``stamp``)."""
         from app.insurance import pdf
 
         if self.stamper is not None:
-            return self.stamper.stamp(holder)
-        return pdf.render_certificate_pdf(pdf._data_for(self.data, holder))
+            return self.stamper.stamp(holder, stamp)
+        return pdf._render_full((self.data, holder, stamp))
 
 
 def _widest_name(run: GenerationRun, size: int):
@@ -377,18 +403,21 @@ def _groups(run: GenerationRun, data: dict, first, size: int, *,
             samples.append(widest)
     by_data: dict[str, _Group] = {}
     groups: dict[tuple, _Group] = {}
+    policies = {p.id: p for p in run.customer.policies}
     for ai, wos, pnc in combos:
-        group_data = endorsed(data, additional_insured=ai, waiver_of_subrogation=wos, primary_noncontributory=pnc)
+        group_data = endorsed(data, additional_insured=ai, waiver_of_subrogation=wos, primary_noncontributory=pnc,
+                              policies=policies)
         key = json.dumps(group_data, sort_keys=True, default=str)
         if key not in by_data:
-            by_data[key] = _Group(group_data, pdf._prepare_batch(group_data, samples))
+            by_data[key] = _Group(group_data, pdf._prepare_batch(group_data, samples, numbered=True))
         groups[(bool(ai), bool(wos), bool(pnc))] = by_data[key]
     if merged:
         unique = list(by_data.values())
         if any(g.stamper is None for g in unique):
             raise GenerationError("The description of operations names the holder inside a sentence, so each "
                                   "certificate needs a render of its own: choose Individual PDFs (ZIP).")
-        combined, pages = combine_bases([(g.stamper.base, g.stamper.name_slots) for g in unique])
+        combined, pages = combine_bases([(g.stamper.base, g.stamper.name_slots, g.stamper.number_slots)
+                                         for g in unique])
         for group, page in zip(unique, pages, strict=True):
             group.page = page
         return groups, combined
@@ -424,8 +453,12 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
                               "choose holders again.")
     first = next(_holder_rows(run, 1, limit=1))
     data = build_certificate_data(customer, kind=run.kind, holder=first.info, on=now.date())
+    refusal = issuing.run_guard(customer, data, first.info, now.date())
+    if refusal.hard_blocks or any(b.code == "banned_wording" for b in refusal.blocks):
+        raise GenerationError("Certificates cannot be generated: " + " ".join(refusal.reasons))
     merged = run.mode is GenerationMode.MERGED
     groups, combined = _groups(run, data, first.info, size, merged=merged)
+    _record_omitted_marks(run, groups, now)
     run.total, run.done = total, 0
     run_id, kind, per_holder = run.id, run.kind, run.record_sent or run.email_holders
     record_sent, email_holders, created_by_id = run.record_sent, run.email_holders, run.created_by_id
@@ -439,22 +472,36 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
             out = MergedPdfWriter(fh, combined, workdir) if merged else ZipStreamWriter(fh, workdir)
             if progress:
                 progress(0, total)
-            for row in _holder_rows(run, size):
-                group = groups[row.flags]
-                own_pdf = group.pdf_for(row.info) if per_holder or not merged else None
-                if merged:
-                    out.add(group.page, row.info)
-                else:
-                    out.add(f"{done + 1:0{width}d}-{_member_slug(row.name)}.pdf", own_pdf)
-                if per_holder:  # this holder's own copy: sent certificates and/or its e-mail
-                    emailed += _deliver_one(run_id, customer, row, own_pdf, kind=kind, record_sent=record_sent,
-                                            email_holders=email_holders, sent_by_id=created_by_id, now=now)
-                done += 1
-                if progress and done % size == 0:
-                    progress(done, total)
+            for chunk in _batched(_holder_rows(run, size), size):
+                # Each holder's own issued certificate (number, revision, verification code), a chunk at a time.
+                entries = issuing.allocate_batch(
+                    customer, kind=kind, datas=[groups[r.flags].data for r in chunk], holders=[r.info for r in chunk],
+                    holder_ids=[r.id for r in chunk], actor=None, now=now, generation_run_id=run_id)
+                for row, entry in zip(chunk, entries, strict=True):
+                    group = groups[row.flags]
+                    own_pdf = group.pdf_for(row.info, entry.stamp) if per_holder or not merged else None
+                    if own_pdf is not None:
+                        entry.cert.sha256 = hashlib.sha256(own_pdf).hexdigest()
+                    if merged:
+                        out.add(group.page, row.info, entry.stamp)
+                    else:
+                        out.add(f"{done + 1:0{width}d}-{_member_slug(row.name)}.pdf", own_pdf)
+                    if per_holder:  # this holder's own copy: sent certificates and/or its e-mail
+                        emailed += _deliver_one(run_id, customer, row, own_pdf, kind=kind, record_sent=record_sent,
+                                                email_holders=email_holders, sent_by_id=created_by_id, now=now,
+                                                cert=entry.cert)
+                    done += 1
+                    if progress and done % size == 0:
+                        progress(done, total)
             out.close()
+        if merged:  # one signature over the combined file (signing each of thousands of copies costs too much)
+            from app.insurance.signing import sign_pdf
+
+            out_path.write_bytes(sign_pdf(out_path.read_bytes()))
+        digest = _file_sha256(out_path) if merged else None
         run.file_key = get_store().save_file(out_path)
         run.filename = out_path.name
+        issuing.set_run_files(run_id, document_key=run.file_key, sha256=digest)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     finished = now + timedelta(seconds=time.monotonic() - started)
@@ -467,18 +514,50 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
     return run
 
 
+def _batched(rows: Iterator, size: int) -> Iterator[list]:
+    chunk: list = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _record_omitted_marks(run: GenerationRun, groups: dict, now: datetime) -> None:
+    """Say, on the run's timeline, which marks a link asked for but no blanket endorsement backs (those
+    certificates print without them, as the issue guard requires)."""
+    omitted = sorted({m for g in groups.values() for m in (g.data.get("omitted_marks") or [])})
+    if omitted:
+        record("generation_run", run.id, "marks_omitted", actor=None, customer_id=run.customer_id, now=now,
+               message="Marks left off (the issue guard prints ADDL INSD / SUBR WVD / P&NC only where an "
+               "endorsement backs them): " + "; ".join(omitted) + ".")
+
+
 def _member_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")[:60] or "holder"
 
 
 def _deliver_one(run_id: int, customer: Customer, row: _HolderRow, own_pdf: bytes, *, kind: RequestType,
-                 record_sent: bool, email_holders: bool, sent_by_id: int | None, now: datetime) -> int:
+                 record_sent: bool, email_holders: bool, sent_by_id: int | None, now: datetime,
+                 cert=None) -> int:
     """Store one holder's PDF; record it in sent certificates and/or e-mail it (each at most once per run:
     the e-mail by its dedupe key, the record by ``row.recorded``). Returns 1 when the holder is e-mailed."""
     from app.notify import queue_email
 
     key = get_store().save(own_pdf)
-    filename = f"certificate-{_slug(row.name)}.pdf"
+    filename = cert.filename if cert is not None else f"certificate-{_slug(row.name)}.pdf"
+    if cert is not None:
+        cert.document_key = key
     emailed = bool(email_holders and row.email)
     if emailed:
         queue_email(row.email, "holder_certificate",
@@ -490,7 +569,7 @@ def _deliver_one(run_id: int, customer: Customer, row: _HolderRow, own_pdf: byte
         db.session.add(SentCertificate(
             customer_id=customer.id, holder_id=row.id, generation_run_id=run_id, holder_name=row.name,
             holder_email=row.email, kind=kind, document_key=key, filename=filename, emailed=emailed,
-            sent_by_id=sent_by_id, created_at=now,
+            sent_by_id=sent_by_id, created_at=now, certificate_id=cert.id if cert is not None else None,
         ))
     return int(emailed)
 

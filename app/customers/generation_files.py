@@ -27,7 +27,7 @@ from typing import BinaryIO
 class BasePage:
     """One group's certificate inside the combined base file: what a holder's copy of it repeats."""
 
-    def __init__(self, reader, first: int, count: int, name_slots: tuple = ()) -> None:
+    def __init__(self, reader, first: int, count: int, name_slots: tuple = (), number_slots: tuple = ()) -> None:
         from pypdf.generic import ArrayObject, DictionaryObject, NameObject
 
         from app.insurance.pdf import _serialize
@@ -44,6 +44,11 @@ class BasePage:
             NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
             NameObject("/BaseFont"): NameObject("/Helvetica"), NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
         })
+        new_fonts[NameObject("/CDHolderB")] = DictionaryObject({
+            NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica-Bold"),
+            NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
+        })
         new_resources[NameObject("/Font")] = new_fonts
         self.resources = _serialize(new_resources)
         self.rest = _serialize(DictionaryObject({NameObject(k): v for k, v in page.items()
@@ -51,28 +56,34 @@ class BasePage:
         self.other_pages = [_serialize(DictionaryObject({NameObject(k): v for k, v in p.items()
                                                          if k != "/Parent"}))[2:-2] for p in pages[1:]]
         self.name_slots = tuple(name_slots)
+        self.number_slots = tuple(number_slots)
 
-    def content(self, holder) -> bytes:
-        from app.insurance.pdf import holder_content
+    def content(self, holder, stamp=None) -> bytes:
+        """The holder's text, and (``stamp``) its certificate number, revision, verification code and QR code."""
+        from app.insurance.pdf import holder_content, verification_content
 
-        return holder_content(holder, name_slots=self.name_slots)
+        ops = holder_content(holder, name_slots=self.name_slots)
+        if stamp is not None:
+            ops += verification_content(stamp, number_slots=self.number_slots)
+        return ops
 
-    def first_page(self, parent: bytes, q_ref: int, text_ref: int) -> bytes:
+    def first_page(self, parent: bytes, q_ref: int, text_ref: int, annot_ref: int | None = None) -> bytes:
         refs = [q_ref, *self.contents_refs, text_ref]
+        annots = b" /Annots [%d 0 R]" % annot_ref if annot_ref else b""
         return (b"<<" + self.rest + b" /Parent " + parent + b" /Contents [" + b" ".join(b"%d 0 R" % r for r in refs)
-                + b"] /Resources " + self.resources + b">>")
+                + b"] /Resources " + self.resources + annots + b">>")
 
 
-def combine_bases(bases: list[tuple[bytes, tuple]]) -> tuple[bytes, list[BasePage]]:
-    """One PDF holding every group's base certificate (``(pdf bytes, name slots)`` each), and a
-    ``BasePage`` per group pointing into it. One group: its file as it is."""
+def combine_bases(bases: list[tuple]) -> tuple[bytes, list[BasePage]]:
+    """One PDF holding every group's base certificate (``(pdf bytes, name slots[, number slots])`` each),
+    and a ``BasePage`` per group pointing into it. One group: its file as it is."""
     from pypdf import PdfReader, PdfWriter
 
     if len(bases) == 1:
         combined = bases[0][0]
     else:
         writer = PdfWriter()
-        for pdf, _slots in bases:
+        for pdf, *_slots in bases:
             writer.append(PdfReader(io.BytesIO(pdf)))
         out = io.BytesIO()
         writer.write(out)
@@ -81,9 +92,9 @@ def combine_bases(bases: list[tuple[bytes, tuple]]) -> tuple[bytes, list[BasePag
     if reader.xref_objStm or reader.trailer.get("/Encrypt") is not None:  # pragma: no cover - our writers
         raise RuntimeError("unexpected PDF structure for stamping")
     views, first = [], 0
-    for pdf, slots in bases:
+    for pdf, slots, *numbers in bases:
         count = len(PdfReader(io.BytesIO(pdf)).pages)
-        views.append(BasePage(reader, first, count, slots))
+        views.append(BasePage(reader, first, count, slots, numbers[0] if numbers else ()))
         first += count
     return combined, views
 
@@ -132,11 +143,15 @@ class MergedPdfWriter:
         self._kids.write(b"%d 0 R " % num)
         self.page_count += 1
 
-    def add(self, page: BasePage, holder) -> None:
-        """One holder's certificate: its group's pages, the first one with the holder's text on top."""
-        content = page.content(holder)
+    def add(self, page: BasePage, holder, stamp=None) -> None:
+        """One holder's certificate: its group's pages, the first one with the holder's text on top (and
+        ``stamp``: its number, revision, verification code, QR code and the link over it)."""
+        from app.insurance.pdf import link_annotation
+
+        content = page.content(holder, stamp)
         text = self._put(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
-        self._kid(self._put(page.first_page(self._parent, self._q, text)))
+        annot = self._put(link_annotation(stamp)) if stamp is not None and stamp.url else None
+        self._kid(self._put(page.first_page(self._parent, self._q, text, annot)))
         for rest in page.other_pages:
             self._kid(self._put(b"<<" + rest + b" /Parent " + self._parent + b">>"))
 

@@ -1,7 +1,7 @@
 """One issuing path: every certificate that leaves CertDesk becomes an ``IssuedCertificate`` here.
 
 Automatic issue, staff submit, upload of an already-issued PDF, mass generation and re-issue all call
-``issue`` (one certificate) or ``allocate_batch`` + ``finish_batch`` (mass generation, which stamps many
+``issue`` (one certificate) or ``allocate_batch`` + ``set_run_files`` (mass generation, which stamps many
 holders into one render); resend delivers an existing record again (``documents.deliver_certificate``).
 
 Decisions:
@@ -88,6 +88,18 @@ def _unique_code() -> str:
                 IssuedCertificate.verification_code == code)) is None:
             return code
     raise RuntimeError("could not find a free verification code")  # pragma: no cover - 2^50 codes
+
+
+def _fresh(make, column, count: int) -> list[str]:
+    """``count`` distinct new values of ``make()`` not yet in ``column`` (one query per round, not per value)."""
+    out: list[str] = []
+    for _ in range(20):
+        wanted = {make() for _ in range(count - len(out))} - set(out)
+        taken = set(db.session.scalars(sa.select(column).where(column.in_(wanted)))) if wanted else set()
+        out += [v for v in wanted if v not in taken]
+        if len(out) >= count:
+            return out[:count]
+    raise RuntimeError("could not find free values")  # pragma: no cover
 
 
 def _new_number(now: datetime, customer: Customer) -> str:
@@ -256,13 +268,17 @@ class BatchEntry:
     previous: IssuedCertificate | None = None
 
 
-def allocate_batch(customer: Customer, *, kind: RequestType, data: dict, holders: list[HolderInfo],
+def allocate_batch(customer: Customer, *, kind: RequestType, datas: list[dict], holders: list[HolderInfo],
                    holder_ids: list[int | None], actor: User | None, now: datetime,
                    generation_run_id: int | None = None, document_key: str = "") -> list[BatchEntry]:
-    """Issued-certificate rows for holders stamped into one render: each its number (kept from the
-    holder's current certificate of this kind, else new), next revision, verification code; the
-    previous revisions superseded. ``sha256`` / ``document_key`` are filled in by ``finish_batch`` once
-    the files exist. The guard must have passed for ``data`` (the caller checks; see ``run_guard``)."""
+    """Issued-certificate rows for holders stamped into one render (``datas``: each holder's printed
+    data, marks included): each its number (kept from the holder's current certificate of this kind,
+    else new), the next revision, a verification code; the previous revisions superseded. ``sha256`` and
+    ``document_key`` are filled in once the files exist (``set_files``). The guard must have passed for
+    the data (the caller checks; see ``run_guard``).
+
+    Idempotent per run: a holder whose current certificate already belongs to ``generation_run_id`` (an
+    earlier attempt of the same run) keeps it (same number, revision and code)."""
     kind = RequestType(kind)
     keys = [_holder_key(h) for h in holders]
     current: dict[str, IssuedCertificate] = {}
@@ -273,29 +289,38 @@ def allocate_batch(customer: Customer, *, kind: RequestType, data: dict, holders
                 .with_for_update()):
             if cert.holder_key not in current or cert.revision > current[cert.holder_key].revision:
                 current[cert.holder_key] = cert
-    for previous in current.values():
-        previous.is_current = False
-    db.session.flush()
     entries: list[BatchEntry] = []
-    base_data = {k: v for k, v in data.items() if k not in ("holder", "verification")}
     used_numbers: set[str] = set()
-    for holder, key, holder_id in zip(holders, keys, holder_ids, strict=True):
+    codes = _fresh(new_code, IssuedCertificate.verification_code, len(holders))
+    numbers = _fresh(lambda: f"{now:%Y%m%d}-{customer.id:05d}-{secrets.token_hex(3).upper()}",
+                     IssuedCertificate.certificate_number, len(holders))
+    for data, holder, key, holder_id in zip(datas, holders, keys, holder_ids, strict=True):
         previous = current.get(key)
+        if previous is not None and generation_run_id and previous.generation_run_id == generation_run_id:
+            ver = (previous.data or {}).get("verification") or {}
+            entries.append(BatchEntry(previous, IssueStamp(number=previous.certificate_number,
+                                                           revision=previous.revision,
+                                                           code=previous.verification_code or "",
+                                                           url=ver.get("url") or "")))
+            continue
         if previous is not None and previous.certificate_number not in used_numbers:
             number, revision = previous.certificate_number, max(previous.revision, 0) + 1
+            previous.is_current = False
+            numbers.pop()
         else:
-            number, revision, previous = _new_number(now, customer), 1, None
+            number, revision, previous = numbers.pop(), 1, None
         used_numbers.add(number)
-        code = _unique_code()
+        code = codes.pop()
         url = verify_url(code)
         address = ", ".join(p for p in (holder.address.strip(), holder.city_line) if p)
+        base_data = {k: v for k, v in data.items() if k not in ("holder", "verification")}
         cert = IssuedCertificate(
             certificate_number=number, revision=revision, is_current=True, kind=kind,
             source=CertificateSource.GENERATED, customer_id=customer.id, holder_id=holder_id,
             holder_name=holder.name[:200], holder_email=(holder.email or "")[:254], holder_address=address[:300],
             holder_key=key, document_key=document_key, filename=_filename(kind, number, holder, revision),
             data={**base_data, "holder": asdict(holder), "certificate_number": number, "revision": revision,
-                  "verification": {"code": code, "url": url}, "generation_run_id": generation_run_id},
+                  "verification": {"code": code, "url": url}},
             issued_by_id=actor.id if actor is not None else None, created_at=now, verification_code=code,
             guard={"blocks": [], "warnings": []}, generation_run_id=generation_run_id,
         )
@@ -304,21 +329,18 @@ def allocate_batch(customer: Customer, *, kind: RequestType, data: dict, holders
     db.session.flush()
     for entry in entries:
         _supersede(entry.previous, entry.cert, now)
-    activity.record(CUSTOMER_SUBJECT, customer.id, "certificates_issued", actor=actor, customer_id=customer.id,
-                    now=now, message=f"{len(entries)} {kind.label} certificates numbered for mass generation"
-                    + (f" (run {generation_run_id})." if generation_run_id else "."))
     return entries
 
 
-def finish_batch(entries: list[BatchEntry], digests: list[str], *, document_keys: list[str] | None = None) -> None:
-    """The SHA-256 of each certificate's file (a ZIP member, or the merged file for all), and where it is."""
-    if len(digests) == 1 and len(entries) != 1:
-        digests = digests * len(entries)
-    for index, (entry, digest) in enumerate(zip(entries, digests, strict=True)):
-        entry.cert.sha256 = digest
-        if document_keys is not None:
-            entry.cert.document_key = document_keys[index]
-    db.session.flush()
+def set_run_files(generation_run_id: int, *, document_key: str, sha256: str | None = None) -> None:
+    """After mass generation: certificates of the run without a file of their own point at the run's file
+    (and, for a combined PDF, carry its SHA-256: that file is what was delivered)."""
+    values: dict = {"document_key": document_key}
+    if sha256 is not None:
+        values["sha256"] = sha256
+    db.session.execute(sa.update(IssuedCertificate).where(
+        IssuedCertificate.generation_run_id == generation_run_id, IssuedCertificate.document_key == "")
+        .values(**values))
 
 
 # -- reading ------------------------------------------------------------------------------------------------

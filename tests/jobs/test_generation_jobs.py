@@ -219,9 +219,15 @@ def test_sweep_requeues_a_stuck_import_and_removes_old_uploads(app, run_jobs, mo
 
 
 def test_link_flags_endorse_each_holders_certificate(app, world, run_jobs):
+    from app.enums import CoverageLine, EndorsementKind
+    from app.models import Endorsement
+
     first, second, third = world["links"]
     second.additional_insured = True
     third.waiver_of_subrogation = third.primary_noncontributory = True
+    gl = next(p for p in world["customer"].policies if p.line is CoverageLine.GENERAL_LIABILITY)
+    gl.endorsements += [Endorsement(kind=EndorsementKind.ADDITIONAL_INSURED, form_number="CG 20 10"),
+                        Endorsement(kind=EndorsementKind.PRIMARY_NONCONTRIBUTORY, form_number="CG 20 01")]
     db.session.commit()
     run = _start(world, GenerationMode.ZIP, record_sent=True)
     merged = _start(world, GenerationMode.MERGED)
@@ -253,7 +259,8 @@ def test_endorsed_sets_the_boxes_of_rows_in_force_only():
     ]}
     out = generation.endorsed(data, additional_insured=True, waiver_of_subrogation=True,
                               primary_noncontributory=True)
-    assert [(r["addl_insd"], r["subr_wvd"]) for r in out["coverages"]] == [(True, True), (False, True), (False, False)]
+    # SUBR WVD only on the workers' compensation row, as a single WOS certificate marks it.
+    assert [(r["addl_insd"], r["subr_wvd"]) for r in out["coverages"]] == [(True, False), (False, True), (False, False)]
     assert out["description"] == f"Roofing.\n{generation.PNC_WORDING}"
     assert data["coverages"][0]["addl_insd"] is False  # the shared data is not changed
     assert generation.endorsed({**data, "kind": "poi"}, additional_insured=True, waiver_of_subrogation=True,
@@ -275,8 +282,14 @@ def _many(make, count, *, name="Bigco Roofing LLC"):
 
 def test_more_chosen_holders_than_a_chunk_keep_their_order_in_zip_merged_and_sent(app, make, run_jobs):
     app.config["GENERATION_CHUNK_SIZE"] = 7
+    from app.enums import CoverageLine, EndorsementKind
+    from app.models import Endorsement
+
     customer, staff, links = _many(make, 22)
     links[4].additional_insured = links[11].primary_noncontributory = True  # three groups of flags
+    gl = next(p for p in customer.policies if p.line is CoverageLine.GENERAL_LIABILITY)
+    gl.endorsements += [Endorsement(kind=EndorsementKind.ADDITIONAL_INSURED),
+                        Endorsement(kind=EndorsementKind.PRIMARY_NONCONTRIBUTORY)]
     db.session.commit()
     chosen = [link.holder_id for link in reversed(links) if link not in (links[0], links[9])]  # 20, own order
     names = {link.holder_id: link.holder.name for link in links}
@@ -329,7 +342,11 @@ def test_no_statement_carries_more_bind_parameters_than_a_chunk(app, make, run_j
         db.session.refresh(run)
         assert run.status is GenerationStatus.DONE
     assert [r.total for r in runs] == [39, 40]
-    assert 0 < most <= 3 * 7  # one chunk of chosen rows (run, position, holder) at most, never 39 or 40 ids
+    # one chunk of chosen rows (run, position, holder) at most, never 39 or 40 ids; or one issued-certificate
+    # row (its columns: each holder's certificate is inserted as a row of its own)
+    from app.models import IssuedCertificate
+
+    assert 0 < most <= max(3 * 7, len(IssuedCertificate.__table__.columns))
 
 
 def test_a_run_that_cannot_succeed_fails_once_visibly_and_is_not_retried(app, make, run_jobs, client, auth):

@@ -68,8 +68,8 @@ def check_upload(data: bytes, filename: str, *, allowed: frozenset[str] = frozen
             # pypdf opens forms locked only against editing (empty open password) by itself;
             # a file that needs a password to open cannot be reviewed.
             if reader.is_encrypted and not reader.decrypt(""):
-                raise UploadRejected(
-                    "The PDF is password-protected. Save or print it without a password and upload it again.")
+                raise UploadRejected(gettext(
+                    "The PDF is password-protected. Save or print it without a password and upload it again."))
             pages = len(reader.pages)
             if pages == 0:
                 raise UploadRejected(gettext("The PDF has no pages."))
@@ -98,12 +98,15 @@ def check_upload(data: bytes, filename: str, *, allowed: frozenset[str] = frozen
 def _check_pixels(width: int | None, height: int | None) -> None:
     """Images are decoded for previews: a huge scan costs seconds of CPU and much memory each time."""
     limit = current_app.config["MAX_IMAGE_PIXELS"]
-    if width is None:
-        raise UploadRejected(f"The image has more than the {limit // 1_000_000} megapixel limit. Scan at a lower "
-                             "resolution (300 dpi is plenty) and upload it again.")
-    if width * height > limit:
-        raise UploadRejected(f"The image is {width} × {height} pixels, more than the {limit // 1_000_000} megapixel "
-                             "limit. Scan at a lower resolution (300 dpi is plenty) and upload it again.")
+    if width is None or width * height > limit:
+        if width is None:
+            raise UploadRejected(gettext(
+                "The image has more than the %(mp)s megapixel limit. Scan at a lower resolution (300 dpi is "
+                "plenty) and upload it again.", mp=limit // 1_000_000))
+        raise UploadRejected(gettext(
+            "The image is %(w)s × %(h)s pixels, more than the %(mp)s megapixel limit. "
+            "Scan at a lower resolution (300 dpi is plenty) and upload it again.",
+            w=width, h=height, mp=limit // 1_000_000))
 
 
 def _safe_filename(filename: str, extension: str) -> str:

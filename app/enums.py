@@ -63,6 +63,10 @@ class Language(StrEnum):
     EN = "en"
     ES = "es"
 
+    @property
+    def label(self) -> str:
+        return {"en": "English", "es": "Spanish"}[self.value]
+
 
 class PolicyStatus(StrEnum):
     ACTIVE = "active"

@@ -202,3 +202,25 @@ def test_staff_replace_a_card_and_roles_are_respected(app, client, auth, make):
     assert "American Express ending 0005" in client.get(done.headers["Location"]).get_data(as_text=True)
     activity = db.session.scalar(sa.select(Activity).where(Activity.action == "card_replaced"))
     assert activity.actor_id == reviewer.id and activity.customer_id == customer.id
+
+
+def test_staff_internal_request_declined_new_card_then_retry(app, client, auth, make):
+    customer = make.customer(payment_method=PaymentMethod.CARD, card=DECLINE_CARD)
+    reviewer = make.user(Role.REVIEWER)
+    db.session.commit()
+    auth.login(reviewer)
+    declined = client.post(f"/customers/{customer.id}/certificates/request", data=FORM)
+    body = declined.get_data(as_text=True)
+    payment = db.session.scalar(sa.select(Payment))
+    assert declined.status_code == 422 and f"/customers/{customer.id}/card?retry={payment.id}" in body
+    card_page = client.get(f"/customers/{customer.id}/card?retry={payment.id}").get_data(as_text=True)
+    assert "Lakeside School District" in card_page
+    saved = client.post(f"/customers/{customer.id}/card", data={**NEW_CARD, "retry": str(payment.id)})
+    assert saved.status_code == 303 and f"retry={payment.id}" in saved.headers["Location"]
+    form_page = client.get(saved.headers["Location"]).get_data(as_text=True)
+    values = form_values(form_page)
+    values.pop("csrf_token", None)
+    assert values["holder_name"] == "Lakeside School District" and "Retry payment" in form_page
+    assert client.post(f"/customers/{customer.id}/certificates/request", data=values).status_code == 303
+    assert client.post(f"/customers/{customer.id}/certificates/request", data=values).status_code == 303
+    assert count(CertificateRequest) == 1 and count(SandboxCharge, SandboxCharge.outcome == "approved") == 1

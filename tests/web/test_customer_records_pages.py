@@ -204,3 +204,20 @@ def test_other_customers_policy_is_404(client, make, admin):
     assert client.get(f"/customers/{mine.id}/policies/{policy.id}/edit").status_code == 404
     assert client.post(f"/customers/{mine.id}/policies/{policy.id}/cancel",
                        data={"cancelled_on": "2026-05-01"}).status_code == 404
+
+
+def test_other_line_takes_named_limits(client, make, admin, insurer):
+    customer = make.customer(with_policies=False)
+    db.session.commit()
+    form = {"line": "other", "insurer_id": str(insurer.id), "policy_number": "PL-1", "effective_date": "2026-01-01",
+            "expiry_date": "2027-01-01", "description": "Professional liability",
+            "other_limit_name_0": "each_claim", "other_limit_0": "500,000",
+            "other_limit_name_1": "Bad Name!", "other_limit_1": "1"}
+    refused = client.post(f"/customers/{customer.id}/policies/new", data=form)
+    assert refused.status_code == 422
+    assert "A limit name is lower-case letters, digits and _ (at most 40)." in text(refused)
+    assert 'value="Bad Name!"' in refused.get_data(as_text=True)
+    form.update(other_limit_name_1="", other_limit_1="")
+    assert client.post(f"/customers/{customer.id}/policies/new", data=form).status_code == 303
+    page = text(client.get(f"/customers/{customer.id}/policies"))
+    assert "Other · PL-1" in page and "Each claim: $500,000" in page and "Professional liability" in page

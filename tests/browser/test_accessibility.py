@@ -19,8 +19,10 @@ from app.models import (
     Customer,
     CustomerHolder,
     ExemptionCertificate,
+    ExemptionRequest,
     IssuedCertificate,
     OutboxMessage,
+    Policy,
 )
 from tests.browser.axe import Audit, write_report
 from tests.paths import EXEMPTION_FORMS
@@ -193,9 +195,38 @@ def test_staff_pages_dialogs_and_states(page, app, make, audit, tmp_path):
     page.wait_for_selector("section[data-status]")
     audit.check("holder import preview")
 
+    # the customer's own data: record, policies, users, card
+    policy = db.session.scalar(sa.select(Policy).filter_by(customer_id=acme.id).order_by(Policy.id))
+    for name, url in (("new customer", "/customers/new"), ("customer edit", f"/customers/{acme.id}/edit"),
+                      ("customer policies", f"/customers/{acme.id}/policies"),
+                      ("policy new", f"/customers/{acme.id}/policies/new"),
+                      ("policy edit", f"/customers/{acme.id}/policies/{policy.id}/edit"),
+                      ("policy renew", f"/customers/{acme.id}/policies/{policy.id}/renew"),
+                      ("customer users", f"/customers/{acme.id}/users"),
+                      ("customer card on file", f"/customers/{acme.id}/card")):
+        page.goto(url)
+        audit.check(name)
+    page.goto(f"/customers/{acme.id}/policies")
+    page.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = true)")
+    audit.check("customer policies, forms open")
+
+    # exemption audit packs, one request's page, metrics, own password
+    page.goto("/exemptions/audit-packs")
+    audit.check("exemption audit packs")
+    request_id = db.session.scalar(sa.select(ExemptionRequest.id).order_by(ExemptionRequest.id))
+    page.goto(f"/exemptions/requests/{request_id}")
+    audit.check("exemption request page")
+    page.goto("/dashboard/metrics")
+    audit.check("dashboard metrics")
+    page.goto("/account/password")
+    audit.check("change password")
+
     # admin
     for name, url in (("agency", "/admin/agency"), ("fees", "/admin/fees"), ("fee report", "/admin/fees/report"),
-                      ("outbox", "/admin/outbox"), ("rejection reasons", "/admin/reasons"), ("users", "/admin/users")):
+                      ("outbox", "/admin/outbox"), ("rejection reasons", "/admin/reasons"), ("users", "/admin/users"),
+                      ("exemption rules", "/admin/exemption-rules"), ("exemption rule TX", "/admin/exemption-rules/TX"),
+                      ("insurers", "/admin/insurers"), ("programs", "/admin/programs"),
+                      ("webhooks", "/admin/webhooks")):
         page.goto(url)
         audit.check(f"admin {name}")
     message = db.session.scalar(sa.select(OutboxMessage).order_by(OutboxMessage.id))
@@ -236,6 +267,11 @@ def test_customer_portal(page, app, audit):
     if detail.count():
         page.goto(detail.get_attribute("href"))
         audit.check("portal request detail")
+
+    page.goto("/portal/card")
+    audit.check("portal card on file")
+    page.goto("/account/password")
+    audit.check("portal change password")
 
     login(page, "customer@copperline.demo")
     page.goto("/portal/requests/new")

@@ -18,14 +18,14 @@ from datetime import UTC, date, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from app.activity import record, timeline
+from app.activity import record
 from app.enums import AuditPackStatus
 from app.enums import ExemptionCertificateStatus as CS
 from app.events import emit
 from app.exemptions.services import CERTIFICATE_SUBJECT, InvalidData
 from app.extensions import db
 from app.insurance.intake import csv_safe
-from app.models import AuditPack, CertificateJurisdiction, ExemptionCertificate, User
+from app.models import Activity, AuditPack, CertificateJurisdiction, ExemptionCertificate, User
 from app.queue import defer
 from app.sweeper import register_sweep
 from app.validation import US_STATES
@@ -115,6 +115,15 @@ def _csv_rows(cert: ExemptionCertificate, states: set[str], overrides: list[str]
                csv_safe(" | ".join(overrides)), _document_name(cert)]
 
 
+def _timelines(certificate_ids: list[int]) -> dict[int, list[Activity]]:
+    """Every certificate's timeline of one batch, in one query."""
+    out: dict[int, list[Activity]] = {}
+    for a in db.session.scalars(sa.select(Activity).where(Activity.subject_type == CERTIFICATE_SUBJECT,
+                                                          Activity.subject_id.in_(certificate_ids))):
+        out.setdefault(a.subject_id, []).append(a)
+    return out
+
+
 def _history(cert: ExemptionCertificate, entries) -> str:
     lines = [f"Certificate #{cert.id} — {cert.customer.name}", f"States: {', '.join(cert.states)}",
              f"Status: {cert.status}", ""]
@@ -149,13 +158,15 @@ def build_pack(pack: AuditPack, *, now, progress=None) -> AuditPack:
                              selectinload(ExemptionCertificate.reviewed_by))))
                 if not batch:
                     break
+                histories = _timelines([c.id for c in batch])
                 for cert in batch:
-                    entries = timeline(CERTIFICATE_SUBJECT, cert.id)
+                    entries = histories.get(cert.id, [])
                     overrides = [a.message for a in entries if a.action == "checks_overridden"]
                     for row in _csv_rows(cert, states, overrides):
                         writer.writerow(row)
                     if store.exists(cert.document_key):
-                        zf.write(store.path(cert.document_key), _document_name(cert))
+                        # Documents are stored as they are (PDFs and images are compressed already).
+                        zf.write(store.path(cert.document_key), _document_name(cert), compress_type=zipfile.ZIP_STORED)
                     zf.writestr(f"history/certificate-{cert.id}.txt", _history(cert, entries))
                     last_id = cert.id
                 pack.done_count += len(batch)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext
 from itsdangerous import BadSignature, URLSafeSerializer
+from markupsafe import Markup, escape
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -22,6 +23,44 @@ from app.portal import bp
 from app.uploads import CheckedUpload, UploadRejected, answers_oversize_files, check_upload
 
 MAX_ROWS = 51  # the 50 states and DC
+
+
+# -- the state <select>, rendered cheaply ---------------------------------------------------------------
+#
+# Every jurisdiction row has a 52-option state <select>; WTForms' widget escapes and formats each option
+# on every render, which was most of the link page's time. The options are the same for every row and
+# every request, so their HTML is built once per process and language, and a row only marks its choice.
+
+_OPTIONS_HTML: dict[tuple[int, str], str] = {}
+
+
+def _options_html(field) -> str:
+    from flask_babel import get_locale
+
+    key = (id(field.choices), str(get_locale()))
+    html = _OPTIONS_HTML.get(key)
+    if html is None:
+        html = "".join(f'<option value="{escape(value)}">{escape(label)}</option>'
+                       for value, label, *_ in field.iter_choices())
+        _OPTIONS_HTML[key] = html
+    return html
+
+
+@bp.app_template_global()
+def state_select(field, aria_label: str) -> Markup:
+    """``field(aria-label=...)`` for a jurisdiction row's state SelectField, the same HTML as WTForms'
+    Select widget (tests/web/test_link_page_speed.py compares them) at a fraction of the cost."""
+    from wtforms.widgets import html_params
+
+    options = _options_html(field)
+    data = field.data
+    if data is not None:
+        plain = f'<option value="{escape(str(data))}">'
+        options = options.replace(plain, f'<option selected value="{escape(str(data))}">', 1)
+    attrs = {"aria-label": aria_label, "id": field.id, **(field.render_kw or {})}
+    if "required" in field.flags:
+        attrs["required"] = True
+    return Markup(f"<select {html_params(name=field.name, **attrs)}>{options}</select>")
 
 
 def _rate():

@@ -569,3 +569,35 @@ def test_verify_pages_follow_accept_language(app, client, make):
     upload = client.get("/verify", headers=es).get_data(as_text=True)
     assert "Verificar un certificado" in upload
     assert_no_english(upload)
+
+
+def test_a_returned_submission_reaches_a_spanish_customer_in_spanish(app, client, make):
+    """Rejected by a reviewer (staff, English): the e-mail and the pre-filled link page are Spanish."""
+    import io
+
+    from app.exemptions.services import reject_certificate
+    from app.models import ExemptionCertificate
+    from app.models.base import utcnow
+    from app.notify import expanded_bodies
+
+    customer = spanish(make, name="Techos Hernández LLC")
+    req, token = make.exemption_request(customer, email="compras@techos.example.com")
+    response = client.post(f"/portal/r/{token}", data={**make.exemption_form(),
+                                                       "document": (io.BytesIO(make.tiny_pdf()), "cert.pdf")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 303
+    cert = db.session.scalar(sa.select(ExemptionCertificate))
+    reject_certificate(cert, reviewer=make.user(Role.REVIEWER), now=utcnow(),
+                       notes="Falta la firma en la página 2.")
+    db.session.commit()
+    mail = db.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.to_address == "compras@techos.example.com")
+                              .order_by(OutboxMessage.id.desc())).first()
+    assert mail.subject == "Su certificado de exención necesita cambios (CertDesk Demo Supply Co.)"
+    text, _ = expanded_bodies(mail)
+    assert "Comentarios de la persona que lo revisó:" in text and "Falta la firma en la página 2." in text
+    link = re.search(r"https?://\S+/portal/r/\S+", text).group(0)
+    page = client.get("/" + link.split("/", 3)[3]).get_data(as_text=True)
+    assert "Le devolvimos su envío anterior para que haga cambios." in page
+    assert 'value="TX-12345678"' in page  # pre-filled with what was sent
+    assert_no_english(page, "Techos Hernández LLC", "Falta la firma en la página 2.", "Acme Buyer Inc", "Jo Signer",
+                      "Controller", "Elm St", "Dallas")

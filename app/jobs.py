@@ -73,6 +73,16 @@ def sweep_job_id(slot: int) -> str:
     return jobs.job_id(f"sweep-{slot}")
 
 
+def _queued_sweeps() -> list[str]:
+    from rq.job import Job
+
+    from app.extensions import jobs
+
+    prefix = jobs.job_id("sweep-")
+    return [job_id for job_id in jobs.queue("default").get_job_ids()
+            if job_id.startswith(prefix) and Job.exists(job_id, connection=jobs.redis)]
+
+
 def pending_sweeps() -> list[str]:
     """Ids of this instance's sweeps waiting in Redis (scheduled or queued) whose job still exists.
     A registry entry whose job hash is gone (expired, Redis restarted) is removed: it would never run."""
@@ -90,16 +100,17 @@ def pending_sweeps() -> list[str]:
                 found.append(job_id)
             else:
                 registry.remove(job_id)
-    found += [job_id for job_id in queue.get_job_ids() if job_id.startswith(prefix)]
-    return found
+    return found + _queued_sweeps()
 
 
 def ensure_next_sweep(*, soon: bool = False, now: datetime | None = None) -> str | None:
     """Make sure a future sweep exists; called by every worker on start, on each maintenance tick
-    and at the end of each sweep. Returns the id of the sweep it scheduled, or None.
+    and at the end of each sweep. Returns the id of the sweep it scheduled or queued, or None.
 
-    ``soon``: when the last sweep is older than one interval, run one within a second instead of
-    waiting for the next slot (a worker starting after an outage)."""
+    When the last sweep is overdue (older than one interval with ``soon``, a worker starting; one and
+    a half otherwise) a sweep goes straight onto the queue: it then needs no RQ scheduler, whose lock
+    a killed worker holds for a minute. With a tick every half interval, a sweep runs again within two
+    intervals of the last one whatever happened to Redis or the scheduler."""
     from app.extensions import jobs
     from app.sweeper import last_sweep_at
 
@@ -107,22 +118,26 @@ def ensure_next_sweep(*, soon: bool = False, now: datetime | None = None) -> str
         return None
     now = now or datetime.now(UTC)
     interval = max(int(current_app.config["SWEEP_INTERVAL_SECONDS"]), 1)
+    options = {"job_timeout": 600, "result_ttl": 600, "failure_ttl": 24 * 3600}
     try:
         # One process at a time decides, so two workers never schedule two different slots.
         if not jobs.redis.set(jobs.key("sweep-ensure-lock"), "1", nx=True, ex=30):
             return None
         try:
+            queue = jobs.queue("default")
+            if _queued_sweeps():
+                return None  # one is waiting for a worker already
+            last = last_sweep_at()
+            overdue = timedelta(seconds=interval if soon else 1.5 * interval)
+            if last is None or last < now - overdue:
+                job_id = jobs.job_id(f"sweep-now-{_sweep_slot(now, interval)}")
+                queue.enqueue(SWEEP_FUNC, job_id=job_id, **options)
+                return job_id
             if pending_sweeps():
                 return None
             slot = _sweep_slot(now, interval) + 1
-            at = datetime.fromtimestamp(slot * interval, UTC)
-            if soon:
-                last = last_sweep_at()
-                if last is None or last < now - timedelta(seconds=interval):
-                    slot, at = _sweep_slot(now, interval), now + timedelta(seconds=1)
             job_id = sweep_job_id(slot)
-            jobs.queue("default").enqueue_at(at, SWEEP_FUNC, job_id=job_id, job_timeout=600,
-                                             result_ttl=600, failure_ttl=24 * 3600)
+            queue.enqueue_at(datetime.fromtimestamp(slot * interval, UTC), SWEEP_FUNC, job_id=job_id, **options)
             return job_id
         finally:
             jobs.redis.delete(jobs.key("sweep-ensure-lock"))
@@ -141,8 +156,8 @@ def _ensure_from_worker(soon: bool = False) -> None:
 
 
 def make_worker(queue_names, *, worker_class=None):
-    """The worker ``flask worker`` runs: besides jobs, each maintenance tick (one per sweep interval)
-    checks that a future sweep exists, so the sweep chain survives a Redis restart or a lost job."""
+    """The worker ``flask worker`` runs: besides jobs, each maintenance tick (every half sweep
+    interval) checks that a sweep is coming, so the chain survives a Redis restart or a lost job."""
     from rq import Worker
 
     from app.extensions import jobs
@@ -156,9 +171,9 @@ def make_worker(queue_names, *, worker_class=None):
             _ensure_from_worker()
 
     worker = jobs.worker(queue_names, worker_class=SweepingWorker)
-    worker.maintenance_interval = interval
-    # Wake from the blocking dequeue at least once per interval, so the tick above really runs.
-    worker.worker_ttl = max(min(worker.worker_ttl, interval + 15), 20)
+    worker.maintenance_interval = max(interval // 2, 1)
+    # Wake from the blocking dequeue (worker_ttl - 15 s) once per tick, so the tick above really runs.
+    worker.worker_ttl = max(min(worker.worker_ttl, worker.maintenance_interval + 15), 16)
     return worker
 
 

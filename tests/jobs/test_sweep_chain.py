@@ -12,7 +12,7 @@ from app.extensions import db, jobs
 from app.jobs import ensure_next_sweep, make_worker, pending_sweeps
 from app.models.base import utcnow
 from app.notify import queue_email
-from app.sweeper import run_sweep, run_sweep_once
+from app.sweeper import last_sweep_at, run_sweep, run_sweep_once
 
 
 def _flush_this_run():
@@ -44,6 +44,7 @@ def test_job_data_is_json_not_pickle(app):
 
 
 def test_a_worker_tick_recreates_the_sweep_after_redis_restarts_empty(app):
+    run_sweep(utcnow())  # a recent sweep: the next one is scheduled for its slot
     worker = make_worker(["default"])
     worker.run_maintenance_tasks()
     first = pending_sweeps()
@@ -55,6 +56,7 @@ def test_a_worker_tick_recreates_the_sweep_after_redis_restarts_empty(app):
 
 
 def test_a_lost_sweep_job_hash_is_replaced(app):
+    run_sweep(utcnow())
     ensure_next_sweep()
     [job_id] = pending_sweeps()
     jobs.redis.delete(f"rq:job:{job_id}")  # the job hash expired; its registry entry is left
@@ -64,6 +66,7 @@ def test_a_lost_sweep_job_hash_is_replaced(app):
 
 
 def test_each_run_has_its_own_id_and_workers_starting_together_schedule_one(app, run_jobs):
+    run_sweep(utcnow())
     now = utcnow()
     interval = app.config["SWEEP_INTERVAL_SECONDS"]
     first = ensure_next_sweep(now=now)
@@ -84,10 +87,25 @@ def test_two_sweeps_at_once_run_once(app):
     assert "outbox" in run_sweep_once(utcnow())
 
 
-def test_worker_start_runs_a_sweep_soon_when_none_ran(app):
+def test_worker_start_runs_a_sweep_at_once_when_none_ran(app, run_jobs):
     job_id = ensure_next_sweep(soon=True)
-    score = jobs.redis.zscore(jobs.queue("default").scheduled_job_registry.key, job_id)
-    assert score - utcnow().timestamp() < 5
+    assert job_id in jobs.queue("default").get_job_ids()  # on the queue: no scheduler needed
+    assert ensure_next_sweep(soon=True) is None  # a second worker starting finds it
+    run_jobs()
+    assert last_sweep_at() is not None
+
+
+def test_an_overdue_sweep_is_queued_directly_when_the_scheduler_is_gone(app):
+    """The worker holding RQ's scheduler lock was killed: scheduled sweeps sit in the registry for a
+    minute. A worker tick sees the last sweep is 1.5 intervals old and queues one itself."""
+    interval = app.config["SWEEP_INTERVAL_SECONDS"]
+    run_sweep(utcnow())
+    scheduled = ensure_next_sweep()
+    assert scheduled in jobs.queue("default").scheduled_job_registry.get_job_ids()
+    later = utcnow() + timedelta(seconds=interval)
+    assert ensure_next_sweep(now=later) is None  # one interval: the scheduled one is still due
+    queued = ensure_next_sweep(now=utcnow() + timedelta(seconds=1.5 * interval + 2))
+    assert queued in jobs.queue("default").get_job_ids()
 
 
 def test_last_sweep_shows_on_the_outbox_page_and_in_check_services(app, client, auth, make, runner):

@@ -679,7 +679,8 @@ def remind_request(req: ExemptionRequest, days: int, *, now: datetime) -> None:
                 subject=_l("Reminder: %(seller)s still needs your exemption certificate", seller=seller),
                 context={"request": req, "customer": req.customer, "days": days_left(req.expires_at, now),
                          "expires_at": req.expires_at, "link": link_placeholder(req)},
-                customer_id=req.customer_id, dedupe_key=f"exemption-reminder:{req.id}:{req.link_version}:{days}")
+                customer_id=req.customer_id, dedupe_key=f"exemption-reminder:{req.id}:{req.link_version}:{days}",
+                ref=delivery_ref(req))
     req.reminders_sent = [*(req.reminders_sent or []), days]
     req.last_reminded_at = now
     record(REQUEST_SUBJECT, req.id, "reminded", customer_id=req.customer_id, now=now,

@@ -20,6 +20,12 @@ def focused(page, selector: str) -> bool:
     return page.evaluate("(sel) => !!document.activeElement && document.activeElement.matches(sel)", selector)
 
 
+def wait_focus(page, selector: str) -> None:
+    """The focus lands on `selector` (after a page load or swap, the script that moves it runs a moment later)."""
+    page.wait_for_function("(sel) => !!document.activeElement && document.activeElement.matches(sel)", arg=selector,
+                           timeout=5000)
+
+
 def tab_to(page, selector: str, limit: int = 150) -> None:
     """Press Tab until the element matching `selector` has the focus."""
     for _ in range(limit):
@@ -59,14 +65,14 @@ def test_link_form_with_the_keyboard_alone(page, app, make):
     tab_to(page, "#exemption-link-form form > .actions > button[type=submit]")
     page.keyboard.press("Enter")
     page.wait_for_selector(".error-summary")
-    assert focused(page, ".error-summary")
+    wait_focus(page, ".error-summary")
     assert in_viewport(page, ".error-summary")
     links = page.locator(".error-summary a").evaluate_all("(as) => as.map(a => a.getAttribute('href'))")
     assert "#reason" in links and "#document" in links
     page.keyboard.press("Tab")
     assert focused(page, ".error-summary a[href='#reason']")
     page.keyboard.press("Enter")
-    assert focused(page, "#reason")
+    wait_focus(page, "#reason")
 
     choose(page, "#reason", "Resale")
     choose(page, "select[name='jurisdictions-0-state']", "Texas")
@@ -141,7 +147,7 @@ def test_portal_coi_request_with_the_keyboard_alone(page, app):
     assert "#holder_name" in hrefs and "#project_name" in hrefs
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
-    assert focused(page, "#" + hrefs[0][1:])
+    wait_focus(page, "#" + hrefs[0][1:])
 
     fill_wos_request(page)
     tab_to(page, "#request-form button[type=submit]")

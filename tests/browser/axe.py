@@ -43,8 +43,9 @@ class Audit:
         if not page.evaluate("() => typeof window.axe !== 'undefined'"):
             page.add_script_tag(url="/static/vendor/axe.min.js")  # same origin: the page's CSP allows it
         violations = page.evaluate(RUN, TAGS)
-        RESULTS[name] = dict(Counter(v["impact"] for v in violations))
-        RESULTS[name]["rules"] = sorted(f"{v['impact']}:{v['id']}" for v in violations)
+        if "(self-test)" not in name:
+            RESULTS[name] = dict(Counter(v["impact"] for v in violations))
+            RESULTS[name]["rules"] = sorted(f"{v['impact']}:{v['id']}" for v in violations)
         self.pages.append(name)
         for v in violations:
             if v["impact"] in FAILING:

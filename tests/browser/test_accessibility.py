@@ -281,3 +281,18 @@ def test_customer_portal(page, app, audit):
     assert re.search("Merchant payment failed", page.inner_text("#request-error"))
     audit.check("portal request form, after a declined card")
     audit.assert_clean()
+
+
+def test_the_audit_fails_on_a_serious_violation(page, app):
+    """The check itself can fail: an unlabelled field and pale text on a real page are caught."""
+    audit = Audit(page)
+    page.goto("/login")
+    page.evaluate("""() => {
+        const main = document.querySelector('main');
+        main.insertAdjacentHTML('beforeend', '<input name="unlabelled"><p id="pale">pale text</p>');
+        Object.assign(document.getElementById('pale').style, {color: '#b0b0b0', background: '#fff'});
+    }""")
+    audit.check("login with a broken field (self-test)")
+    assert any("label" in f for f in audit.failures) and any("color-contrast" in f for f in audit.failures)
+    with pytest.raises(AssertionError, match="serious/critical"):
+        audit.assert_clean()

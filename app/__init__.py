@@ -31,7 +31,7 @@ def create_app(config_class: type = Config) -> Flask:
         os.makedirs(os.path.dirname(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]) or ".",
                     exist_ok=True)
 
-    from app.extensions import csrf, db, htmx, jobs, limiter, login, migrate
+    from app.extensions import csrf, db, jobs, limiter, login, migrate
 
     _register_id_converter(app)
     if app.config.get("TRUSTED_PROXY_HOPS"):
@@ -50,7 +50,6 @@ def create_app(config_class: type = Config) -> Flask:
     login.login_view = "auth.login"
     login.login_message = "Please sign in to continue."
     login.login_message_category = "error"
-    htmx.init_app(app)
     limiter.init_app(app)
     jobs.init_app(app)
 
@@ -149,7 +148,6 @@ def _register_template_helpers(app: Flask) -> None:
             "Role": enums.Role,
             "can": can,
             "seller_name": app.config["SELLER_NAME"],
-            "has_endpoint": lambda name: name in app.view_functions,
         }
 
     @app.template_filter("datefmt")

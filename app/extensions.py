@@ -1,7 +1,6 @@
 """Flask extensions, created unbound and initialised in create_app()."""
 
 import sqlalchemy as sa
-from flask_htmx import HTMX
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -29,6 +28,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 login = LoginManager()
-htmx = HTMX()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 jobs = JobQueue()

@@ -144,8 +144,14 @@ def _fresh_choice() -> None:
 
 def _remember_choice(response):
     """``?lang=xx`` from the language switch is kept in a cookie, so the next pages and form posts follow it."""
+    if request.path.startswith("/api/"):
+        return response
+    if response.mimetype == "text/html":
+        # The language came from these headers: a shared cache must not hand one visitor's page to another.
+        response.vary.add("Accept-Language")
+        response.vary.add("Cookie")
     chosen = _valid(request.args.get(COOKIE))
-    if chosen and not request.path.startswith("/api/") and request.cookies.get(COOKIE) != chosen:
+    if chosen and request.cookies.get(COOKIE) != chosen:
         response.set_cookie(COOKIE, chosen, max_age=COOKIE_MAX_AGE, samesite="Lax", httponly=True,
                             secure=request.is_secure)
     return response

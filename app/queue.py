@@ -21,7 +21,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -154,10 +154,6 @@ def defer(session, func: str, *args, queue: str = "default", at: datetime | None
     session.info.setdefault("deferred_jobs", []).append(
         DeferredJob(func=func, args=args, queue=queue, at=at, job_id=job_id, kwargs=kwargs)
     )
-
-
-def defer_in(session, func: str, *args, delay: timedelta, queue: str = "default", **kwargs) -> None:
-    defer(session, func, *args, queue=queue, at=datetime.now(UTC) + delay, **kwargs)
 
 
 @sa.event.listens_for(FlaskSession, "after_commit")

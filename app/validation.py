@@ -1,9 +1,8 @@
-"""Shared input rules: US states, ZIP codes, phone numbers, e-mail addresses, dates."""
+"""Shared input rules: US states, ZIP codes, phone numbers, e-mail addresses."""
 
 from __future__ import annotations
 
 import re
-from datetime import date
 
 from flask_babel import gettext
 
@@ -117,11 +116,3 @@ def normalize_email(value: str | None) -> str:
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise InvalidInput(gettext("Not a valid e-mail address: %(why)s", why=exc)) from exc
-
-
-def parse_date(value: str | None, *, field: str = "date") -> date:
-    text = (value or "").strip()
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise InvalidInput(f"The {field} must be a date in the form YYYY-MM-DD.") from exc

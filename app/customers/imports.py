@@ -61,7 +61,6 @@ ALIASES = {
 }
 TRUE_WORDS = {"yes", "y", "true", "1", "x"}
 FALSE_WORDS = {"no", "n", "false", "0", ""}
-COLUMN_LABELS = {"zip_code": "zip", "name": "name"}
 
 MAX_ROWS = 100_000
 MAX_ID = 2**31 - 1         # ids are 32-bit integers: a bigger number is simply not found

@@ -35,6 +35,7 @@ CATALOGUE: dict[str, str] = {
     "certificate_request.rejected": "Staff rejected a certificate request.",
     "certificate_request.cancelled": "Staff cancelled a certificate request.",
     "audit_pack.completed": "An exemption audit pack finished building; it can be downloaded.",
+    "generation.completed": "A mass generation of certificates for many holders finished (ZIP or merged PDF).",
 }
 
 def api_url(path: str) -> str:
@@ -56,11 +57,23 @@ def _resource(subject_type: str, obj) -> tuple[dict, str]:
         from app.api.certificate_requests import _request_json
 
         return _request_json(obj), api_url(f"certificate-requests/{obj.id}")
+    if subject_type == "generation_run":
+        page = f"{current_app.config['BASE_URL']}/customers/{obj.customer_id}/generations/{obj.id}"
+        return generation_json(obj), page
     if subject_type == "audit_pack":
         from app.api.audit_packs import pack_json
 
         return pack_json(obj), api_url(f"audit-packs/{obj.id}")
     raise ValueError(f"no API shape for {subject_type}")
+
+
+def generation_json(run) -> dict:
+    """A mass-generation run (it has no API resource of its own; these are the fields its page shows)."""
+    return {"id": run.id, "customer_id": run.customer_id, "status": str(run.status), "mode": str(run.mode),
+            "type": str(run.kind), "total": run.total, "done": run.done, "emailed": run.emailed_count,
+            "recorded_as_sent": run.record_sent, "filename": run.filename or None,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "expires_at": run.expires_at.isoformat() if run.expires_at else None}
 
 
 def _with_urls(fn):

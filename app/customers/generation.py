@@ -100,6 +100,10 @@ def transition(run: GenerationRun, to: GenerationStatus, *, actor: User | None, 
         db.session.execute(sa.delete(GenerationRunHolder).where(GenerationRunHolder.run_id == run.id))
     record("generation_run", run.id, f"generation_{to.value}", actor=actor, customer_id=run.customer_id, now=now,
            message=message or f"{run.total} certificates, {run.mode.label.lower()}")
+    if to is GenerationStatus.DONE:
+        from app.events import emit
+
+        emit("generation.completed", "generation_run", run, now=now)
 
 
 def _slug(text: str) -> str:

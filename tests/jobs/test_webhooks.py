@@ -160,3 +160,20 @@ def test_refused_addresses_at_save_and_at_delivery(app, make, admin, receiver, u
     assert delivery.status is WebhookDeliveryStatus.PENDING and delivery.attempts == 1
     assert "private, loopback, link-local or reserved" in delivery.last_error
     assert receiver.calls == []
+
+
+def test_generation_completed_event(app, make, admin, receiver, run_jobs):
+    from app.customers import generation
+    from app.enums import GenerationMode
+    from tests.jobs.test_generation_jobs import _many
+
+    webhooks.create_endpoint(receiver.url, ["generation.completed"], actor=admin, now=utcnow())
+    db.session.commit()
+    customer, staff, _ = _many(make, 3)
+    run = generation.start_generation(customer, holder_ids=None, mode=GenerationMode.MERGED, actor=staff,
+                                      now=utcnow())
+    db.session.commit()
+    run_jobs()
+    [event] = receiver.events()
+    assert event["type"] == "generation.completed" and event["data"]["id"] == run.id
+    assert event["data"]["status"] == "done" and event["data"]["total"] == 3

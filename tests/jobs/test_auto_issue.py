@@ -2,6 +2,7 @@
 that issues what staff submitted."""
 
 import io
+import re
 
 import sqlalchemy as sa
 from pypdf import PdfReader
@@ -87,7 +88,8 @@ def test_manual_paths_send_nothing_and_record_why(app, make, run_jobs, smtp):
         assert entry.message.startswith("Manual processing:")
     assert "waiver of subrogation" in reasons[wos.id].lower()
     assert "special instructions" in reasons[instructions.id]
-    assert "Discrepancies" in reasons[no_policies.id] or "cannot be prefilled" in reasons[no_policies.id]
+    # No policy on file is a discrepancy found before any prefill is tried (not a failed prefill).
+    assert re.fullmatch(r"Discrepancies: No policy is in force on \d\d/\d\d/\d{4}\.", reasons[no_policies.id])
     assert "not enabled" in reasons[no_automation.id]
     assert smtp.messages == []
     assert db.session.scalar(sa.select(sa.func.count(IssuedCertificate.id))) == 0

@@ -47,9 +47,9 @@ def test_home_lists_requests_with_status_and_the_two_choices(client, customer_us
     assert "Mine Holder" in page and "Not Mine Holder" not in page
     assert "badge-new" in page and "Submit certificate request" in page
     form = client.get("/portal/requests/new").get_data(as_text=True)
-    assert "Certificate of insurance</label>" in form.replace("\n", "") or "Certificate of insurance" in form
-    assert "Certificate of insurance with WOS" in form
-    assert "Proof of insurance" not in form.split("Which certificate?")[1].split("</fieldset>")[0]
+    # The two choices, in this order, and no proof of insurance among them.
+    assert re.findall(r'<span class="type-name">([^<]*)</span>', form) == [
+        "Certificate of insurance", "Certificate of insurance with WOS"]
 
 
 def test_card_approved_creates_request_with_green_toast(client, htmx, customer_user):

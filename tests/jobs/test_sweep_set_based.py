@@ -1,0 +1,73 @@
+"""The link-expiry sweep is set-based: a handful of statements per batch, however many links are overdue,
+with the same timeline row and event per link as expiring one link at a time."""
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+import time_machine
+
+from app.enums import ExemptionRequestStatus as RS
+from app.exemptions import services
+from app.extensions import db
+from app.models import Activity, Event, ExemptionRequest, WebhookDelivery, WebhookEndpoint
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def test_a_sweep_expires_every_overdue_link_in_batches_with_a_timeline_row_and_event_each(app, make):
+    endpoint = WebhookEndpoint(url="http://127.0.0.1:8765/hook", secret="whsec_x", event_types=[], enabled=True)
+    db.session.add(endpoint)
+    with time_machine.travel(T0, tick=False):
+        overdue = [make.exemption_request(email=f"buyer{i}@example.com")[0] for i in range(12)]
+    with time_machine.travel(T0 + timedelta(days=20), tick=False):
+        fresh, _ = make.exemption_request(email="fresh@example.com")
+    db.session.commit()
+    overdue[0].status = RS.OPENED  # opened but never answered expires too
+    db.session.commit()
+    now = T0 + timedelta(days=30, minutes=1)
+
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement.split()[0].upper())
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert services.expire_overdue_links(now, batch=5) == 12
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    # 3 batches (5 + 5 + 2) and one that finds nothing: 4 UPDATEs, not 12; inserts per batch, not per link
+    assert statements.count("UPDATE") == 4
+    assert statements.count("INSERT") <= 3 * 3
+
+    db.session.expire_all()
+    ids = [r.id for r in overdue]
+    assert {r.status for r in db.session.scalars(sa.select(ExemptionRequest).where(ExemptionRequest.id.in_(ids)))} \
+        == {RS.EXPIRED}
+    assert all(r.expired_at == now and r.version >= 2 for r in overdue)
+    assert db.session.get(ExemptionRequest, fresh.id).status is RS.SENT
+    timeline = db.session.scalars(sa.select(Activity).where(Activity.subject_type == "exemption_request",
+                                                            Activity.action == "expired")).all()
+    assert sorted(a.subject_id for a in timeline) == sorted(ids)
+    assert {a.message for a in timeline} == {"The link expired unused."} and {a.actor_label for a in timeline} \
+        == {"system"}
+    events = db.session.scalars(sa.select(Event).where(Event.type == "exemption_request.expired")).all()
+    assert sorted(e.subject_id for e in events) == sorted(ids)
+    assert {e.payload["data"]["status"] for e in events} == {"expired"}
+    assert events[0].payload["url"].endswith(f"/api/v1/exemption-requests/{events[0].subject_id}")
+    deliveries = db.session.scalars(sa.select(WebhookDelivery).where(
+        WebhookDelivery.event_id.in_([e.id for e in events]))).all()
+    assert sorted(d.event_id for d in deliveries) == sorted(e.id for e in events)
+    assert {d.endpoint_id for d in deliveries} == {endpoint.id}
+    # idempotent: nothing left to do, nothing written twice
+    assert services.expire_overdue_links(now + timedelta(minutes=1)) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)) == 12 + 13  # 13 "sent" events
+
+
+def test_an_expired_link_refuses_the_page_after_the_set_based_sweep(app, client, make):
+    with time_machine.travel(T0, tick=False):
+        req, token = make.exemption_request()
+    db.session.commit()
+    assert services.expire_overdue_links(T0 + timedelta(days=31)) == 1
+    page = client.get(f"/portal/r/{token}")
+    assert page.status_code == 404

@@ -6,6 +6,7 @@
     var el = document.createElement("div");
     el.className = "toast toast-" + (level || "success");
     el.setAttribute("role", level === "error" ? "alert" : "status");
+    el.setAttribute("data-announced", "1");
     el.textContent = message;
     box.appendChild(el);
     setTimeout(function () { el.remove(); }, 6500);
@@ -79,6 +80,15 @@
       target.scrollIntoView({block: "center"});
       target.focus({preventScroll: true});
     }
+    // Toasts the server rendered into the page (flashed messages) arrive with the page, which screen readers
+    // do not read out as live-region changes: their text is put back a moment later, so it is announced.
+    var rendered = root.querySelectorAll("#toasts .toast:not([data-announced])");
+    Array.prototype.forEach.call(rendered, function (el) {
+      var text = el.textContent;
+      el.setAttribute("data-announced", "1");
+      el.textContent = "";
+      setTimeout(function () { el.textContent = text; }, 150);
+    });
     var noted = Array.prototype.slice.call(root.querySelectorAll("[data-toast]:not([data-toasted])"));
     if (root.matches("[data-toast]:not([data-toasted])")) noted.unshift(root);
     for (var i = 0; i < noted.length; i++) {

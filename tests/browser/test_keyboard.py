@@ -220,3 +220,35 @@ def test_staff_forms_with_errors_focus_an_error_summary_linking_each_field(page,
         assert in_viewport(page, ".error-summary"), url
         summary_link = page.locator(f".error-summary a[href='{link}']")
         assert summary_link.count() == 1, (url, page.inner_text(".error-summary"))
+
+
+RECORD_TOAST_TEXT = """
+window.__toastTexts = [];
+let shown = false;  // only changes after the page is parsed: what a screen reader hears as live-region news
+document.addEventListener("DOMContentLoaded", () => { shown = true; });
+new MutationObserver((records) => records.forEach((r) => {
+  const toast = r.target.classList && r.target.classList.contains("toast");
+  if (shown && toast) window.__toastTexts.push(r.target.textContent);
+})).observe(document, {subtree: true, childList: true});
+"""
+
+
+def test_a_flashed_toast_is_put_into_the_live_region_after_the_page_loads(page, app):
+    """A message flashed before a redirect arrives with the new page; screen readers only read live-region
+    changes, so the script re-sets its text once the page is shown."""
+    seed_demo()
+    page.add_init_script(RECORD_TOAST_TEXT)
+    page.goto("/login")
+    type_into(page, "input[name=email]", "reviewer@certdesk.demo")
+    type_into(page, "input[name=password]", DEMO_PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/dashboard/")
+    page.goto("/exemptions/requests/new?q=Acme")
+    tab_to(page, "input[name=customer_id]")
+    page.keyboard.press("Space")
+    type_into(page, "input[name=email]", "buyer@acme.example.com")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/exemptions/requests/*")
+    page.wait_for_function("() => window.__toastTexts.some((t) => t.includes('Request sent to'))", timeout=5000)
+    toast = page.locator("#toasts[aria-live] .toast[role=status]")
+    assert "Request sent to buyer@acme.example.com." in toast.first.inner_text()

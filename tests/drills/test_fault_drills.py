@@ -3,9 +3,10 @@ printed (run with ``-s`` to see them) and asserted: nothing lost, nothing sent t
 documented at-least-once window.
 
 - SMTP refused, then ``451``, then up: every message delivered once.
-- Redis stopped during exemption sends and started empty: every request gets exactly one e-mail and the
+- Redis stopped during 50 exemption sends and 20 COI submissions and started empty: every e-mail once, the
   sweep runs again with no worker restart.
 - A worker SIGKILLed in the middle of a batch of 80 e-mails (the job process too): nothing lost; duplicates counted.
+- The worker holding RQ's scheduler lock SIGKILLed: the sweep runs again within two intervals.
 """
 
 import time
@@ -59,44 +60,71 @@ def test_smtp_refused_then_451_then_up_delivers_each_message_once(app, private_r
 
 
 def test_redis_restarted_empty_during_exemption_sends(app, make, private_redis, switchable_smtp, workers):
+    from app.enums import RequestSource
     from app.exemptions import services
+    from app.insurance.intake import submit_certificate_request
+    from app.models import CertificateRequest
 
     switchable_smtp.up()
     reviewer = make.user(Role.REVIEWER)
     customers = [make.customer() for _ in range(5)]
+    # COI submissions whose program is decided by staff: the drill is about their e-mails, not PDFs.
+    coi_customers = [make.customer(automation_enabled=False) for _ in range(2)]
     db.session.commit()
     workers.start()
     assert wait_for(lambda: last_sweep_at() is not None, 30)
-    n, sent = 50, 0
+    n, sent, coi = 50, 0, 0
 
-    def send(count):
-        nonlocal sent
+    def send(count, cois):
+        nonlocal sent, coi
         for _ in range(count):
             services.send_request(customers[sent % 5], f"buyer{sent}@example.com", actor=reviewer, now=utcnow())
             db.session.commit()
             sent += 1
+        for _ in range(cois):
+            submit_certificate_request(
+                coi_customers[coi % 2], type="coi", source=RequestSource.PORTAL, actor=None, now=utcnow(),
+                fields={"holder_name": f"Holder {coi}", "holder_email": f"holder{coi}@example.com",
+                        "holder_address": "1 Elm St", "holder_city": "Austin", "holder_state": "TX",
+                        "holder_zip": "78701", "holder_phone": "5125550100", "project_name": "Depot",
+                        "project_location": "Austin", "project_duration": "3 months", "contract_details": "C-1"})
+            db.session.commit()
+            coi += 1
 
-    send(20)
+    send(20, 8)
     private_redis.stop()  # Redis goes away in the middle of the sends: enqueues fail, rows are committed
     stopped_at = time.monotonic()
-    send(20)
+    send(20, 8)
     time.sleep(5)
     private_redis.start()  # back, empty
     jobs._redis = None
     restarted_at = time.monotonic()
-    send(10)
-    assert sent == n
-    ok = wait_for(lambda: _statuses()[MessageStatus.SENT] == n, 45)
+    send(10, 4)
+    assert sent == n and coi == 20
+    assert db.session.scalar(sa.select(sa.func.count(CertificateRequest.id))) == 20
+    total = db.session.scalar(sa.select(sa.func.count(OutboxMessage.id)))
+    restarted_wall, first_sweep = time.time(), []
+
+    def all_sent() -> bool:
+        last = last_sweep_at()
+        if not first_sweep and last is not None and last.timestamp() > restarted_wall:
+            first_sweep.append(time.monotonic() - restarted_at)
+        return _statuses()[MessageStatus.SENT] == total
+
+    ok = wait_for(all_sent, 45, step=0.1)
     assert ok, f"{_statuses()}\n{workers.log_tail()}"
+    message_ids = Counter(m["Message-ID"] for _, m in switchable_smtp.sink.messages)
+    assert len(message_ids) == total and set(message_ids.values()) == {1}  # every e-mail once, COI ones too
     delivered_after = time.monotonic() - restarted_at
     before = last_sweep_at()
     assert wait_for(lambda: last_sweep_at() > before, 15)  # the sweep keeps running, same worker
-    sweep_back = time.monotonic() - restarted_at
-    per_rcpt = Counter(r[0] for r, _ in switchable_smtp.sink.messages)
-    print(f"\nRedis drill: {n} exemption sends ({restarted_at - stopped_at:.1f} s outage), "
+    sweep_back = first_sweep[0] if first_sweep else time.monotonic() - restarted_at
+    per_rcpt = Counter(r[0] for r, _ in switchable_smtp.sink.messages if r[0].startswith("buyer"))
+    print(f"\nRedis drill: {n} exemption sends and 20 COI submissions ({total} e-mails; "
+          f"{restarted_at - stopped_at:.1f} s outage), "
           f"lost {n - len(per_rcpt)}, duplicated {sum(c - 1 for c in per_rcpt.values())}, "
-          f"all delivered {delivered_after:.1f} s after Redis came back empty, a sweep ran again after "
-          f"{sweep_back:.1f} s, worker restarts 0")
+          f"all delivered {delivered_after:.1f} s after Redis came back empty, the first sweep after "
+          f"{sweep_back:.1f} s (interval {app.config['SWEEP_INTERVAL_SECONDS']} s), worker restarts 0")
     assert workers.procs[0].poll() is None  # the same worker, never restarted
     assert sorted(per_rcpt) == sorted(f"buyer{i}@example.com" for i in range(n))
     assert set(per_rcpt.values()) == {1}

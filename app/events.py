@@ -35,6 +35,7 @@ CATALOGUE: dict[str, str] = {
     "certificate_request.rejected": "Staff rejected a certificate request.",
     "certificate_request.cancelled": "Staff cancelled a certificate request.",
     "audit_pack.completed": "An exemption audit pack finished building; it can be downloaded.",
+    "policy.cancelled": "A policy on file was cancelled (certificates that list it say so on their verify page).",
     "generation.completed": "A mass generation of certificates for many holders finished (ZIP or merged PDF).",
 }
 
@@ -57,6 +58,10 @@ def _resource(subject_type: str, obj) -> tuple[dict, str]:
         from app.api.certificate_requests import _request_json
 
         return _request_json(obj), api_url(f"certificate-requests/{obj.id}")
+    if subject_type == "policy":
+        from app.customers.policies import policy_values
+
+        return policy_values(obj), api_url(f"policies/{obj.id}")
     if subject_type == "generation_run":
         page = f"{current_app.config['BASE_URL']}/customers/{obj.customer_id}/generations/{obj.id}"
         return generation_json(obj), page

@@ -414,6 +414,10 @@ def update_policy(policy: Policy, values: dict[str, Any], *, actor: User | None,
                customer_id=policy.customer_id, now=now,
                message=f"{_title(policy)}:\n" + describe_changes(changes))
         db.session.flush()
+        if cancelled:
+            from app.events import emit
+
+            emit("policy.cancelled", "policy", policy, now=now)
     return changes
 
 

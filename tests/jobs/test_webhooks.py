@@ -177,3 +177,21 @@ def test_generation_completed_event(app, make, admin, receiver, run_jobs):
     [event] = receiver.events()
     assert event["type"] == "generation.completed" and event["data"]["id"] == run.id
     assert event["data"]["status"] == "done" and event["data"]["total"] == 3
+
+
+def test_policy_cancelled_event(app, make, admin, receiver, run_jobs):
+    from app.customers import policies as pol
+    from tests.unit.test_customer_records import gl
+
+    webhooks.create_endpoint(receiver.url, ["policy.cancelled"], actor=admin, now=utcnow())
+    insurer = make.insurer("Cancel Mutual")
+    customer = make.customer(with_policies=False)
+    db.session.commit()
+    policy = pol.create_policy(customer, gl(insurer), actor=admin, now=utcnow())
+    db.session.commit()
+    pol.cancel_policy(policy, "2026-07-01", actor=admin, now=utcnow())
+    db.session.commit()
+    run_jobs()
+    [event] = receiver.events()
+    assert event["type"] == "policy.cancelled" and event["data"]["status"] == "cancelled"
+    assert event["data"]["cancelled_on"] == "2026-07-01" and event["url"].endswith(f"/api/v1/policies/{policy.id}")

@@ -213,9 +213,13 @@ def _customer_rows(parsed: Parsed, progress: Progress | None) -> list[Row]:
 
 # -- policies --------------------------------------------------------------------------------------
 
-def _policy_payload(values: dict[str, str], row: Row) -> dict[str, Any]:
-    payload: dict[str, Any] = {k: values.get(k, "") for k in ("line", "naic", "policy_number", "effective_date",
+def _policy_payload(values: dict[str, str], row: Row, insurer: Insurer | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {k: values.get(k, "") for k in ("line", "policy_number", "effective_date",
                                                                  "expiry_date", "description")}
+    if insurer is not None:  # picked from the list by its NAIC number (the row's naic)
+        payload["insurer_id"] = insurer.id
+    else:
+        payload["naic"] = values.get("naic", "")
     payload["status"] = values.get("status", "") or "active"
     payload["cancelled_on"] = values.get("cancelled_on", "") or None
     payload["limits"] = {k: values[k] for k in LIMIT_COLUMNS if values.get(k, "")}
@@ -302,7 +306,7 @@ def _policy_rows(parsed: Parsed, progress: Progress | None) -> list[Row]:
         if naic and insurer is None:
             row.messages.append(f"naic: no insurer with NAIC {naic[:10]} in the insurer list (add it first: "
                                 "Settings \u2192 Insurers).")
-        payload = _policy_payload(values, row)
+        payload = _policy_payload(values, row, insurer)
         row.key = (values.get("policy_number", ""), insurer.id if insurer else None,
                    values.get("line", "").strip().lower())
         existing = on_file.get(row.key) if insurer else None
@@ -444,51 +448,101 @@ def cancel_import(run: ImportRun, *, actor: User | None, now: datetime) -> Impor
 
 def apply_import(run: ImportRun, *, actor: User | None, now: datetime,
                  progress: Progress | None = None) -> ImportRun:
-    """Write the valid rows through the services, re-checked against the database as it is now (so a
-    retried job skips what an earlier attempt wrote). Rows refused now are counted, never half-written."""
+    """Write the file's rows through the services, one pass, each row re-checked by the service against the
+    database as it is now (rows written earlier in the same file included, so in-file overlaps are still
+    refused); a retried job finds what an earlier attempt wrote and leaves it unchanged. Rows the preview
+    refused, or that the services refuse now, are skipped and counted; a refused row writes nothing."""
     if run.status is not ImportStatus.IMPORTING:
         return run
-    rows = [r for r in evaluate(_load(run)) if r.ok]
-    created = updated = unchanged = refused = 0
-    total = len(rows)
-    for done, row in enumerate(rows, start=1):
-        try:  # the services check everything before they write, so a refused row leaves nothing behind
-            if row.action == "new":
-                _create(run.kind, row, actor=actor, now=now)
-                created += 1
-            elif row.action == "update":
-                _update(run.kind, row, actor=actor, now=now)
-                updated += 1
-            else:
-                unchanged += 1
+    parsed = _load(run)
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "skipped": 0}
+    writer = _customer_writer if run.kind is ImportKind.CUSTOMERS else _policy_writer
+    write = writer(parsed, actor=actor, now=now)
+    total = len(parsed.rows)
+    for done, (_line, values) in enumerate(parsed.rows, start=1):
+        try:
+            counts[write(values)] += 1
         except RecordInvalid:
-            refused += 1
+            counts["skipped"] += 1
         if done % CHUNK == 0 or done == total:
             run.processed_rows = done
-            run.created_count, run.updated_count, run.unchanged_count = created, updated, unchanged
+            run.created_count, run.updated_count = counts["created"], counts["updated"]
+            run.unchanged_count = counts["unchanged"]
             if progress:
                 progress(done, total)
     run.processed_rows = run.total_rows
-    run.created_count, run.updated_count, run.unchanged_count = created, updated, unchanged
-    message = f"{created} created, {updated} updated, {unchanged} unchanged"
-    if refused:
-        message += f", {refused} refused (changed since the preview)"
+    message = f"{counts['created']} created, {counts['updated']} updated, {counts['unchanged']} unchanged"
+    if counts["skipped"]:
+        message += f", {counts['skipped']} rows with errors skipped"
     transition(run, ImportStatus.DONE, actor=actor, now=now, message=message)
     return run
 
 
-def _create(kind: ImportKind, row: Row, *, actor, now) -> None:
-    if kind is ImportKind.CUSTOMERS:
-        create_customer(row.payload, actor=actor, now=now)
-    else:
-        create_policy(db.session.get(Customer, row.customer_id), row.payload, actor=actor, now=now)
+def _customer_writer(parsed: Parsed, *, actor, now):
+    ids = sorted({v.get("external_id", "") for _, v in parsed.rows if v.get("external_id")})
+    existing: dict[str, Customer] = {}
+    for chunk in _chunks(ids):
+        existing.update((c.external_id, c) for c in db.session.scalars(
+            sa.select(Customer).where(Customer.external_id.in_(chunk))))
+    programs = {p.name.strip().lower(): p.id for p in db.session.scalars(sa.select(Program))}
+    seen: set[str] = set()
+
+    def write(values: dict[str, str]) -> str:
+        key = values.get("external_id", "")
+        if not key or key in seen:  # a duplicate in the file was refused by the preview
+            return "skipped"
+        seen.add(key)
+        payload = {k: v for k, v in values.items() if v != "" and k != "program"}
+        program = values.get("program", "").strip()
+        if program:
+            if program.isdigit() and db.session.get(Program, int(program)) is not None:
+                payload["program_id"] = int(program)
+            elif program.lower() in programs:
+                payload["program_id"] = programs[program.lower()]
+            else:
+                return "skipped"
+        customer = existing.get(key)
+        if customer is None:
+            existing[key] = create_customer(payload, actor=actor, now=now)
+            return "created"
+        return "updated" if update_customer(customer, payload, actor=actor, now=now) else "unchanged"
+    return write
 
 
-def _update(kind: ImportKind, row: Row, *, actor, now) -> None:
-    if kind is ImportKind.CUSTOMERS:
-        update_customer(db.session.get(Customer, row.target_id), row.payload, actor=actor, now=now)
-    else:
-        update_policy(db.session.get(Policy, row.target_id), row.payload, actor=actor, now=now)
+def _policy_writer(parsed: Parsed, *, actor, now):
+    ext_ids = sorted({v.get("customer_external_id", "") for _, v in parsed.rows if v.get("customer_external_id")})
+    customers: dict[str, Customer] = {}
+    for chunk in _chunks(ext_ids):
+        customers.update((c.external_id, c) for c in db.session.scalars(
+            sa.select(Customer).where(Customer.external_id.in_(chunk))))
+    insurers = {i.naic: i for i in db.session.scalars(sa.select(Insurer)) if i.naic}
+    numbers = sorted({v.get("policy_number", "") for _, v in parsed.rows if v.get("policy_number")})
+    on_file: dict[tuple, Policy] = {}
+    for chunk in _chunks(numbers):
+        for p in db.session.scalars(sa.select(Policy).options(selectinload(Policy.endorsements))
+                                    .where(Policy.policy_number.in_(chunk))):
+            on_file[(p.policy_number, p.insurer_id, p.line.value)] = p
+    seen: set[tuple] = set()
+
+    def write(values: dict[str, str]) -> str:
+        customer = customers.get(values.get("customer_external_id", ""))
+        insurer = insurers.get(values.get("naic", "").strip())
+        row = Row(line=0, values=values)
+        payload = _policy_payload(values, row, insurer)
+        if customer is None or insurer is None or row.messages:
+            return "skipped"
+        key = (values.get("policy_number", ""), insurer.id, values.get("line", "").strip().lower())
+        if key in seen:  # a duplicate in the file was refused by the preview
+            return "skipped"
+        seen.add(key)
+        policy = on_file.get(key)
+        if policy is None:
+            on_file[key] = create_policy(customer, payload, actor=actor, now=now)
+            return "created"
+        if policy.customer_id != customer.id:
+            return "skipped"
+        return "updated" if update_policy(policy, payload, actor=actor, now=now) else "unchanged"
+    return write
 
 
 # -- templates and exports ---------------------------------------------------------------------------

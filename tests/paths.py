@@ -79,18 +79,21 @@ def outside_repository(path, *, watched=None, allowed=None) -> bool:
 
 
 _installed = False
+# (watched, allowed) the hook applies; tests/test_fixtures.py narrows it for a moment to prove the hook works
+# wherever the checkout is (when it sits directly in the temporary folder, its neighbours are temp files).
+roots: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
 
 def install_read_guard() -> None:
-    global _installed
+    global _installed, roots
     if _installed:
         return
-    watched, allowed = _watched(), _allowed()
+    roots = (_watched(), _allowed())
     events = {"open", "os.listdir", "os.scandir"}
 
     def hook(event, args):
         if event in events and args and args[0] is not None and outside_repository(
-                args[0], watched=watched, allowed=allowed):
+                args[0], watched=roots[0], allowed=roots[1]):
             violations.append(os.fsdecode(os.fspath(args[0])))
             raise ReadOutsideRepository(
                 f"A test read {args[0]!r}, outside the repository: copy the file into tests/fixtures/.")

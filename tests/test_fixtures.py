@@ -71,7 +71,13 @@ def beside_the_repository():
     folder.rmdir()
 
 
-def test_reading_beside_the_repository_is_refused_and_recorded(beside_the_repository):
+@pytest.fixture
+def strict_roots(monkeypatch):
+    """The guard's rules without the temp-folder exemption (a checkout may sit in the temp folder itself)."""
+    monkeypatch.setattr(paths, "roots", (paths._roots([REPO.parent]), paths._roots([REPO])))
+
+
+def test_reading_beside_the_repository_is_refused_and_recorded(beside_the_repository, strict_roots):
     before = len(paths.violations)
     beside = beside_the_repository / "form.pdf"
     with pytest.raises(ReadOutsideRepository, match="copy the file into tests/fixtures"):

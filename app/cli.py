@@ -288,7 +288,7 @@ def register_cli(app: Flask) -> None:
     @app.cli.command("check-services")
     @with_appcontext
     def check_services_command():
-        """Fail loudly unless the database and Redis answer."""
+        """Fail loudly unless the database and Redis answer and the periodic sweep keeps running."""
         db.session.execute(sa.text("SELECT 1"))
         click.echo(f"database ok: {db.engine.url.render_as_string(hide_password=True)}")
         from app.extensions import jobs

@@ -122,6 +122,26 @@ class RequestType(StrEnum):
         return {"coi": "Certificate of insurance", "coi_wos": "Certificate of insurance with WOS",
                 "poi": "Proof of insurance"}[self.value]
 
+    @property
+    def short_label(self) -> str:
+        """The queue's Type column: COI, WOS or POI."""
+        return {"coi": "COI", "coi_wos": "WOS", "poi": "POI"}[self.value]
+
+    @property
+    def is_coi(self) -> bool:
+        """A certificate of insurance, with or without waiver of subrogation (not a proof of insurance)."""
+        return self in (RequestType.COI, RequestType.COI_WOS)
+
+    @property
+    def has_waiver(self) -> bool:
+        """Carries a waiver of subrogation (a fee, a project, always processed by staff)."""
+        return self is RequestType.COI_WOS
+
+    @property
+    def relabel_target(self) -> "RequestType | None":
+        """What staff may relabel a request of this type as: COI <-> WOS; a proof of insurance stays one."""
+        return {"coi": RequestType.COI_WOS, "coi_wos": RequestType.COI}.get(self.value)
+
 
 class RequestSource(StrEnum):
     PORTAL = "portal"
@@ -135,6 +155,14 @@ class RequestStatus(StrEnum):
     COMPLETED = "completed"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+
+    @property
+    def is_open(self) -> bool:
+        """New or in progress: staff can still act on the request (the queue's default view)."""
+        return self in OPEN_REQUEST_STATUSES
+
+
+OPEN_REQUEST_STATUSES = frozenset({RequestStatus.NEW, RequestStatus.IN_PROGRESS})
 
 
 REQUEST_TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
@@ -156,6 +184,15 @@ class PaymentStatus(StrEnum):
 class CertificateSource(StrEnum):
     GENERATED = "generated"
     UPLOADED = "uploaded"
+
+
+class PortalUserState(StrEnum):
+    """What a customer's Users tab shows for one portal user (derived, not stored)."""
+
+    ACTIVE = "active"      # has a password
+    INVITED = "invited"    # invitation link still live
+    EXPIRED = "expired"    # invitation link expired: re-invite
+    DISABLED = "disabled"
 
 
 # -- exemption certificates ----------------------------------------------------------------------

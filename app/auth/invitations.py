@@ -25,7 +25,7 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 from app.activity import record
-from app.enums import Role
+from app.enums import PortalUserState, Role
 from app.extensions import db
 from app.models import Customer, User, UserInvitation
 from app.notify import queue_email
@@ -101,14 +101,14 @@ def latest_invitation(user: User) -> UserInvitation | None:
                              .order_by(UserInvitation.id.desc()).limit(1))
 
 
-def user_state(user: User, now: datetime) -> str:
-    """What the Users tab shows: "disabled", "active" (has a password), "invited" (link live) or "expired"."""
+def user_state(user: User, now: datetime) -> PortalUserState:
+    """What the Users tab shows: disabled, active (has a password), invited (link live) or expired."""
     if not user.is_enabled:
-        return "disabled"
+        return PortalUserState.DISABLED
     if has_password(user):
-        return "active"
+        return PortalUserState.ACTIVE
     invitation = latest_invitation(user)
-    return "invited" if invitation is not None and invitation.is_live(now) else "expired"
+    return PortalUserState.INVITED if invitation is not None and invitation.is_live(now) else PortalUserState.EXPIRED
 
 
 # -- invite / re-invite / disable -------------------------------------------------------------------------

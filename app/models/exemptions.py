@@ -69,6 +69,11 @@ class ExemptionRequest(TimestampMixin, db.Model):
 
     __mapper_args__ = {"version_id_col": version}
 
+    @property
+    def sent_by_staff(self) -> bool:
+        """Sent by a person from the staff pages (the other sources are named on the request page)."""
+        return self.source == "staff"
+
 
 class ExemptionCertificate(TimestampMixin, db.Model):
     """What the customer submitted through a link, and the reviewer's decision on it."""

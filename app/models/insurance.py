@@ -94,6 +94,37 @@ class CertificateRequest(TimestampMixin, db.Model):
     def holder_address_lines(self) -> list[str]:
         return [self.holder_address, f"{self.holder_city}, {self.holder_state} {self.holder_zip}".strip(", ")]
 
+    # -- what the pages, the API and the jobs ask (answered once, here; templates never restate it) --
+
+    @property
+    def is_open(self) -> bool:
+        """New or in progress: staff can still act on it."""
+        return self.status.is_open
+
+    @property
+    def is_issuing(self) -> bool:
+        """Submitted by staff and waiting for the PDF job (the page polls, the actions are hidden)."""
+        return self.issue_requested_at is not None and self.is_open
+
+    @property
+    def issue_failed(self) -> bool:
+        """The PDF job gave up on the submitted values; staff may try again while the request is open."""
+        return bool(self.issue_error) and self.is_open
+
+    @property
+    def issue_state(self) -> str:
+        """The issuing sub-state shown on the request page: pending, issued, failed or none."""
+        if self.is_issuing:
+            return "pending"
+        if self.status is RequestStatus.COMPLETED:
+            return "issued"
+        return "failed" if self.issue_error else "none"
+
+    @property
+    def card_payment(self) -> "Payment | None":
+        """The approved card charge for this request's fee, if the card paid it."""
+        return next((p for p in self.payments if p.status is PaymentStatus.APPROVED), None)
+
 
 class Payment(TimestampMixin, db.Model):
     """A card charge attempt. ``idempotency_key`` is unique: one charge at most per submission."""

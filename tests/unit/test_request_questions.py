@@ -1,0 +1,55 @@
+"""The questions pages, the API and the jobs ask a COI request, answered once on the model and its enums."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from app.enums import PaymentStatus, RequestStatus, RequestType
+from app.models import CertificateRequest, Payment
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("status, is_open", [
+    (RequestStatus.NEW, True), (RequestStatus.IN_PROGRESS, True), (RequestStatus.COMPLETED, False),
+    (RequestStatus.REJECTED, False), (RequestStatus.CANCELLED, False),
+])
+def test_open_means_new_or_in_progress(status, is_open):
+    assert status.is_open is is_open
+    assert CertificateRequest(status=status).is_open is is_open
+
+
+@pytest.mark.parametrize("status, requested_at, error, state", [
+    (RequestStatus.NEW, NOW, "", "pending"),
+    (RequestStatus.IN_PROGRESS, NOW, "", "pending"),
+    (RequestStatus.IN_PROGRESS, None, "PDF engine down", "failed"),
+    (RequestStatus.NEW, None, "", "none"),
+    (RequestStatus.COMPLETED, None, "", "issued"),
+    (RequestStatus.CANCELLED, NOW, "", "none"),  # a stale submission on a closed request is not issuing
+])
+def test_issuing_sub_state(status, requested_at, error, state):
+    req = CertificateRequest(status=status, issue_requested_at=requested_at, issue_error=error)
+    assert req.issue_state == state
+    assert req.is_issuing is (state == "pending")
+    assert req.issue_failed is (state == "failed")
+
+
+def test_a_failure_on_a_closed_request_offers_no_retry():
+    req = CertificateRequest(status=RequestStatus.REJECTED, issue_error="PDF engine down")
+    assert req.issue_failed is False
+
+
+@pytest.mark.parametrize("kind, short, is_coi, waiver, relabel", [
+    (RequestType.COI, "COI", True, False, RequestType.COI_WOS),
+    (RequestType.COI_WOS, "WOS", True, True, RequestType.COI),
+    (RequestType.POI, "POI", False, False, None),
+])
+def test_request_type_questions(kind, short, is_coi, waiver, relabel):
+    assert (kind.short_label, kind.is_coi, kind.has_waiver, kind.relabel_target) == (short, is_coi, waiver, relabel)
+
+
+def test_card_payment_is_the_approved_charge():
+    declined = Payment(status=PaymentStatus.DECLINED, amount_cents=2575, idempotency_key="a")
+    approved = Payment(status=PaymentStatus.APPROVED, amount_cents=2575, idempotency_key="b")
+    assert CertificateRequest(payments=[declined]).card_payment is None
+    assert CertificateRequest(payments=[declined, approved]).card_payment is approved

@@ -162,7 +162,7 @@ class RequestStatus(StrEnum):
         return self in OPEN_REQUEST_STATUSES
 
 
-OPEN_REQUEST_STATUSES = frozenset({RequestStatus.NEW, RequestStatus.IN_PROGRESS})
+OPEN_REQUEST_STATUSES = (RequestStatus.NEW, RequestStatus.IN_PROGRESS)
 
 
 REQUEST_TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {

@@ -29,6 +29,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app import activity
 from app.enums import (
+    OPEN_REQUEST_STATUSES,
     REQUEST_TRANSITIONS,
     InvalidTransition,
     RequestStatus,
@@ -53,7 +54,7 @@ ISSUE_JOB = "app.insurance.jobs.issue_request_certificate"
 ISSUE_REQUEUE_AFTER = timedelta(minutes=3)
 # ...and after this long gives up, so staff see the failure and can try again instead of waiting forever.
 ISSUE_GIVE_UP_AFTER = timedelta(hours=1)
-OPEN_STATUSES = (RequestStatus.NEW, RequestStatus.IN_PROGRESS)
+OPEN_STATUSES = OPEN_REQUEST_STATUSES  # defined once, in app.enums
 MAX_ID = 2**31 - 1  # ids are 32-bit integers: a bigger number typed into a form is simply not found
 RELABEL = {RequestType.COI: RequestType.COI_WOS, RequestType.COI_WOS: RequestType.COI}
 NO_AUTOMATION = ("Automation is not enabled for this customer's program: "
@@ -88,7 +89,7 @@ class Conflict(Exception):
 
 def issue_pending(req: CertificateRequest) -> bool:
     """Submitted and waiting for the PDF job (the request is being issued)."""
-    return req.issue_requested_at is not None and req.status in OPEN_STATUSES
+    return req.is_issuing
 
 
 def issuing_message(req: CertificateRequest) -> str:

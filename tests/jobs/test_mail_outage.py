@@ -175,3 +175,25 @@ def test_exemption_request_page_shows_its_undelivered_link(app, smtp, client, au
     db.session.commit()
     page = client.get(f"/exemptions/requests/{req.id}").get_data(as_text=True)
     assert "could not be delivered: the customer has not received this link" in page
+
+
+def test_sent_is_committed_before_quit(app, smtp, monkeypatch):
+    """At least once, with the shortest window: the row is committed as sent as soon as the server
+    accepted the DATA, before QUIT, so a worker dying after that point cannot send it again."""
+    import smtplib
+
+    seen_at_quit = []
+    docmd = smtplib.SMTP.docmd
+
+    def watching_docmd(self, cmd, args=""):
+        if cmd.upper() == "QUIT":
+            with db.engine.connect() as conn:  # another connection: only committed rows are visible
+                seen_at_quit.append(conn.scalar(sa.select(OutboxMessage.status)))
+        return docmd(self, cmd, args)
+
+    monkeypatch.setattr(smtplib.SMTP, "docmd", watching_docmd)
+    [message_id] = _queue(1, prefix="quit")
+    _tick(utcnow())
+    assert seen_at_quit == [MessageStatus.SENT]
+    assert len(smtp.to("quit0@example.com")) == 1
+    assert db.session.get(OutboxMessage, message_id).attempts == 1

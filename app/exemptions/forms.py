@@ -121,6 +121,35 @@ class CertificateForm(CleanForm):
             entry.form.state_id_number.data = row.get("state_id_number", "")
             entry.form.expiration_date.data = row.get("expiration_date", "")
 
+    def fill_blanks(self, data: dict) -> int:
+        """Copy a prefill (app/exemptions/prefill.py) into the fields the customer left empty: what they
+        typed always wins, except the form type, purchase type and reason, which the recognised form itself
+        states. Returns how many fields were filled."""
+        filled = 0
+        for name in ("po_number", "tax_id_number", "effective_date", "expiration_date", "purchaser_name",
+                     "purchaser_address", "signer_name", "signer_title", "signed_on"):
+            field = getattr(self, name)
+            if data.get(name) and not (field.data or "").strip():
+                field.data = data[name]
+                filled += 1
+        for name in ("form_type", "purchase_type", "reason"):
+            if data.get(name) and getattr(self, name).data != data[name]:
+                getattr(self, name).data = data[name]
+                filled += 1
+        rows = {(e.form.state.data or "").strip().upper(): e for e in self.jurisdictions if e.form.state.data}
+        for row in data.get("jurisdictions") or []:
+            entry = rows.get(row["state"])
+            if entry is None:
+                entry = next((e for e in self.jurisdictions if not (e.form.state.data or "").strip()), None)
+                if entry is None:
+                    entry = self.jurisdictions.append_entry()
+                entry.form.state.data = row["state"]
+                filled += 1
+            if row.get("state_id_number") and not (entry.form.state_id_number.data or "").strip():
+                entry.form.state_id_number.data = row["state_id_number"]
+                filled += 1
+        return filled
+
     def to_data(self) -> CertificateData | None:
         """Validate and convert; errors land on the fields (or in ``form_errors_extra``)."""
         ok = self.validate()

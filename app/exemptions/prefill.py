@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from flask_babel import gettext
+
 from app.enums import ExemptionFormType, ExemptionReason, PurchaseType
 
 DATE_FORMATS = ("%m/%d/%Y", "%m/%d/%y", "%Y-%m-%d", "%m-%d-%Y", "%B %d, %Y", "%b %d, %Y", "%d.%m.%Y")
@@ -103,13 +105,13 @@ def read_fields(data: bytes) -> tuple[set[str], dict[str, str]]:
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
-            raise PrefillError("The document is password-protected, so its fields cannot be read. Fill in the "
-                               "form below yourself, or upload a copy without a password.")
+            raise PrefillError(gettext("The document is password-protected, so its fields cannot be read. Fill in "
+                                       "the form yourself, or choose a copy without a password."))
         fields = reader.get_fields() or {}
     except PrefillError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise PrefillError("The document is damaged or not a PDF, so its fields cannot be read.") from exc
+        raise PrefillError(gettext("The document is damaged or not a PDF, so its fields cannot be read.")) from exc
     values = {}
     for name, spec in fields.items():
         text = _text(spec.get("/V") if hasattr(spec, "get") else None)

@@ -7,7 +7,7 @@ completed) answers the same neutral page with the same status, so a link reveals
 from __future__ import annotations
 
 from flask import current_app, make_response, redirect, render_template, request, url_for
-from flask_babel import gettext
+from flask_babel import gettext, ngettext
 from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import Markup, escape
 from sqlalchemy.exc import IntegrityError
@@ -16,11 +16,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from app.auth.access import public
 from app.exemptions import services
 from app.exemptions.forms import LinkForm
+from app.exemptions.prefill import PrefillError, read_prefill
 from app.extensions import db, limiter
 from app.i18n import use_customer_language
 from app.models.base import utcnow
 from app.portal import bp
-from app.uploads import CheckedUpload, UploadRejected, answers_oversize_files, check_upload
+from app.uploads import PDF, CheckedUpload, UploadRejected, answers_oversize_files, check_upload
 
 MAX_ROWS = 51  # the 50 states and DC
 
@@ -142,9 +143,9 @@ def _returned_notes(req) -> str:
     return previous.review_notes if previous is not None and previous.customer_id == req.customer_id else ""
 
 
-def _render_form(req, form, *, status=200, upload_error=None, kept=None):
+def _render_form(req, form, *, status=200, upload_error=None, kept=None, prefill_note=None):
     response = make_response(render_template(
-        "portal/link.html", req=req, form=form, upload_error=upload_error, kept=kept,
+        "portal/link.html", req=req, form=form, upload_error=upload_error, kept=kept, prefill_note=prefill_note,
         returned_notes=_returned_notes(req), max_mb=current_app.config["MAX_UPLOAD_BYTES"] // (1024 * 1024)), status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -207,6 +208,17 @@ def submit_link(token: str):
                 form.jurisdictions.append_entry()
         kept, upload_error = _keep_chosen_document(form, req.id)
         return _render_form(req, form, kept=kept, upload_error=upload_error)
+    if "prefill" in request.form:
+        # "Fill in the form from this document": the fields of a filled-in PDF go into what the customer
+        # left empty, for them to check; nothing is validated or saved (the document is kept, as above).
+        kept, upload_error = _keep_chosen_document(form, req.id)
+        note = None
+        if kept and not upload_error:
+            note = _prefill_from_kept_document(form, req.id)
+        elif not upload_error:
+            upload_error = gettext("Choose your filled-in certificate (a PDF) first, then “Fill in the form "
+                                   "from this document”.")
+        return _render_form(req, form, kept=kept, upload_error=upload_error, prefill_note=note)
     data = form.to_data()
     upload_error = None
     upload = None
@@ -256,6 +268,26 @@ def submit_link(token: str):
             except services.LinkUnavailable:
                 return _unavailable()
     return redirect(url_for("portal.link_submitted"), code=303)
+
+
+def _prefill_from_kept_document(form: LinkForm, request_id: int) -> tuple[str, bool]:
+    """Fill the form's empty fields from the kept document's PDF form fields: (the sentence to show, whether
+    anything was copied)."""
+    upload = _kept_upload(form, request_id)
+    if upload is None or upload.content_type != PDF:
+        return gettext("Only a PDF that was filled in on a computer can fill in the form; please type the "
+                       "details below."), False
+    try:
+        found, values = read_prefill(upload.data)
+    except PrefillError as exc:
+        return str(exc), False
+    count = form.fill_blanks(values) if values else 0
+    if not count:
+        return gettext("We found nothing to copy from %(file)s (no filled-in fields we can read); please type "
+                       "the details below.", file=upload.filename), False
+    return ngettext("We copied %(num)d field from %(file)s (%(form)s). Check it before you submit.",
+                    "We copied %(num)d fields from %(file)s (%(form)s). Check them before you submit.",
+                    count, file=upload.filename, form=found), True
 
 
 def _keep_chosen_document(form: LinkForm, request_id: int) -> tuple[str | None, str | None]:

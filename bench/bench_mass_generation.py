@@ -150,7 +150,8 @@ def seed_child(sizes: str) -> None:
     """Holders for the biggest size once; one customer per size linked to the first N of them."""
     import sqlalchemy as sa
 
-    from app.cli import _policies_for
+    from app.cli import _insurers, _policies_for
+    from app.customers import policies
     from app.enums import Role
     from app.extensions import db
     from app.models import Customer, CustomerHolder, Holder, User
@@ -180,7 +181,8 @@ def seed_child(sizes: str) -> None:
                                 address="1 Main St", city="Austin", state="TX", zip_code="78701")
             db.session.add(customer)
             db.session.flush()
-            customer.policies.extend(_policies_for(customer, now.date()))
+            for values in _policies_for(customer, now.date(), _insurers(now)):
+                policies.create_policy(customer, values, actor=None, now=now)
             for start in range(0, count, 5000):
                 db.session.execute(sa.insert(CustomerHolder), [
                     {"customer_id": customer.id, "holder_id": i, "created_at": now}

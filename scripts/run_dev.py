@@ -62,6 +62,16 @@ def main() -> int:
             print("WARNING: no Redis reachable and no redis-server installed: background jobs run inside "
                   "the web process (JOB_MODE=inline). Use Redis + `flask worker` in production.")
 
+    if not (ENV.get("CERT_SIGNING_KEY") and ENV.get("CERT_SIGNING_CERT")):
+        # Certificates are signed (PAdES): without a pair of your own, a self-signed one under instance/.
+        sys.path.insert(0, str(ROOT))
+        from app.insurance.signing import ensure_self_signed_pair
+
+        key, cert = ensure_self_signed_pair(ROOT / "instance" / "signing")
+        ENV["CERT_SIGNING_KEY"], ENV["CERT_SIGNING_CERT"] = str(key), str(cert)
+        print(f"Signing certificates with the self-signed pair in {key.parent} (set CERT_SIGNING_KEY / "
+              "CERT_SIGNING_CERT for your own).")
+
     flask = str(BIN / "flask")
     subprocess.run([flask, "db", "upgrade"], env=ENV, check=True)
     subprocess.run([flask, "seed-if-empty"], env=ENV, check=True)

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__)
 
-from app.admin import catalog, exemption_rules, fees, reasons, routes, webhooks  # noqa: E402,F401
+from app.admin import catalog, exemption_rules, fees, reasons, routes, webhooks, wording  # noqa: E402,F401

@@ -4,16 +4,12 @@ from flask import abort, flash, redirect, request, url_for
 
 from app.admin import bp
 from app.auth.access import requires
-from app.cli import SEED_HOOKS
 from app.extensions import db
 from app.htmx import hx_trigger, is_htmx, render_page_or_partial
 from app.insurance import processing
 from app.insurance.processing import ActionRefused
 from app.models import RejectionReason
 from app.validation import InvalidInput, normalize_email, normalize_phone, normalize_state, normalize_zip
-
-if processing.seed_rejection_reasons not in SEED_HOOKS:
-    SEED_HOOKS.append(processing.seed_rejection_reasons)
 
 
 def _reasons_page(status: int = 200, **extra):
@@ -82,6 +78,7 @@ def move_reason(reason_id: int):
 
 AGENCY_FIELDS = [
     ("name", "Agency name", True), ("contact_name", "Contact name", False), ("phone", "Phone", False),
+    ("fax", "Fax", False),
     ("email", "E-mail", False), ("address", "Address", False), ("city", "City", False), ("state", "State", False),
     ("zip_code", "ZIP", False), ("authorized_representative", "Authorized representative", False),
 ]
@@ -106,7 +103,8 @@ def validate_agency(form) -> tuple[dict, dict]:
     for key, label, required in AGENCY_FIELDS:
         if required and not values[key]:
             errors[key] = f"{label} is required."
-    checks = {"email": normalize_email, "phone": normalize_phone, "state": normalize_state,
+    checks = {"email": normalize_email, "phone": normalize_phone, "fax": normalize_phone,
+              "state": normalize_state,
               "zip_code": normalize_zip}
     for key, fn in checks.items():
         if values[key]:

@@ -21,10 +21,10 @@ from app.models import CertificateRequest, Customer, IssuedCertificate, OutboxMe
 from app.notify import queue_email
 
 AGENCY_KEY = "agency"
-AGENCY_FIELDS = ("name", "contact_name", "phone", "email", "address", "city", "state", "zip_code",
+AGENCY_FIELDS = ("name", "contact_name", "phone", "fax", "email", "address", "city", "state", "zip_code",
                  "authorized_representative")
 AGENCY_DEFAULTS = {
-    "name": "CertDesk Insurance Services", "contact_name": "Certificates desk", "phone": "", "email": "",
+    "name": "CertDesk Insurance Services", "contact_name": "Certificates desk", "phone": "", "fax": "", "email": "",
     "address": "", "city": "", "state": "", "zip_code": "", "authorized_representative": "",
 }
 CUSTOMER_SUBJECT = "customer"

@@ -209,6 +209,7 @@ LIMIT_LABELS: dict[CoverageLine, list[tuple[str, str]]] = {
     CoverageLine.UMBRELLA: [
         ("each_occurrence", "Each occurrence"),
         ("aggregate", "Aggregate"),
+        ("retention", "Retention"),
     ],
     CoverageLine.WORKERS_COMP: [
         ("el_each_accident", "E.L. each accident"),
@@ -218,18 +219,44 @@ LIMIT_LABELS: dict[CoverageLine, list[tuple[str, str]]] = {
     CoverageLine.OTHER: [],
 }
 
-# The check boxes printed in the "type of insurance" cell: (key, label, default).
+# The check boxes printed in the "type of insurance" cell: (key, label, default when the policy has no
+# coverage boxes on file). With boxes on file (``Policy.coverage``), ``_checked`` reads them.
 CHECKS: dict[CoverageLine, list[tuple[str, str, bool]]] = {
     CoverageLine.GENERAL_LIABILITY: [("cgl", "Commercial general liability", True), ("claims_made", "Claims-made",
-                                     False), ("occur", "Occur", True), ("agg_policy", "Aggregate applies per policy",
-                                                                        True)],
+                                     False), ("occur", "Occur", True), ("agg_basis", "Gen'l aggregate applies per "
+                                                                        "policy", True)],
     CoverageLine.AUTOMOBILE: [("any_auto", "Any auto", True), ("owned", "Owned autos only", False),
-                              ("hired", "Hired autos", False), ("non_owned", "Non-owned autos", False)],
+                              ("scheduled", "Scheduled autos", False), ("hired", "Hired autos", False),
+                              ("non_owned", "Non-owned autos", False)],
     CoverageLine.UMBRELLA: [("umbrella", "Umbrella liab", True), ("excess", "Excess liab", False),
                             ("occur", "Occur", True), ("claims_made", "Claims-made", False)],
     CoverageLine.WORKERS_COMP: [("per_statute", "Per statute", True), ("other", "Other", False)],
     CoverageLine.OTHER: [],
 }
+
+
+def _check_label(key: str, label: str, coverage: dict) -> str:
+    """The general aggregate's basis prints as the word on file: policy, project or location."""
+    if key == "agg_basis":
+        return f"Gen'l aggregate applies per {coverage.get('aggregate_basis') or 'policy'}"
+    return label
+
+
+def _checked(line: CoverageLine, key: str, coverage: dict, default: bool) -> bool:
+    """Is box ``key`` ticked, from the policy's coverage boxes on file (``default`` when none are)."""
+    if not coverage:
+        return default
+    form_claims = coverage.get("form") == "claims_made"
+    if line is CoverageLine.GENERAL_LIABILITY:
+        return {"cgl": True, "claims_made": form_claims, "occur": not form_claims,
+                "agg_basis": True}.get(key, default)
+    if line is CoverageLine.UMBRELLA:
+        excess = coverage.get("kind") == "excess"
+        return {"umbrella": not excess, "excess": excess, "occur": not form_claims,
+                "claims_made": form_claims}.get(key, default)
+    if line is CoverageLine.WORKERS_COMP:
+        return {"per_statute": bool(coverage.get("per_statute", True)), "other": False}.get(key, default)
+    return bool(coverage.get(key, False))
 
 # The holder's name is a paragraph of its own, so mass generation can write each holder's name into the
 # lines kept for it instead of rendering every certificate again (see _prepare_batch).
@@ -326,11 +353,16 @@ def _coverage_row(line: CoverageLine, policy, letters: dict[str, str], *, kind: 
     }
     if policy is None:
         return row
+    coverage = dict(getattr(policy, "coverage", None) or {})
     row.update(policy_id=getattr(policy, "id", None), letter=letters[policy.insurer_name.strip().lower()],
                insurer=policy.insurer_name,
                naic=policy.naic_number or "", policy_number=policy.policy_number,
                effective=policy.effective_date.isoformat(), expiry=policy.expiry_date.isoformat(),
-               detail=policy.description or "")
+               detail=policy.description or "",
+               checks=[{"key": k, "label": _check_label(k, lbl, coverage),
+                        "checked": _checked(line, k, coverage, default)} for k, lbl, default in CHECKS[line]])
+    if line is CoverageLine.WORKERS_COMP:
+        row["proprietor_excluded"] = bool(coverage.get("proprietor_excluded", False))
     if line is CoverageLine.WORKERS_COMP and kind is RequestType.COI_WOS:
         row["subr_wvd"] = True
     row["limits"] = _limits(line, policy.limits or {})

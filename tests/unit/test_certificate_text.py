@@ -89,3 +89,42 @@ def test_a_holder_too_long_for_nine_points_is_set_smaller_not_cut():
     first = re.sub(r"\s+", "", pages_of(render_certificate_pdf(data))[0])
     for part in (holder.name, holder.address, holder.city):
         assert re.sub(r"\s+", "", part) in first
+
+
+def test_policy_data_prints_fax_boxes_basis_retention_auto_limits_and_proprietor_exclusion():
+    from datetime import date
+    from types import SimpleNamespace
+
+    from app.enums import CoverageLine, RequestType
+    from app.insurance.pdf import _coverage_row
+
+    def policy(number, limits, coverage):
+        return SimpleNamespace(id=1, insurer_name="Example Casualty Company", naic_number="10001",
+                               policy_number=number, effective_date=date(2026, 1, 1), expiry_date=date(2027, 1, 1),
+                               description="", limits=limits, coverage=coverage)
+
+    letters = {"example casualty company": "A"}
+    data = sample_data("coi")
+    data["producer"]["fax"] = "(512) 555-0199"
+    data["coverages"] = [
+        _coverage_row(CoverageLine.GENERAL_LIABILITY, policy("GL-9", {"each_occurrence": 1_000_000},
+                      {"form": "claims_made", "aggregate_basis": "project"}), letters, kind=RequestType.COI),
+        _coverage_row(CoverageLine.AUTOMOBILE, policy("CA-9", {"bodily_injury_per_person": 500_000,
+                                                               "bodily_injury_per_accident": 1_000_000,
+                                                               "property_damage": 250_000},
+                      {"scheduled": True, "hired": True}), letters, kind=RequestType.COI),
+        _coverage_row(CoverageLine.UMBRELLA, policy("UMB-9", {"each_occurrence": 5_000_000, "retention": 10_000},
+                      {"kind": "excess", "form": "occurrence"}), letters, kind=RequestType.COI),
+        _coverage_row(CoverageLine.WORKERS_COMP, policy("WC-9", {"el_each_accident": 1_000_000},
+                      {"per_statute": True, "proprietor_excluded": True}), letters, kind=RequestType.COI),
+    ]
+    checked = {(r["line"], c["label"]): c["checked"] for r in data["coverages"] for c in r["checks"]}
+    assert checked[("general_liability", "Claims-made")] and not checked[("general_liability", "Occur")]
+    assert checked[("automobile", "Scheduled autos")] and checked[("automobile", "Hired autos")]
+    assert not checked[("automobile", "Any auto")]
+    assert checked[("umbrella", "Excess liab")] and not checked[("umbrella", "Umbrella liab")]
+    text = " ".join(pages_of(render_certificate_pdf(data))[0].split())
+    for printed in ("FAX: (512) 555-0199", "Gen'l aggregate applies per project", "BODILY INJURY (PER PERSON) $500,000",
+                    "BODILY INJURY (PER ACCIDENT) $1,000,000", "PROPERTY DAMAGE (PER ACCIDENT) $250,000",
+                    "RETENTION $10,000", "executive officer excluded? Y"):
+        assert printed in text, printed

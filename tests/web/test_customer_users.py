@@ -214,3 +214,21 @@ def test_api_invites_a_customer_user(app, client, make, run_jobs, smtp):
     assert post({"email": "y@c.example.com"}, role=Role.ADVISOR).status_code == 403
     spec = client.get("/api/v1/openapi.json").get_json()
     assert "post" in spec["paths"]["/api/v1/customers/{id}/users"]
+
+
+def test_changing_the_password_ends_the_users_other_sessions(app, make):
+    from tests.conftest import AuthActions
+    from tests.factories import PASSWORD
+
+    user = make.user(Role.REVIEWER)
+    db.session.commit()
+    here, elsewhere = app.test_client(), app.test_client()
+    AuthActions(here).login(user)
+    AuthActions(elsewhere).login(user)
+    assert elsewhere.get("/dashboard/").status_code == 200
+    changed = here.post("/account/password", data={"current_password": PASSWORD, "new_password": "another-pass-42",
+                                                   "confirm": "another-pass-42"})
+    assert changed.status_code == 303
+    assert here.get("/dashboard/").status_code == 200  # this session carries on
+    gone = elsewhere.get("/dashboard/")
+    assert gone.status_code == 302 and "/login" in gone.headers["Location"]  # the other one ends

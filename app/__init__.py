@@ -76,6 +76,7 @@ def create_app(config_class: type = Config) -> Flask:
 
     for module_name, prefix in BLUEPRINTS:
         module = importlib.import_module(module_name)
+        module.load_views()
         app.register_blueprint(module.bp, url_prefix=prefix)
 
     from app.api import bp as api_bp
@@ -90,11 +91,28 @@ def create_app(config_class: type = Config) -> Flask:
     _register_error_handlers(app)
     _register_security_headers(app)
 
+    _build_registries()
     from app.cli import register_cli
 
     register_cli(app)
     logging.getLogger("xhtml2pdf").setLevel(logging.ERROR)
     return app
+
+
+def _build_registries() -> None:
+    """The lists other modules read, filled here in one place rather than by importing a feature package:
+    the demo-data steps of ``flask seed-demo`` (in this order) and the outbox's link expanders (placeholders
+    replaced with a fresh link only when a message is delivered)."""
+    from app import cli, notify
+    from app.auth.invitations import expand_placeholders
+    from app.customers.holders import seed_demo_holders
+    from app.exemptions.demo import seed_exemptions
+    from app.exemptions.services import expand_link_placeholders
+    from app.insurance.demo import seed_demo_requests
+    from app.insurance.processing import seed_rejection_reasons
+
+    cli.SEED_HOOKS[:] = [seed_demo_holders, seed_exemptions, seed_demo_requests, seed_rejection_reasons]
+    notify.DELIVERY_EXPANDERS[:] = [expand_placeholders, expand_link_placeholders]
 
 
 def _register_id_converter(app: Flask) -> None:

@@ -173,7 +173,7 @@ def _seed_agency() -> None:
         save_agency(DEMO_AGENCY)
 
 
-# Later capabilities (holders, ...) add their demo rows through these hooks.
+# The demo-data steps after the customers, in order; filled in create_app (app/__init__.py).
 SEED_HOOKS: list = []
 
 

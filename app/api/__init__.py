@@ -11,14 +11,17 @@ bp = Blueprint("api", __name__)
 OPENAPI_PATHS: dict = {}
 OPENAPI_SCHEMAS: dict = {}
 
-from app.api import (  # noqa: E402,F401
-    audit_packs,
-    certificate_requests,
-    customer_users,
-    customers,
-    exemption_rules,
-    exemptions,
-    metrics,
-    routes,
-    webhooks,
-)
+
+def load_views() -> None:
+    """Import the view modules (each adds its routes to ``bp``); create_app calls this before registering."""
+    from app.api import (  # noqa: F401
+        audit_packs,
+        certificate_requests,
+        customer_users,
+        customers,
+        exemption_rules,
+        exemptions,
+        metrics,
+        routes,
+        webhooks,
+    )

@@ -2,12 +2,15 @@ from flask import Blueprint
 
 bp = Blueprint("customers", __name__)
 
-from app.customers import (  # noqa: E402,F401
-    card_views,
-    certificates,
-    interests,
-    record_import_views,
-    record_views,
-    routes,
-    users,
-)
+
+def load_views() -> None:
+    """Import the view modules (each adds its routes to ``bp``); create_app calls this before registering."""
+    from app.customers import (  # noqa: F401
+        card_views,
+        certificates,
+        interests,
+        record_import_views,
+        record_views,
+        routes,
+        users,
+    )

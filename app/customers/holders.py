@@ -237,13 +237,3 @@ def seed_demo_holders(today) -> None:
                                               additional_insured=index % 2 == 0, waiver_of_subrogation=index % 4 == 0,
                                               primary_noncontributory=index % 5 == 0))
     db.session.flush()
-
-
-def _register_seed_hook() -> None:
-    from app.cli import SEED_HOOKS
-
-    if seed_demo_holders not in SEED_HOOKS:
-        SEED_HOOKS.append(seed_demo_holders)
-
-
-_register_seed_hook()

@@ -2,4 +2,7 @@ from flask import Blueprint
 
 bp = Blueprint("dashboard", __name__)
 
-from app.dashboard import metrics, queue, routes  # noqa: E402,F401
+
+def load_views() -> None:
+    """Import the view modules (each adds its routes to ``bp``); create_app calls this before registering."""
+    from app.dashboard import metrics, queue, routes  # noqa: F401

@@ -20,20 +20,15 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app import activity
 from app.auth.access import requires
-from app.cli import SEED_HOOKS
 from app.dashboard import bp, queries
 from app.enums import CoverageLine, InvalidTransition, RequestStatus, RequestType
 from app.extensions import db
 from app.htmx import hx_trigger, is_htmx, render_page_or_partial, wants_partial
 from app.insurance import processing
-from app.insurance.demo import seed_demo_requests
 from app.insurance.processing import ActionRefused, Conflict, UploadRejected
 from app.models import IssuedCertificate
 from app.models.base import utcnow
 from app.storage import certificate_download
-
-if seed_demo_requests not in SEED_HOOKS:  # demo requests for `flask seed-demo`
-    SEED_HOOKS.append(seed_demo_requests)
 
 EVENT = "request-updated"
 ISSUED_EVENT = "certificate-issued"

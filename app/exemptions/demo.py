@@ -1,5 +1,5 @@
 """Demo rows for ``flask seed-demo``: a few requests in different states, one certificate awaiting
-review and one active certificate with a generated PDF (registered in app.cli.SEED_HOOKS)."""
+review and one active certificate with a generated PDF (listed in app.cli.SEED_HOOKS by create_app)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Demo certificate requests for ``flask seed-demo`` (registered in ``app.cli.SEED_HOOKS`` by the queue pages).
+"""Demo certificate requests for ``flask seed-demo`` (listed in ``app.cli.SEED_HOOKS`` by create_app).
 
 A few COI / WOS / POI requests of the active demo customers so the staff queue is not empty: new and in-progress
 ones (one with special instructions, a WOS paid by card through the sandbox gateway, a WOS billed to an ACH

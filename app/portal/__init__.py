@@ -2,4 +2,7 @@ from flask import Blueprint
 
 bp = Blueprint("portal", __name__)
 
-from app.portal import card, links, routes  # noqa: E402,F401
+
+def load_views() -> None:
+    """Import the view modules (each adds its routes to ``bp``); create_app calls this before registering."""
+    from app.portal import card, links, routes  # noqa: F401

@@ -6,4 +6,7 @@ from flask import Blueprint
 
 bp = Blueprint("verify", __name__)
 
-from app.verify import routes  # noqa: E402,F401
+
+def load_views() -> None:
+    """Import the view modules (each adds its routes to ``bp``); create_app calls this before registering."""
+    from app.verify import routes  # noqa: F401

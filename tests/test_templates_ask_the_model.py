@@ -44,8 +44,6 @@ _VIOLATIONS = re.compile(
 ALLOWED = {
     ("_macros.html", 'f.type == "BooleanField"'): "a WTForms field's class name, not a model's type",
     ("_error_summary.html", 'f.type not in ("CSRFTokenField"'): "WTForms field class names, not a model's type",
-    # Temporary: the certificate data is a plain dict; goes once the renderer passes the request type.
-    ("pdf/certificate.html", 'd.kind == "coi_wos"'): "pending: the PDF renderer passes no RequestType yet",
 }
 
 

@@ -618,7 +618,8 @@ def render_html(data: dict, lines: list[str] | None = None) -> str:
     return get_env().get_template(template).render(
         d=data, g=GEOMETRY, description_lines=first, remarks_lines=rest, remarks_pages=remarks_pages,
         insurers=insurers,
-        kind_label=RequestType(data.get("kind", "coi")).label, max_desc_lines=capacity,
+        kind=RequestType(data.get("kind", "coi")), kind_label=RequestType(data.get("kind", "coi")).label,
+        max_desc_lines=capacity,
     )
 
 

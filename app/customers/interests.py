@@ -327,7 +327,7 @@ def upload_import(kind: str):
 
 def _import_run_or_404(run_id: int) -> ImportRun:
     run = db.session.get(ImportRun, run_id)
-    if run is None:
+    if run is None or not run.kind.is_holder_kind:  # customer / policy imports have their own pages
         abort(404)
     return run
 

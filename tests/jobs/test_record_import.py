@@ -227,3 +227,14 @@ def test_2000_customers_and_6000_policies_through_the_worker(app, client, auth, 
     if os.environ.get("IMPORT_TIMES_FILE"):
         with open(os.environ["IMPORT_TIMES_FILE"], "a") as fh:
             fh.write(f"{db.engine.dialect.name}: {report}\n")
+
+
+def test_a_customer_import_is_not_shown_as_a_holder_import(app, client, auth, make):
+    admin = make.user(Role.ADMIN)
+    db.session.commit()
+    auth.login(admin)
+    run_id = run_id_of(upload(client, "customers", customers_csv(1), "our-book.csv"))
+    assert client.get(f"/customers/holders/import/runs/{run_id}").status_code == 404
+    assert "our-book.csv" in client.get(f"/customers/records/import/runs/{run_id}").get_data(as_text=True)
+    assert "our-book.csv" in client.get("/customers/records/import").get_data(as_text=True)
+    assert "our-book.csv" not in client.get("/customers/holders/import").get_data(as_text=True)

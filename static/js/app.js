@@ -81,13 +81,12 @@
       target.focus({preventScroll: true});
     }
     // Toasts the server rendered into the page (flashed messages) arrive with the page, which screen readers
-    // do not read out as live-region changes: their text is put back a moment later, so it is announced.
+    // do not read out as live-region changes: a moment later their text node is replaced by an equal one (no
+    // visible change), which the aria-live region announces.
     var rendered = root.querySelectorAll("#toasts .toast:not([data-announced])");
     Array.prototype.forEach.call(rendered, function (el) {
-      var text = el.textContent;
       el.setAttribute("data-announced", "1");
-      el.textContent = "";
-      setTimeout(function () { el.textContent = text; }, 150);
+      setTimeout(function () { el.textContent = el.textContent; }, 150);
     });
     var noted = Array.prototype.slice.call(root.querySelectorAll("[data-toast]:not([data-toasted])"));
     if (root.matches("[data-toast]:not([data-toasted])")) noted.unshift(root);

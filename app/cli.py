@@ -166,7 +166,7 @@ DEMO_AGENCY = {
 
 def _seed_agency() -> None:
     """Demo producer details for the certificates, unless an admin has set them already."""
-    from app.insurance.documents import AGENCY_KEY, save_agency
+    from app.insurance.agency import AGENCY_KEY, save_agency
     from app.models import Setting
 
     if db.session.get(Setting, AGENCY_KEY) is None:

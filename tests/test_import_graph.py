@@ -151,3 +151,20 @@ def test_seed_demo_steps_are_listed_once_in_order(app):
     assert [f.__name__ for f in cli.SEED_HOOKS] == [
         "seed_demo_holders", "seed_exemptions", "seed_demo_requests", "seed_rejection_reasons"]
     assert [f.__module__ for f in notify.DELIVERY_EXPANDERS] == ["app.auth.invitations", "app.exemptions.services"]
+
+
+def _all_imports(path: Path) -> set[str]:
+    """Every module named by an import anywhere in the file, function bodies included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def test_the_renderer_reads_the_agency_without_the_issuing_module():
+    """pdf.py (rendering) and documents.py (issuing, delivery) no longer need each other for the agency."""
+    assert "app.insurance.documents" not in _all_imports(APP / "insurance" / "pdf.py")
+    assert not {"app.insurance.pdf", "app.insurance.documents"} & _all_imports(APP / "insurance" / "agency.py")

@@ -92,7 +92,7 @@ def _agency_page(values: dict, errors: dict | None = None, status: int = 200):
 @bp.route("/agency")
 @requires("configure")
 def agency():
-    from app.insurance.documents import get_agency
+    from app.insurance.agency import get_agency
 
     return _agency_page(get_agency())
 
@@ -118,7 +118,7 @@ def validate_agency(form) -> tuple[dict, dict]:
 @bp.route("/agency", methods=["POST"])
 @requires("configure")
 def save_agency():
-    from app.insurance.documents import save_agency as store_agency
+    from app.insurance.agency import save_agency as store_agency
 
     values, errors = validate_agency(request.form)
     if errors:

@@ -28,7 +28,7 @@ def _exists(model) -> bool:
 
 def first_run_steps() -> list[Step]:
     """Every step with whether it is done; the dashboard shows them until all are done."""
-    from app.insurance.documents import AGENCY_KEY
+    from app.insurance.agency import AGENCY_KEY
 
     first_customer = db.session.scalar(sa.select(Customer.id).order_by(Customer.id).limit(1))
     return [

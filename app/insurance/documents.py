@@ -1,4 +1,4 @@
-"""Issuing and delivering certificate documents (COI, COI with WOS, POI), and the agency settings.
+"""Issuing and delivering certificate documents (COI, COI with WOS, POI); the agency settings are in ``agency.py``.
 
 ``issue_certificate`` is the entry point the request paths use; the work (issue guard, number and
 revision, verification code + QR code, signature, SHA-256, superseding the previous revision) is done by
@@ -17,45 +17,11 @@ from app.enums import RequestType
 from app.extensions import db
 from app.i18n import lazy_label
 from app.insurance.pdf import HolderInfo
-from app.models import CertificateRequest, Customer, IssuedCertificate, OutboxMessage, Setting, User
+from app.models import CertificateRequest, Customer, IssuedCertificate, OutboxMessage, User
 from app.notify import queue_email
 
-AGENCY_KEY = "agency"
-AGENCY_FIELDS = ("name", "contact_name", "phone", "fax", "email", "address", "city", "state", "zip_code",
-                 "authorized_representative")
-AGENCY_DEFAULTS = {
-    "name": "CertDesk Insurance Services", "contact_name": "Certificates desk", "phone": "", "fax": "", "email": "",
-    "address": "", "city": "", "state": "", "zip_code": "", "authorized_representative": "",
-}
 CUSTOMER_SUBJECT = "customer"
 KIND_PREFIX = {RequestType.COI: "COI", RequestType.COI_WOS: "WOS", RequestType.POI: "POI"}
-
-
-def get_agency() -> dict:
-    """The producer printed on certificates (Setting ``agency``), with defaults for missing fields.
-
-    Works without an app context too (then only the defaults), so the renderer can run in the
-    benchmark and in worker processes.
-    """
-    values = dict(AGENCY_DEFAULTS)
-    try:
-        setting = db.session.get(Setting, AGENCY_KEY)
-    except RuntimeError:  # no application context
-        setting = None
-    if setting is not None and isinstance(setting.value, dict):
-        values.update({k: str(v or "") for k, v in setting.value.items() if k in AGENCY_FIELDS})
-    return values
-
-
-def save_agency(values: dict) -> None:
-    """Store the producer details (only the known fields, stripped); flushes, does not commit."""
-    clean = {k: str(values.get(k) or "").strip()[:200] for k in AGENCY_FIELDS}
-    setting = db.session.get(Setting, AGENCY_KEY)
-    if setting is None:
-        db.session.add(Setting(key=AGENCY_KEY, value=clean))
-    else:
-        setting.value = clean
-    db.session.flush()
 
 
 def issue_certificate(customer: Customer, *, kind: RequestType, holder: HolderInfo, actor: User | None,

@@ -380,7 +380,7 @@ def _limits(line: CoverageLine, values: dict) -> list[dict]:
 
 
 def _agency() -> dict:
-    from app.insurance.documents import get_agency
+    from app.insurance.agency import get_agency  # not at module level: keeps the models out of the renderer
 
     return get_agency()
 

@@ -15,7 +15,8 @@ from pypdf import PdfReader
 from app.enums import CertificateSource, CoverageLine, RequestType
 from app.extensions import db
 from app.insurance import pdf
-from app.insurance.documents import deliver_certificate, get_agency, issue_certificate, save_agency
+from app.insurance.agency import get_agency, save_agency
+from app.insurance.documents import deliver_certificate, issue_certificate
 from app.insurance.pdf import (
     CertificateDataError,
     HolderInfo,

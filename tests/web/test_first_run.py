@@ -58,7 +58,7 @@ def test_dashboard_checklist_links_each_missing_step_until_everything_exists(cli
     policies.create_policy(customer, {"line": "general_liability", "insurer_id": insurer.id,
                                       "policy_number": "GL-1", "effective_date": "2026-01-01",
                                       "expiry_date": "2027-01-01"}, actor=admin, now=NOW)
-    from app.insurance.documents import save_agency
+    from app.insurance.agency import save_agency
 
     save_agency({"name": "Lone Star Risk Partners"})
     db.session.commit()

@@ -403,7 +403,7 @@ def test_admin_manages_reasons(client, htmx, auth, make):
 # -- admin: agency (producer) details ---------------------------------------------------------------
 
 def test_admin_edits_agency_details(client, htmx, auth, make):
-    from app.insurance.documents import get_agency
+    from app.insurance.agency import get_agency
 
     auth.login(make.user(Role.ADMIN))
     page = client.get("/admin/agency")

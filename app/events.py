@@ -27,6 +27,8 @@ CATALOGUE: dict[str, str] = {
     "exemption_request.cancelled": "Staff cancelled the request.",
     "exemption_certificate.approved": "A reviewer approved a certificate; it is active.",
     "exemption_certificate.rejected": "A reviewer rejected a certificate.",
+    "exemption_certificate.expiring_soon": "An active certificate's earliest state expiry is within "
+                                           "EXPIRING_SOON_DAYS (sent once per certificate).",
     "exemption_certificate.expired": "Every state on an active certificate is past its expiry.",
     "exemption_certificate.renewal_requested": "A renewal request went out ahead of the earliest expiry.",
     "certificate_request.created": "A COI / WOS / POI request was created (portal, staff or API).",

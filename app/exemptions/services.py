@@ -793,6 +793,24 @@ def is_expiring_soon(cert: ExemptionCertificate, today: date, days: int | None =
     return cert.status is CS.ACTIVE and earliest is not None and earliest <= today + timedelta(days=days)
 
 
+@register_sweep("exemption_expiring_soon")
+def mark_expiring_soon(now: datetime) -> int:
+    """Once per certificate, when its earliest state expiry comes within EXPIRING_SOON_DAYS: a timeline
+    entry and the ``exemption_certificate.expiring_soon`` event. Only certificates near their date are read."""
+    horizon = now.date() + timedelta(days=current_app.config["EXPIRING_SOON_DAYS"])
+    near = (sa.select(CertificateJurisdiction.certificate_id).join(ExemptionCertificate)
+            .where(CertificateJurisdiction.expires_on_sql() <= horizon))
+    certs = db.session.scalars(sa.select(ExemptionCertificate).where(
+        ExemptionCertificate.status == CS.ACTIVE, ExemptionCertificate.expiring_soon_at.is_(None),
+        ExemptionCertificate.id.in_(near)).order_by(ExemptionCertificate.id).limit(1000)).all()
+    for cert in certs:
+        cert.expiring_soon_at = now
+        record(CERTIFICATE_SUBJECT, cert.id, "expiring_soon", customer_id=cert.customer_id, now=now,
+               message=f"Expiring soon: the earliest state expiry is {cert.earliest_expiration:%b %d, %Y}.")
+        emit("exemption_certificate.expiring_soon", CERTIFICATE_SUBJECT, cert, now=now)
+    return len(certs)
+
+
 # -- send to many -----------------------------------------------------------------------------------------
 
 def start_send_run(customer_ids: list[int], *, actor: User | None, now: datetime) -> ExemptionSendRun:

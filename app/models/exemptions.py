@@ -115,6 +115,8 @@ class ExemptionCertificate(TimestampMixin, db.Model):
     rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     renewal_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the certificate entered its "expiring soon" window (the event for it is emitted once).
+    expiring_soon_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The state rules' verdicts (app/exemptions/rules.py), refreshed on submission and on review:
     # [{"rule", "state", "result": pass|fail|review, "evidence", "source": {"title", "url"}}].
     checks: Mapped[list] = mapped_column(sa.JSON, default=list)

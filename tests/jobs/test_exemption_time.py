@@ -35,7 +35,7 @@ def test_expiry_is_scheduled_at_send_time_and_the_job_expires_the_link(app, clie
     with time_machine.travel(T0, tick=False):
         req, token = make.exemption_request()
     [(job, when)] = scheduled_expiry_jobs()
-    assert job.args == (req.id,)
+    assert list(job.args) == [req.id]  # JSON-serialised job data: a list
     assert when.replace(tzinfo=UTC) == T0 + timedelta(days=30)
 
     # Early (e.g. a clock skew): the job finds nothing to do.

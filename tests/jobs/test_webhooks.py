@@ -195,3 +195,21 @@ def test_policy_cancelled_event(app, make, admin, receiver, run_jobs):
     [event] = receiver.events()
     assert event["type"] == "policy.cancelled" and event["data"]["status"] == "cancelled"
     assert event["data"]["cancelled_on"] == "2026-07-01" and event["url"].endswith(f"/api/v1/policies/{policy.id}")
+
+
+def test_expiring_soon_event_once_per_certificate(app, make, admin, receiver, run_jobs):
+    from datetime import date
+
+    from app.sweeper import run_sweep
+
+    webhooks.create_endpoint(receiver.url, ["exemption_certificate.expiring_soon"], actor=admin, now=utcnow())
+    cert = make.exemption_certificate(states=(("TX", "1", date(2026, 6, 30)),))
+    far = make.exemption_certificate(states=(("TX", "1", date(2027, 6, 30)),))
+    db.session.commit()
+    assert run_sweep(datetime(2026, 5, 30, 12, tzinfo=UTC))["exemption_expiring_soon"] == 0  # 31 days out
+    assert run_sweep(datetime(2026, 6, 1, 12, tzinfo=UTC))["exemption_expiring_soon"] == 1
+    assert run_sweep(datetime(2026, 6, 2, 12, tzinfo=UTC))["exemption_expiring_soon"] == 0  # once
+    run_jobs()
+    [event] = receiver.events()
+    assert event["type"] == "exemption_certificate.expiring_soon" and event["data"]["id"] == cert.id
+    assert far.expiring_soon_at is None

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_sqlalchemy.session import Session as FlaskSession
 
 log = logging.getLogger(__name__)
@@ -161,8 +162,7 @@ def _enqueue_after_commit(session) -> None:
     pending = session.info.pop("deferred_jobs", [])
     if not pending:
         return
-    from app.extensions import jobs
-
+    jobs = current_app.extensions["jobs"]  # the JobQueue (app.extensions.jobs) init_app registered
     for job in pending:
         jobs.enqueue_now(job)
 

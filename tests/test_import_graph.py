@@ -168,3 +168,8 @@ def test_the_renderer_reads_the_agency_without_the_issuing_module():
     """pdf.py (rendering) and documents.py (issuing, delivery) no longer need each other for the agency."""
     assert "app.insurance.documents" not in _all_imports(APP / "insurance" / "pdf.py")
     assert not {"app.insurance.pdf", "app.insurance.documents"} & _all_imports(APP / "insurance" / "agency.py")
+
+
+def test_the_job_queue_plumbing_imports_nothing_from_the_app():
+    """app/queue.py is created by app/extensions.py; it finds the queue through the Flask app, not back."""
+    assert {m for m in _all_imports(APP / "queue.py") if m.split(".")[0] == "app"} == set()

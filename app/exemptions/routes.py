@@ -445,55 +445,47 @@ def _customer_page(customer: Customer, **extra) -> str:
 
 # -- free notes --------------------------------------------------------------------------------------------
 
-def _note_response(url: str, render_error, error: str | None):
-    if error is not None:
+def _add_note(subject_type: str, subject_id: int, customer_id: int, *, back: str, page_with_error):
+    """One handler for every note form: the note is stored and the page shown again, or the page comes
+    back with the message and the text kept (``page_with_error(message, text)`` renders it, 422)."""
+    text = request.form.get("text", "")
+    try:
+        services.add_note(subject_type, subject_id, text, actor=current_user, customer_id=customer_id, now=utcnow())
+    except services.InvalidData as exc:
         db.session.rollback()
-        return render_error(error)
+        return make_response(page_with_error(exc.errors["text"], text), 422)
     db.session.commit()
     if not is_htmx():
         flash("Note added.", "success")
-    return hx_redirect(url)
-
-
-def _note(subject_type: str, subject_id: int, customer_id: int) -> str | None:
-    try:
-        services.add_note(subject_type, subject_id, request.form.get("text", ""), actor=current_user,
-                          customer_id=customer_id, now=utcnow())
-    except services.InvalidData as exc:
-        return exc.errors["text"]
-    return None
+    return hx_redirect(back)
 
 
 @bp.route("/requests/<int:request_id>/notes", methods=["POST"])
 @requires("manage_exemption_requests")
 def add_request_note(request_id: int):
     req = _get(ExemptionRequest, request_id)
-    error = _note(services.REQUEST_SUBJECT, req.id, req.customer_id)
-    return _note_response(
-        url_for("exemptions.request_detail", request_id=req.id),
-        lambda e: render_page_or_partial("exemptions/request.html", "exemptions/_request_part.html", status=422,
-                                         **_request_context(req, note_error=e, note_text=request.form.get("text"))),
-        error)
+    return _add_note(services.REQUEST_SUBJECT, req.id, req.customer_id,
+                     back=url_for("exemptions.request_detail", request_id=req.id),
+                     page_with_error=lambda e, text: render_page_or_partial(
+                         "exemptions/request.html", "exemptions/_request_part.html",
+                         **_request_context(req, note_error=e, note_text=text)))
 
 
 @bp.route("/certificates/<int:certificate_id>/notes", methods=["POST"])
 @requires("review_exemptions")
 def add_certificate_note(certificate_id: int):
     cert = _get(ExemptionCertificate, certificate_id)
-    error = _note(services.CERTIFICATE_SUBJECT, cert.id, cert.customer_id)
-    return _note_response(
-        url_for("exemptions.review", certificate_id=cert.id),
-        lambda e: render_page_or_partial("exemptions/review.html", "exemptions/_review_part.html", status=422,
-                                         **_review_context(cert, note_error=e, note_text=request.form.get("text"))),
-        error)
+    return _add_note(services.CERTIFICATE_SUBJECT, cert.id, cert.customer_id,
+                     back=url_for("exemptions.review", certificate_id=cert.id),
+                     page_with_error=lambda e, text: render_page_or_partial(
+                         "exemptions/review.html", "exemptions/_review_part.html",
+                         **_review_context(cert, note_error=e, note_text=text)))
 
 
 @bp.route("/customers/<int:customer_id>/notes", methods=["POST"])
 @requires("manage_exemption_requests")
 def add_customer_note(customer_id: int):
     customer = _get(Customer, customer_id)
-    error = _note(services.CUSTOMER_SUBJECT, customer.id, customer.id)
-    if error is not None:
-        db.session.rollback()
-        return make_response(_customer_page(customer, note_error=error, note_text=request.form.get("text")), 422)
-    return _note_response(url_for("exemptions.customer_certificates", customer_id=customer.id), None, None)
+    return _add_note(services.CUSTOMER_SUBJECT, customer.id, customer.id,
+                     back=url_for("exemptions.customer_certificates", customer_id=customer.id),
+                     page_with_error=lambda e, text: _customer_page(customer, note_error=e, note_text=text))

@@ -6,9 +6,20 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.enums import GenerationMode, GenerationStatus, ImportKind, ImportStatus, RequestType, enum_column
+from app.enums import (
+    IMPORT_TRANSITIONS,
+    GenerationMode,
+    GenerationStatus,
+    ImportKind,
+    ImportStatus,
+    RequestType,
+    enum_column,
+)
 from app.extensions import db
 from app.models.base import TimestampMixin, UTCDateTime, utcnow
+
+WORKING_IMPORT_STATUSES = (ImportStatus.VALIDATING, ImportStatus.IMPORTING)
+WORKING_GENERATION_STATUSES = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
 
 
 def holder_key(name: str, address: str, city: str = "", state: str = "", zip_code: str = "") -> str:
@@ -91,6 +102,16 @@ class ImportRun(TimestampMixin, db.Model):
             return 100 if self.status in (ImportStatus.PREVIEW, ImportStatus.DONE) else 0
         return min(100, int(self.processed_rows * 100 / self.total_rows))
 
+    @property
+    def is_working(self) -> bool:
+        """A job is checking or writing the rows (the page polls; the sweep restarts a lost one)."""
+        return self.status in WORKING_IMPORT_STATUSES
+
+    @property
+    def is_finished(self) -> bool:
+        """Done, cancelled or failed: no move left in ``IMPORT_TRANSITIONS``."""
+        return not IMPORT_TRANSITIONS[self.status]
+
 
 class GenerationRun(TimestampMixin, db.Model):
     """One mass generation of certificates for one customer's holders (a ZIP or one merged PDF)."""
@@ -128,6 +149,11 @@ class GenerationRun(TimestampMixin, db.Model):
         if self.status in (GenerationStatus.DONE, GenerationStatus.EXPIRED):
             return 100
         return min(100, int(self.done * 100 / self.total)) if self.total else 0
+
+    @property
+    def is_working(self) -> bool:
+        """Queued or running: the page polls; the sweep restarts a lost job."""
+        return self.status in WORKING_GENERATION_STATUSES
 
 
 class GenerationRunHolder(db.Model):

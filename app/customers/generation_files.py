@@ -146,10 +146,9 @@ class MergedPdfWriter:
     def add(self, page: BasePage, holder, stamp=None) -> None:
         """One holder's certificate: its group's pages, the first one with the holder's text on top (and
         ``stamp``: its number, revision, verification code, QR code and the link over it)."""
-        from app.insurance.pdf import link_annotation
+        from app.insurance.pdf import flate_stream, link_annotation
 
-        content = page.content(holder, stamp)
-        text = self._put(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+        text = self._put(flate_stream(page.content(holder, stamp)))
         annot = self._put(link_annotation(stamp)) if stamp is not None and stamp.url else None
         self._kid(self._put(page.first_page(self._parent, self._q, text, annot)))
         for rest in page.other_pages:

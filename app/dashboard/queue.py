@@ -84,6 +84,7 @@ def _context(req, **extra) -> dict:
         "coverage_lines": list(CoverageLine),
         "coverage_rows": processing.coverage_rows,
         "certificate_guard": processing.review_guard,
+        "review_choices": processing.review_choices,
         **extra,
     }
 
@@ -187,6 +188,11 @@ def parse_overrides(form) -> dict:
             row.setdefault("limits", {})[parts[3]] = int(value.replace("$", "").replace(",", "").split(".")[0])
         elif parts[2] in ("policy_number", "insurer", "naic") and value:
             row[parts[2]] = value[:100]
+        elif parts[2] == "policy_id" and value:
+            row["policy_id"] = value[:12]
+        elif parts[2] == "marks":  # the row's ADDL INSD / SUBR WVD boxes were on the form: unticked means no
+            row["addl_insd"] = form.get(f"cov.{parts[1]}.addl_insd") == "1"
+            row["subr_wvd"] = form.get(f"cov.{parts[1]}.subr_wvd") == "1"
     if "state" in overrides["holder"]:
         from app.validation import InvalidInput, normalize_state
 

@@ -322,6 +322,10 @@ def certificate_discrepancies(customer: Customer, *, kind: RequestType, holder: 
         if policy.line not in in_force and policy.expiry_date < on:
             problems.append(f"The {LINE_TITLES[policy.line].lower()} policy {policy.policy_number} expired on "
                             f"{policy.expiry_date:%m/%d/%Y}.")
+        elif (policy.line not in in_force and getattr(policy, "is_cancelled", False)
+              and getattr(policy, "cancelled_on", None) is not None and policy.cancelled_on <= on):
+            problems.append(f"The {LINE_TITLES[policy.line].lower()} policy {policy.policy_number} was cancelled "
+                            f"on {policy.cancelled_on:%m/%d/%Y}.")
     needs_wc = kind is RequestType.COI_WOS or _is_peo_poi(customer, kind)
     if needs_wc and CoverageLine.WORKERS_COMP not in in_force and in_force:
         problems.append("No workers' compensation policy is in force.")
@@ -363,6 +367,8 @@ def _coverage_row(line: CoverageLine, policy, letters: dict[str, str], *, kind: 
                         "checked": _checked(line, k, coverage, default)} for k, lbl, default in CHECKS[line]])
     if line is CoverageLine.WORKERS_COMP:
         row["proprietor_excluded"] = bool(coverage.get("proprietor_excluded", False))
+    if line is CoverageLine.OTHER and getattr(policy, "line", line) is not CoverageLine.OTHER:
+        row["detail"] = " – ".join(p for p in (LINE_TITLES[policy.line], policy.description or "") if p)
     if line is CoverageLine.WORKERS_COMP and kind is RequestType.COI_WOS:
         row["subr_wvd"] = True
     row["limits"] = _limits(line, policy.limits or {})
@@ -410,6 +416,28 @@ def _default_description(customer: Customer, *, kind: RequestType, holder: Holde
     return "\n".join(parts)
 
 
+def _chosen_policies(customer: Customer, in_force: dict, edits: dict) -> dict:
+    """The policy per row: the one in force by default; staff may choose another of this customer's
+    policies for a row (``coverages.<line>.policy_id``) — of the same line, or of any line for the OTHER
+    row. A policy that is not in force may be chosen; the issue guard then refuses to issue it."""
+    chosen = dict(in_force)
+    by_id = {p.id: p for p in customer.policies}
+    for line_value, edit in edits.items():
+        raw = (edit or {}).get("policy_id") if isinstance(edit, dict) else None
+        if raw in (None, ""):
+            continue
+        try:
+            line = CoverageLine(line_value)
+            policy = by_id[int(raw)]
+        except (ValueError, KeyError, TypeError):
+            raise CertificateDataError("The chosen policy is not on file for this customer.") from None
+        if line is not CoverageLine.OTHER and policy.line is not line:
+            raise CertificateDataError(f"Policy {policy.policy_number} is a {LINE_TITLES[policy.line].lower()} "
+                                       f"policy: it cannot print on the {LINE_TITLES[line].lower()} row.")
+        chosen[line] = policy
+    return chosen
+
+
 def build_certificate_data(customer: Customer, *, kind: RequestType, holder: HolderInfo, on: date,
                            request: CertificateRequest | None = None, overrides: dict | None = None) -> dict:
     """Everything printed on the certificate, as plain JSON-serialisable values."""
@@ -423,6 +451,7 @@ def build_certificate_data(customer: Customer, *, kind: RequestType, holder: Hol
     in_force = _policies_in_force(customer, on)
     if not in_force:
         raise CertificateDataError(f"No policy is in force on {on:%m/%d/%Y}.")
+    in_force = _chosen_policies(customer, in_force, overrides.get("coverages") or {})
     lines = [CoverageLine.WORKERS_COMP] if peo else LINE_ORDER
     if peo and CoverageLine.WORKERS_COMP not in in_force:
         raise CertificateDataError("No workers' compensation policy is in force.")
@@ -687,7 +716,9 @@ VERIFY_TEXT_W = 108.0
 def qr_matrix(url: str) -> list[list[bool]]:
     import segno
 
-    return [[bool(v) for v in row] for row in segno.make_qr(url, error="m").matrix]
+    # A fixed mask: choosing the "best" of eight costs ~5x the time (mass generation draws one per holder),
+    # and every mask is valid QR that readers decode (the tests decode it with zxing-cpp).
+    return [[bool(v) for v in row] for row in segno.make_qr(url, error="m", mask=0, boost_error=False).matrix]
 
 
 def verification_content(stamp: IssueStamp, font_name: bytes = b"/CDHolder",
@@ -858,7 +889,7 @@ class Stamper:
         annot = n + 2 if stamp is not None and stamp.url else None
         objects: list[tuple[int, bytes]] = [
             (n, _stream(b"q\n")),
-            (n + 1, _stream(self.content(holder, stamp))),
+            (n + 1, flate_stream(self.content(holder, stamp))),
             (self.page_refs[0].idnum, self._first_page(b"%d 0 R" % self.pages_ref.idnum, (n, n + 1), annot)),
         ]
         if annot is not None:
@@ -890,6 +921,14 @@ def _serialize(obj) -> bytes:
 
 def _stream(data: bytes) -> bytes:
     return b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
+
+
+def flate_stream(data: bytes) -> bytes:
+    """A compressed content stream (the per-holder text and QR code: ~7 KB of operators -> ~1.3 KB)."""
+    import zlib
+
+    packed = zlib.compress(data, 1)
+    return b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(packed) + packed + b"\nendstream"
 
 
 # -- mass generation --------------------------------------------------------------------------------------
@@ -1011,7 +1050,7 @@ def _write_merged_fast(stamper: Stamper, fh, holders: list[HolderInfo], tick: Ca
     parent = b"%d 0 R" % pages_num
     for index, holder in enumerate(holders):
         stamp = stamps[index] if stamps else None
-        text_num = put(_stream(stamper.content(holder, stamp)))
+        text_num = put(flate_stream(stamper.content(holder, stamp)))
         annot = put(link_annotation(stamp)) if linked else None
         kids.append(put(stamper._first_page(parent, (q_num, text_num), annot)))
         for rest in stamper.other_pages:

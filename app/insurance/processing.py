@@ -675,6 +675,35 @@ def _us_date(value) -> str:
         return str(value or "?")
 
 
+def review_choices(req: CertificateRequest, data: dict) -> dict:
+    """For the review form, per coverage line: the customer's policies staff may print on that row (same
+    line; any line on the OTHER row), the one printed now, its marks, and whether an endorsement on it backs
+    ADDL INSD / SUBR WVD for this holder (unbacked marks need an override note)."""
+    from app.enums import CoverageLine
+    from app.insurance.guard import _endorsement
+    from app.insurance.pdf import LINE_ORDER, LINE_TITLES
+
+    holder_name = (data.get("holder") or {}).get("name") or req.holder_name
+    rows = {r["line"]: r for r in data.get("coverages") or []}
+    by_id = {p.id: p for p in req.customer.policies}
+    out = {}
+    for line in LINE_ORDER:
+        row = rows.get(line.value) or {}
+        options = [(p.id, f"{p.policy_number} · {p.insurer_name} · {p.effective_date:%m/%d/%Y}–{p.expiry_date:%m/%d/%Y}"
+                    + ("" if line is not CoverageLine.OTHER else f" · {LINE_TITLES[p.line]}")
+                    + (" · cancelled" if getattr(p, "is_cancelled", False) else ""))
+                   for p in req.customer.policies if line is CoverageLine.OTHER or p.line is line]
+        policy = by_id.get(row.get("policy_id")) if row.get("present") else None
+        out[line.value] = {
+            "title": LINE_TITLES[line], "options": options, "policy_id": policy.id if policy else None,
+            "present": bool(row.get("present")), "addl_insd": bool(row.get("addl_insd")),
+            "subr_wvd": bool(row.get("subr_wvd")), "marks": line is not CoverageLine.OTHER,
+            "ai_backed": bool(policy and _endorsement(policy, "additional_insured", holder_name)),
+            "wos_backed": bool(policy and _endorsement(policy, "waiver_of_subrogation", holder_name)),
+        }
+    return out
+
+
 def review_guard(req: CertificateRequest, data: dict):
     """The issue guard's result for the prefilled values, shown on the review form before submitting."""
     from app.insurance.issuing import run_guard

@@ -62,6 +62,7 @@ from app.models import (
     SentCertificate,
     User,
 )
+from app.models.holders import WORKING_IMPORT_STATUSES
 from app.queue import defer
 from app.storage import get_store
 from app.sweeper import register_sweep
@@ -439,7 +440,7 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
     from app.customers.generation_files import MergedPdfWriter, ZipStreamWriter
     from app.insurance.pdf import build_certificate_data
 
-    if run.status not in (GenerationStatus.QUEUED, GenerationStatus.RUNNING):
+    if not run.is_working:
         return run
     if run.status is GenerationStatus.QUEUED:
         transition(run, GenerationStatus.RUNNING, actor=None, now=now)
@@ -644,7 +645,7 @@ def requeue_stuck_runs(now: datetime) -> int:
             run.updated_at = now
             defer(db.session, GENERATE_JOB, run.id, queue="pdf")
         count += 1
-    import_stale = sa.and_(ImportRun.status.in_((ImportStatus.VALIDATING, ImportStatus.IMPORTING)),
+    import_stale = sa.and_(ImportRun.status.in_(WORKING_IMPORT_STATUSES),
                            ImportRun.updated_at <= now - RUNNING_GRACE)
     for run in db.session.scalars(sa.select(ImportRun).where(import_stale)):
         run.updated_at = now

@@ -78,10 +78,9 @@ def generate_certificates(run_id: int):
     """Count the attempt (committed first), then generate. What a retry cannot fix fails the run at once;
     any other error is noted and raised for RQ to retry, until the attempts are used up."""
     from app.customers import generation
-    from app.enums import GenerationStatus
 
     run = db.session.get(GenerationRun, run_id)
-    if run is None or run.status not in (GenerationStatus.QUEUED, GenerationStatus.RUNNING):
+    if run is None or not run.is_working:
         return "nothing to do"
     if not generation.begin_attempt(run, now=utcnow()):
         return str(run.status)

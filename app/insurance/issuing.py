@@ -391,3 +391,77 @@ def state_of(cert: IssuedCertificate, today: date) -> CertificateState:
     if ends and min(ends) < today:
         return CertificateState("expired", f"Expired: a policy on it ended on {min(ends):%m/%d/%Y}.", min(ends))
     return CertificateState("current", "Current.")
+
+
+# -- re-issue after a renewal or a change of limits ------------------------------------------------------------
+
+def _printed(row: dict) -> dict:
+    return {"policy_number": row.get("policy_number", ""), "effective": row.get("effective", ""),
+            "expiry": row.get("expiry", ""), "limits": {x["key"]: x["amount"] for x in row.get("limits") or []},
+            "addl_insd": bool(row.get("addl_insd")), "subr_wvd": bool(row.get("subr_wvd"))}
+
+
+def reissue_preview(cert: IssuedCertificate, on: date) -> tuple[dict | None, list[str]]:
+    """What a re-issue of ``cert`` would print today, and the differences per row in words (policy number,
+    dates, limits, marks). ``(None, [reason])`` when it cannot be built (no policy in force)."""
+    from app.insurance.pdf import CertificateDataError, HolderInfo
+
+    holder = HolderInfo.from_dict((cert.data or {}).get("holder") or {"name": cert.holder_name})
+    old_rows = {r["line"]: r for r in (cert.data or {}).get("coverages") or [] if r.get("present")}
+    marks = {line: {k: bool(r.get(k)) for k in ("addl_insd", "subr_wvd")} for line, r in old_rows.items()}
+    try:
+        data = build_certificate_data(cert.customer, kind=cert.kind, holder=holder, on=on,
+                                      overrides={"coverages": marks, "description": (cert.data or {}).get(
+                                          "description")})
+    except CertificateDataError as exc:
+        return None, [str(exc)]
+    changes: list[str] = []
+    for row in data.get("coverages") or []:
+        old = old_rows.get(row["line"])
+        if not row.get("present"):
+            if old:
+                changes.append(f"{old.get('title')}: no longer printed (no policy in force).")
+            continue
+        before, after = _printed(old or {}), _printed(row)
+        title = row.get("title")
+        if old is None:
+            changes.append(f"{title}: added (policy {after['policy_number']}).")
+            continue
+        for key, label in (("policy_number", "policy number"), ("effective", "effective date"),
+                           ("expiry", "expiry date")):
+            if before[key] != after[key]:
+                changes.append(f"{title}: {label} {before[key] or '—'} → {after[key] or '—'}.")
+        for key in sorted(set(before["limits"]) | set(after["limits"])):
+            if before["limits"].get(key) != after["limits"].get(key):
+                changes.append(f"{title}: {key.replace('_', ' ')} {before['limits'].get(key, '—')} → "
+                               f"{after['limits'].get(key, '—')}.")
+        for key, label in (("addl_insd", "ADDL INSD"), ("subr_wvd", "SUBR WVD")):
+            if before[key] != after[key]:
+                changes.append(f"{title}: {label} {'Y' if before[key] else 'no'} → {'Y' if after[key] else 'no'}.")
+    return data, changes
+
+
+def certificates_to_reissue(customer: Customer, on: date) -> list[tuple[IssuedCertificate, list[str]]]:
+    """The customer's current certificates whose print would change today (a renewal, changed limits or
+    dates, a mark no longer backed), each with its per-holder preview of what changes."""
+    out = []
+    for cert in db.session.scalars(sa.select(IssuedCertificate).where(
+            IssuedCertificate.customer_id == customer.id, IssuedCertificate.is_current.is_(True),
+            IssuedCertificate.source == CertificateSource.GENERATED).order_by(IssuedCertificate.id)):
+        _data, changes = reissue_preview(cert, on)
+        if changes:
+            out.append((cert, changes))
+    return out
+
+
+def reissue(cert: IssuedCertificate, *, actor: User | None, now: datetime) -> IssuedCertificate:
+    """Issue ``cert`` again as its next revision with what prints today (same holder, kind, marks where
+    still backed, description). Raises ``CertificateBlocked`` / ``CertificateDataError`` like ``issue``."""
+    from app.insurance.pdf import CertificateDataError, HolderInfo
+
+    data, reasons = reissue_preview(cert, now.date())
+    if data is None:
+        raise CertificateDataError(" ".join(reasons))
+    holder = HolderInfo.from_dict((cert.data or {}).get("holder") or {"name": cert.holder_name})
+    return issue(cert.customer, kind=cert.kind, holder=holder, actor=actor, now=now, data=data,
+                 holder_id=cert.holder_id)

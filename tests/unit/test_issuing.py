@@ -177,3 +177,30 @@ def test_api_certificate_has_verification_url_revision_and_status(app, make, cli
     assert "/api/v1/certificates/{id}" in spec["paths"]
     assert {"verification_url", "status", "revision"} <= set(spec["components"]["schemas"]["IssuedCertificate"]
                                                                ["properties"])
+
+
+def test_renewal_and_changed_limits_list_the_certificates_to_reissue_with_a_preview(app, make, client):
+    from app.enums import CoverageLine
+    from app.models import Policy
+
+    customer = make.customer()
+    cert = issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=NOW)
+    db.session.commit()
+    assert issuing.certificates_to_reissue(customer, NOW.date()) == []
+    gl = next(p for p in customer.policies if p.line is CoverageLine.GENERAL_LIABILITY)
+    gl.expiry_date = date(2026, 6, 30)
+    customer.policies.append(Policy(line=CoverageLine.GENERAL_LIABILITY, insurer=gl.insurer,
+                                    policy_number=f"{gl.policy_number}-R", effective_date=date(2026, 7, 1),
+                                    expiry_date=date(2027, 7, 1), supersedes=gl,
+                                    limits={"each_occurrence": 2_000_000, "general_aggregate": 2_000_000}))
+    db.session.commit()
+    later = datetime(2026, 7, 2, 9, 0, tzinfo=UTC)
+    [(listed, changes)] = issuing.certificates_to_reissue(customer, later.date())
+    assert listed.id == cert.id
+    assert f"policy number {gl.policy_number} → {gl.policy_number}-R" in " ".join(changes)
+    assert "each occurrence 1000000 → 2000000" in " ".join(changes)
+    new = issuing.reissue(cert, actor=None, now=later)
+    db.session.commit()
+    assert (new.certificate_number, new.revision) == (cert.certificate_number, 2)
+    assert "Superseded by revision 2 on 07/02/2026" in client.get(f"/verify/{cert.verification_code}").text
+    assert issuing.certificates_to_reissue(customer, later.date()) == []

@@ -11,6 +11,7 @@ def load_views() -> None:
         interests,
         record_import_views,
         record_views,
+        reissue,
         routes,
         users,
     )

@@ -58,3 +58,32 @@ def issue_request_certificate(request_id: int):
             return "nothing to do"
         record_issue_failure(req, str(exc), now=utcnow())
         return "failed"
+
+
+@job
+def reissue_certificates(customer_id: int, certificate_ids: list, actor_id: int | None = None):
+    """Re-issue the chosen certificates as their next revisions (after a renewal or new limits) and e-mail
+    each holder its new revision once. Idempotent: a certificate that is no longer current (re-issued by an
+    earlier run of this job) is skipped; each is committed on its own, so a retry resumes."""
+    from app.insurance.documents import deliver_certificate
+    from app.insurance.issuing import CertificateBlocked, reissue
+    from app.insurance.pdf import CertificateDataError
+    from app.models import IssuedCertificate, User
+
+    actor = db.session.get(User, actor_id) if actor_id else None
+    done = 0
+    for cert_id in certificate_ids:
+        cert = db.session.get(IssuedCertificate, int(cert_id))
+        if cert is None or cert.customer_id != customer_id or not cert.is_current:
+            continue
+        try:
+            new = reissue(cert, actor=actor, now=utcnow())
+        except (CertificateBlocked, CertificateDataError) as exc:
+            db.session.rollback()
+            log.warning("certificate %s not re-issued: %s", cert_id, exc)
+            continue
+        if new.holder_email:
+            deliver_certificate(new, recipients=[new.holder_email], actor=actor)
+        db.session.commit()
+        done += 1
+    return f"{done} re-issued"

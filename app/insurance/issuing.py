@@ -441,16 +441,34 @@ def reissue_preview(cert: IssuedCertificate, on: date) -> tuple[dict | None, lis
     return data, changes
 
 
-def certificates_to_reissue(customer: Customer, on: date) -> list[tuple[IssuedCertificate, list[str]]]:
+def certificates_to_reissue(customer: Customer, on: date, limit: int = 500) -> list[tuple[IssuedCertificate,
+                                                                                          list[str]]]:
     """The customer's current certificates whose print would change today (a renewal, changed limits or
-    dates, a mark no longer backed), each with its per-holder preview of what changes."""
+    dates), each with its per-holder preview of what changes (at most ``limit``). Certificates printing
+    exactly what the lines print today are skipped without building their data (mass generation makes
+    thousands)."""
+    from app.insurance.pdf import _policies_in_force
+
+    # What each line prints today, once; only certificates printing something else get a full preview.
+    now_printed = {line.value: (p.id, p.policy_number, p.effective_date.isoformat(), p.expiry_date.isoformat(),
+                                {k: v for k, v in (p.limits or {}).items() if v not in (None, "")})
+                   for line, p in _policies_in_force(customer, on).items()}
     out = []
     for cert in db.session.scalars(sa.select(IssuedCertificate).where(
             IssuedCertificate.customer_id == customer.id, IssuedCertificate.is_current.is_(True),
             IssuedCertificate.source == CertificateSource.GENERATED).order_by(IssuedCertificate.id)):
+        rows = {r["line"]: r for r in (cert.data or {}).get("coverages") or [] if r.get("present")}
+        printed = {line: (r.get("policy_id"), r.get("policy_number"), r.get("effective"), r.get("expiry"),
+                          {x["key"]: x["amount"] for x in r.get("limits") or []}) for line, r in rows.items()
+                   if line != "other"}
+        if printed == {k: v for k, v in now_printed.items() if k in printed} and set(now_printed) <= set(printed) | {
+                "other"}:
+            continue
         _data, changes = reissue_preview(cert, on)
         if changes:
             out.append((cert, changes))
+            if len(out) >= limit:
+                break
     return out
 
 

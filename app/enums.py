@@ -204,6 +204,15 @@ class ExemptionRequestStatus(StrEnum):
     EXPIRED = "expired"      # the link's time ran out
     CANCELLED = "cancelled"  # withdrawn by staff
 
+    @property
+    def is_pending(self) -> bool:
+        """No certificate yet and not withdrawn: staff can resend the link or cancel the request."""
+        return self in PENDING_EXEMPTION_REQUEST_STATUSES
+
+
+PENDING_EXEMPTION_REQUEST_STATUSES = (ExemptionRequestStatus.SENT, ExemptionRequestStatus.OPENED,
+                                      ExemptionRequestStatus.EXPIRED)
+
 
 class ExemptionCertificateStatus(StrEnum):
     PENDING_REVIEW = "pending_review"

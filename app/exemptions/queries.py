@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from app.enums import PENDING_EXEMPTION_REQUEST_STATUSES
 from app.enums import ExemptionCertificateStatus as CS
-from app.enums import ExemptionRequestStatus as RS
 from app.extensions import db
 from app.models import Customer, ExemptionCertificate, ExemptionRequest, ExemptionSendRun
 
 TABS = {
-    "pending": ("Pending requests", ExemptionRequest, (RS.SENT, RS.OPENED, RS.EXPIRED)),
+    "pending": ("Pending requests", ExemptionRequest, PENDING_EXEMPTION_REQUEST_STATUSES),
     "action": ("Action required", ExemptionCertificate, (CS.PENDING_REVIEW,)),
     "active": ("Active", ExemptionCertificate, (CS.ACTIVE,)),
     "closed": ("Rejected & expired", ExemptionCertificate, (CS.REJECTED, CS.EXPIRED)),

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.enums import PaymentStatus, RequestStatus, RequestType
+from app.enums import ExemptionRequestStatus, PaymentStatus, RequestStatus, RequestType
 from app.models import CertificateRequest, Payment
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -53,3 +53,14 @@ def test_card_payment_is_the_approved_charge():
     approved = Payment(status=PaymentStatus.APPROVED, amount_cents=2575, idempotency_key="b")
     assert CertificateRequest(payments=[declined]).card_payment is None
     assert CertificateRequest(payments=[declined, approved]).card_payment is approved
+
+
+@pytest.mark.parametrize("status", list(ExemptionRequestStatus))
+def test_an_exemption_request_is_pending_exactly_while_its_link_can_be_resent(status):
+    """The request pages offer resend and cancel while pending; the transition table agrees."""
+    from app.exemptions.services import REQUEST_TRANSITIONS as EXEMPTION_REQUEST_TRANSITIONS
+
+    can_resend = ExemptionRequestStatus.SENT in EXEMPTION_REQUEST_TRANSITIONS[status]
+    assert status.is_pending is can_resend
+    assert status.is_pending is (status in (ExemptionRequestStatus.SENT, ExemptionRequestStatus.OPENED,
+                                            ExemptionRequestStatus.EXPIRED))

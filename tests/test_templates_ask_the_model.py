@@ -13,10 +13,13 @@ What counts as a violation, inside ``{{ ... }}`` and ``{% ... %}`` only (page te
 * it is compared with a string literal: ``subject == "x"``, ``subject != 'x'``, ``"x" == subject``,
   or ``subject in ("x", ...)`` / ``subject not in ["x", ...]``;
 * or a filter compares the attribute to a literal:
-  ``selectattr("status", "equalto", "approved")`` (also ``rejectattr``).
+  ``selectattr("status", "equalto", "approved")`` (also ``rejectattr``);
+* or a status is tested against a list of states, even enum members:
+  ``run.status in (ImportStatus.VALIDATING, ImportStatus.IMPORTING)``. A set of states is a rule
+  ("working", "finished", "pending"): it gets a name on the model or the enum (``run.is_working``).
 
-Comparing with the enum member is fine (``req.status == enums.RequestStatus.NEW``): the name is checked
-by Python, not retyped. Not covered: variables with other names (``mode``, ``tab``, ``action``) that hold
+Comparing with one enum member is fine (``req.status == enums.RequestStatus.NEW``): the name is
+checked by Python, not retyped. Not covered: variables with other names (``mode``, ``tab``, ``action``) that hold
 a page's own choice rather than a model's state. ``ALLOWED`` lists the only exceptions, with the reason.
 """
 
@@ -37,6 +40,7 @@ _VIOLATIONS = re.compile(
     rf"""{_SUBJECT}\s*(?:==|!=)\s*{_LITERAL}"""
     rf"""|{_LITERAL}\s*(?:==|!=)\s*{_SUBJECT}"""
     rf"""|{_SUBJECT}\s+(?:not\s+)?in\s*[(\[]\s*{_LITERAL}"""
+    r"""|[A-Za-z_][\w.]*\.status(?:\.value)?\s+(?:not\s+)?in\s*[(\[]"""
     rf"""|(?:select|reject)attr\(\s*["'](?:status|type|kind|state|source)["']\s*,\s*{_LITERAL}\s*,\s*{_LITERAL}"""
 )
 
@@ -63,6 +67,8 @@ def violations(source: str) -> list[str]:
     '{% if run.status not in ["done", "failed"] %}',
     '{% set paid = r.payments|selectattr("status", "equalto", "approved")|list %}',
     '{% if x.line.value == "other" %}',
+    "{% set pending = run.status in (ImportStatus.VALIDATING, ImportStatus.IMPORTING) %}",
+    "{% if req.status not in [enums.RequestStatus.NEW] %}",
 ])
 def test_the_check_catches_a_restated_rule(snippet):
     assert violations(snippet) != []
@@ -71,7 +77,8 @@ def test_the_check_catches_a_restated_rule(snippet):
 @pytest.mark.parametrize("snippet", [
     "{% if req.is_open %}",
     "{% if req.status == enums.RequestStatus.NEW %}",
-    "{% if run.status in (ImportStatus.DONE, ImportStatus.FAILED) %}",
+    "{% if run.is_finished %}",
+    '{% for key, label, kind in [("policy_number", "Policy number", "text")] %}',
     '{{ status_badge(req.status.value) }}',
     '<p>The status == "new" here is page text, not a comparison.</p>',
     '{% if mode == "renew" %}',

@@ -19,6 +19,7 @@ from app.extensions import db
 from app.models.base import TimestampMixin, UTCDateTime, utcnow
 
 WORKING_IMPORT_STATUSES = (ImportStatus.VALIDATING, ImportStatus.IMPORTING)
+CHECKED_IMPORT_STATUSES = (ImportStatus.PREVIEW, ImportStatus.IMPORTING, ImportStatus.DONE, ImportStatus.CANCELLED)
 WORKING_GENERATION_STATUSES = (GenerationStatus.QUEUED, GenerationStatus.RUNNING)
 
 
@@ -106,6 +107,11 @@ class ImportRun(TimestampMixin, db.Model):
     def is_working(self) -> bool:
         """A job is checking or writing the rows (the page polls; the sweep restarts a lost one)."""
         return self.status in WORKING_IMPORT_STATUSES
+
+    @property
+    def has_checked_rows(self) -> bool:
+        """The check finished and its per-row results (new / update / unchanged, errors) can be shown."""
+        return self.status in CHECKED_IMPORT_STATUSES and bool(self.preview)
 
     @property
     def is_finished(self) -> bool:

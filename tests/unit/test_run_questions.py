@@ -18,3 +18,10 @@ def test_import_run_working_and_finished(status):
 @pytest.mark.parametrize("status", list(GenerationStatus))
 def test_generation_run_working(status):
     assert GenerationRun(status=status).is_working is (status in (GenerationStatus.QUEUED, GenerationStatus.RUNNING))
+
+
+@pytest.mark.parametrize("status", list(ImportStatus))
+def test_checked_rows_show_once_the_check_finished(status):
+    checked = status in (ImportStatus.PREVIEW, ImportStatus.IMPORTING, ImportStatus.DONE, ImportStatus.CANCELLED)
+    assert ImportRun(status=status, preview={"new": 1}).has_checked_rows is checked
+    assert ImportRun(status=status, preview=None).has_checked_rows is False

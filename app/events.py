@@ -36,6 +36,9 @@ CATALOGUE: dict[str, str] = {
     "certificate_request.completed": "A certificate request was completed (its certificate issued).",
     "certificate_request.rejected": "Staff rejected a certificate request.",
     "certificate_request.cancelled": "Staff cancelled a certificate request.",
+    "certificate.issued": "A certificate of insurance was issued (a number and revision, its file signed and "
+                          "hashed).",
+    "certificate.superseded": "A later revision for the same holder replaced a certificate of insurance.",
     "audit_pack.completed": "An exemption audit pack finished building; it can be downloaded.",
     "policy.cancelled": "A policy on file was cancelled (certificates that list it say so on their verify page).",
     "generation.completed": "A mass generation of certificates for many holders finished (ZIP or merged PDF).",
@@ -60,6 +63,10 @@ def _resource(subject_type: str, obj) -> tuple[dict, str]:
         from app.api.certificate_requests import _request_json
 
         return _request_json(obj), api_url(f"certificate-requests/{obj.id}")
+    if subject_type == "certificate":
+        from app.api.certificate_requests import _certificate_json
+
+        return _certificate_json(obj), api_url(f"certificates/{obj.id}")
     if subject_type == "policy":
         from app.customers.policies import policy_values
 
@@ -144,6 +151,12 @@ def emit_many(event_type: str, subject_type: str, objs, *, now: datetime) -> int
     for delivery_id in delivery_ids:
         defer(db.session, "app.webhooks.jobs.deliver_webhook", delivery_id, queue="email")
     return len(rows)
+
+
+def wanted(event_type: str) -> bool:
+    """Does any enabled endpoint subscribe to this type? (Bulk paths emit per item only when one does.)"""
+    return any(e.wants(event_type) for e in db.session.scalars(
+        sa.select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True))))
 
 
 def queue_delivery(endpoint: WebhookEndpoint, event: Event, *, now: datetime) -> WebhookDelivery:

@@ -31,7 +31,7 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from app import activity
+from app import activity, events
 from app.enums import CertificateSource, RequestType
 from app.extensions import db
 from app.insurance import guard as guard_mod
@@ -192,6 +192,12 @@ def _supersede(previous: IssuedCertificate | None, cert: IssuedCertificate, now:
         previous.superseded_at = now
 
 
+def _emit_issued(cert: IssuedCertificate, previous: IssuedCertificate | None, *, now: datetime) -> None:
+    events.emit("certificate.issued", "certificate", cert, now=now)
+    if previous is not None:
+        events.emit("certificate.superseded", "certificate", previous, now=now)
+
+
 def sign(pdf: bytes) -> bytes:
     from app.insurance.signing import sign_pdf
 
@@ -249,6 +255,7 @@ def issue(customer: Customer, *, kind: RequestType, holder: HolderInfo, actor: U
     db.session.add(cert)
     db.session.flush()
     _supersede(previous, cert, now)
+    _emit_issued(cert, previous, now=now)
     how = "uploaded" if uploaded_pdf is not None else "generated"
     activity.record(CUSTOMER_SUBJECT, customer.id, "certificate_issued", actor=actor, customer_id=customer.id,
                     now=now, message=f"{kind.label} {number} revision {revision} ({how}) for {holder.name}.")
@@ -329,6 +336,11 @@ def allocate_batch(customer: Customer, *, kind: RequestType, datas: list[dict], 
     db.session.flush()
     for entry in entries:
         _supersede(entry.previous, entry.cert, now)
+    # Mass generation can issue 200,000 certificates in one run: their events are written only while an
+    # endpoint subscribes to them (the run itself always ends with ``generation.completed``).
+    if events.wanted("certificate.issued") or events.wanted("certificate.superseded"):
+        for entry in entries:
+            _emit_issued(entry.cert, entry.previous, now=now)
     return entries
 
 

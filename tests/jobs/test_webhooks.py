@@ -213,3 +213,26 @@ def test_expiring_soon_event_once_per_certificate(app, make, admin, receiver, ru
     [event] = receiver.events()
     assert event["type"] == "exemption_certificate.expiring_soon" and event["data"]["id"] == cert.id
     assert far.expiring_soon_at is None
+
+
+def test_certificate_issued_after_an_automatic_coi(app, make, admin, receiver, run_jobs):
+    from app.enums import RequestSource, RequestType
+    from app.insurance import intake
+
+    endpoint = webhooks.create_endpoint(receiver.url, ["certificate.issued"], actor=admin, now=utcnow())
+    db.session.commit()
+    customer = make.customer(name="Auto Issue Co")
+    intake.submit_certificate_request(customer, type=RequestType.COI, source=RequestSource.API, fields={
+        "holder_name": "Metro Transit", "holder_email": "risk@metro.example.gov", "holder_phone": "512-555-0110",
+        "holder_address": "1 Transit Way", "holder_city": "Austin", "holder_state": "TX", "holder_zip": "78701"},
+        actor=admin, now=utcnow())
+    db.session.commit()
+    run_jobs()
+    run_jobs()
+    issued = [(h, b) for h, b in receiver.calls if json.loads(b)["type"] == "certificate.issued"]
+    assert len(issued) == 1, [e["type"] for e in receiver.events()]
+    headers, body = issued[0]
+    payload = Webhook(endpoint.secret).verify(body, headers)
+    assert payload["data"]["holder_name"] == "Metro Transit" and payload["data"]["revision"] == 1
+    assert payload["data"]["certificate_number"]
+    assert payload["url"].endswith(f"/api/v1/certificates/{payload['data']['id']}")

@@ -73,6 +73,10 @@ class Config:
     MAIL_RETRY_DELAYS = tuple(int(s) for s in os.environ.get("MAIL_RETRY_DELAYS", "").split(",") if s.strip())
     # A delivery claimed longer ago than this is taken to belong to a dead worker and retried.
     MAIL_CLAIM_TIMEOUT_SECONDS = _int("MAIL_CLAIM_TIMEOUT_SECONDS", 900)
+    # E-mails one delivery job sends over one SMTP connection (1: one each); jobs an `email`-only
+    # worker runs before it exits for a fresh process (docs/deploy.md).
+    MAIL_BATCH_SIZE = _int("MAIL_BATCH_SIZE", 200)
+    WORKER_MAX_JOBS = _int("WORKER_MAX_JOBS", 2000)
 
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
     INSTANCE_DIR = str(INSTANCE_DIR)  # where development keeps its random secret_key

@@ -166,6 +166,12 @@ def make_worker(queue_names, *, worker_class=None):
     interval = max(int(current_app.config["SWEEP_INTERVAL_SECONDS"]), 1)
 
     class SweepingWorker(base):
+        jobs_run = 0  # for run_worker's max_jobs check
+
+        def execute_job(self, job, queue):
+            self.jobs_run += 1
+            return super().execute_job(job, queue)
+
         def run_maintenance_tasks(self):
             super().run_maintenance_tasks()
             _ensure_from_worker()
@@ -177,23 +183,45 @@ def make_worker(queue_names, *, worker_class=None):
     return worker
 
 
+# Queues whose jobs are short (an e-mail batch, a webhook POST): their worker runs jobs in its own
+# process (RQ's SimpleWorker) instead of forking a work-horse per job. As a memory safeguard such a
+# worker exits after ``WORKER_MAX_JOBS`` jobs (default 2,000); the process supervisor starts a fresh
+# one (docs/deploy.md). Workers that also take ``pdf`` / ``default`` jobs keep forking per job.
+NON_FORKING_QUEUES = frozenset({"email"})
+WORKER_MAX_JOBS = 2_000
+
+
+def worker_settings(queue_names) -> tuple[type | None, int | None]:
+    """(worker class, max jobs) for ``flask worker --queues ...``."""
+    if not set(queue_names) <= NON_FORKING_QUEUES:
+        return None, None
+    from rq import SimpleWorker
+
+    return SimpleWorker, int(current_app.config.get("WORKER_MAX_JOBS") or WORKER_MAX_JOBS)
+
+
 def run_worker(queue_names, *, burst: bool = False) -> None:
     """``flask worker``: run an RQ worker with the scheduler; when it stops because Redis went away
     (RQ's worker quits on a lost connection while a job runs), start a fresh one in the same process,
-    so a Redis restart needs no worker restart. A stop signal or ``--burst`` ends the loop."""
+    so a Redis restart needs no worker restart. A stop signal or ``--burst`` ends the loop, and so does
+    a non-forking worker's ``max_jobs`` (the process exits to give its memory back; see above)."""
     import time
 
     from redis.exceptions import ConnectionError as RedisConnectionError
 
+    worker_class, max_jobs = worker_settings(queue_names)
     while True:
         worker = None
         try:
             _ensure_from_worker(soon=True)
-            worker = make_worker(queue_names)
-            worker.work(burst=burst, with_scheduler=True)
+            worker = make_worker(queue_names, worker_class=worker_class)
+            worker.work(burst=burst, with_scheduler=True, max_jobs=max_jobs)
         except RedisConnectionError:
             log.warning("Redis is unreachable")
         if burst or (worker is not None and worker._stop_requested):
+            return
+        if max_jobs and worker is not None and worker.jobs_run >= max_jobs:
+            log.info("worker ran %s jobs: exiting so that a fresh process takes over", max_jobs)
             return
         log.warning("worker stopped (Redis lost?); starting a new one in 2 s")
         time.sleep(2)

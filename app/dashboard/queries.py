@@ -111,7 +111,8 @@ def status_in(statuses) -> sa.ColumnElement[bool]:
 
 
 def _filtered(stmt: sa.Select, f: QueueFilters) -> sa.Select:
-    stmt = stmt.join(Customer, Customer.id == CertificateRequest.customer_id)
+    if f.customer or f.sort == "customer":  # else the rows' customers come with the joined load only
+        stmt = stmt.join(Customer, Customer.id == CertificateRequest.customer_id)
     types = [t for t in TABS[f.tab][1] if not f.types or t in f.types]
     if set(types) != set(RequestType):  # all types: no condition, so the open-status index is a plain range
         stmt = stmt.where(CertificateRequest.type.in_(types))

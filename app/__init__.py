@@ -215,6 +215,11 @@ def _register_input_filter(app: Flask) -> None:
     @app.before_request
     def filter_input():
         if "\x00" in request.path:
+            if request.path.startswith("/portal/r/"):
+                # No link token holds a NUL: the link page's neutral answer, as for any tampered token.
+                from app.portal.links import unavailable
+
+                return unavailable()
             abort(404)
         request.args = clean_multidict(request.args)
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):

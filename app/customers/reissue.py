@@ -13,6 +13,7 @@ from app.insurance import issuing
 from app.models import Customer
 from app.models.base import utcnow
 from app.queue import defer
+from app.validation import parse_id
 
 REISSUE_JOB = "app.insurance.jobs.reissue_certificates"
 
@@ -33,7 +34,7 @@ def reissue_certificates(customer_id: int):
     if customer is None:
         abort(404)
     allowed = {cert.id for cert, _changes in issuing.certificates_to_reissue(customer, utcnow().date())}
-    chosen = [int(v) for v in request.form.getlist("certificate_ids") if v.isdigit() and int(v) in allowed]
+    chosen = [i for i in (parse_id(v) for v in request.form.getlist("certificate_ids")) if i in allowed]
     if request.form.get("all") == "1":
         chosen = sorted(allowed)
     if not chosen:

@@ -68,7 +68,7 @@ def _rate():
     return current_app.config["LINK_RATE_LIMIT"]
 
 
-def _unavailable():
+def unavailable():
     db.session.commit()  # keep a lazily-applied expiry
     response = make_response(render_template("portal/link_unavailable.html"), 404)
     response.headers["Cache-Control"] = "no-store"
@@ -160,7 +160,7 @@ def link(token: str):
     try:
         req = services.resolve_link(token, now=now)
     except services.LinkUnavailable:
-        return _unavailable()
+        return unavailable()
     use_customer_language(req.customer)
     db.session.commit()  # a lazily-applied expiry; opening is recorded by the page itself (below)
     form = LinkForm(formdata=None)
@@ -179,7 +179,7 @@ def link_opened(token: str):
     try:
         req = services.resolve_link(token, now=now)
     except services.LinkUnavailable:
-        return _unavailable()
+        return unavailable()
     try:
         services.open_link(req, now=now)
         db.session.commit()
@@ -197,7 +197,7 @@ def submit_link(token: str):
     try:
         req = services.resolve_link(token, now=now)
     except services.LinkUnavailable:
-        return _unavailable()
+        return unavailable()
     form = LinkForm()
     use_customer_language(req.customer)
     if "add_rows" in request.form:
@@ -254,7 +254,7 @@ def submit_link(token: str):
             form.apply_errors(exc.errors)
             return _render_form(req, form, status=422, kept=upload.filename)
         except services.LinkUnavailable:
-            return _unavailable()
+            return unavailable()
         except (StaleDataError, IntegrityError):
             # Another request changed this one meanwhile. A double-click: its twin completed it, so
             # answer what the twin got. Anything else (the page's own "opened" call): try once more.
@@ -262,11 +262,11 @@ def submit_link(token: str):
             if services.is_completed(req):
                 return redirect(url_for("portal.link_submitted"), code=303)
             if attempt:
-                return _unavailable()
+                return unavailable()
             try:
                 req = services.resolve_link(token, now=now)
             except services.LinkUnavailable:
-                return _unavailable()
+                return unavailable()
     return redirect(url_for("portal.link_submitted"), code=303)
 
 

@@ -171,10 +171,17 @@ def test_csv_output_neutralises_formulas():
 
 
 def test_templates_parse_back_as_their_pass(app):
-    for kind in ImportKind:
+    from app.customers import record_imports
+
+    for kind in (ImportKind.HOLDERS, ImportKind.LINKS):
         parsed = imports.parse_csv(imports.template_csv(kind), kind)
         assert parsed.header == imports.COLUMNS[kind]
         assert len(parsed.rows) == 2
+    for kind, examples in ((ImportKind.CUSTOMERS, record_imports.EXAMPLE_CUSTOMERS),
+                           (ImportKind.POLICIES, record_imports.EXAMPLE_POLICIES)):
+        parsed = record_imports.parse(record_imports.template_csv(kind), kind)
+        assert len(parsed.rows) == len(examples) > 0
+        assert all(set(values) <= set(record_imports.COLUMNS[kind]) for _, values in parsed.rows)
 
 
 def test_a_second_confirmation_from_a_stale_page_is_a_conflict(app):

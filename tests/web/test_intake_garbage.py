@@ -68,7 +68,7 @@ def test_portal_request_form_garbage_idempotency_keys(client, card_customer_user
 
 
 @pytest.mark.parametrize("data", [{}, {"email": ""}, {"email": "\x00"}, {"email": "a@b"}, {"email": "x" * 5000},
-                                  {"email": ["b", "a@example.com"]}, {"email": "ok@example.com\x00"}])
+                                  {"email": ["b", "a@example.com"]}])
 def test_portal_poi_garbage(client, card_customer_user, data):
     before = stored()
     check(client.post("/portal/poi", data=data))
@@ -120,7 +120,7 @@ def test_staff_posts_to_huge_or_missing_customers_are_404(client, admin):
 
 FEES = [{}, {"wos_fee": "", "card_fee_percent": ""}, {"wos_fee": "NaN", "card_fee_percent": "3"},
         {"wos_fee": "sNaN", "card_fee_percent": "Infinity"}, {"wos_fee": "1e999", "card_fee_percent": "3"},
-        {"wos_fee": "25\x00", "card_fee_percent": "3"}, {"wos_fee": "25.001", "card_fee_percent": "-1"},
+        {"wos_fee": "25.001", "card_fee_percent": "-1"},
         {"wos_fee": "9" * 5000, "card_fee_percent": "3"}, {"wos_fee": "=1+1", "card_fee_percent": "3%%"}]
 
 
@@ -128,6 +128,12 @@ FEES = [{}, {"wos_fee": "", "card_fee_percent": ""}, {"wos_fee": "NaN", "card_fe
 def test_fees_garbage(client, admin, data):
     check(client.post("/admin/fees", data=data))
     assert db.session.get(Setting, "fees") is None
+
+
+def test_nul_characters_are_dropped_before_any_check(client, admin):
+    """Every form value loses its NUL characters on the way in (app/__init__.py), so "25\\x00" is the fee 25."""
+    assert client.post("/admin/fees", data={"wos_fee": "25\x00", "card_fee_percent": "3"}).status_code == 303
+    assert db.session.get(Setting, "fees").value["wos_fee_cents"] == 2500
 
 
 def test_posts_without_csrf_are_refused(client, card_customer_user):

@@ -43,7 +43,7 @@ class ExemptionRequest(TimestampMixin, db.Model):
     source: Mapped[str] = mapped_column(sa.String(20), default="staff")
     # Bumped by every resend; part of the reminder dedupe keys, so a fresh link gets fresh reminders.
     link_version: Mapped[int] = mapped_column(default=1)
-    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # the metrics' date range
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -236,3 +236,59 @@ def test_certificate_issued_after_an_automatic_coi(app, make, admin, receiver, r
     assert payload["data"]["holder_name"] == "Metro Transit" and payload["data"]["revision"] == 1
     assert payload["data"]["certificate_number"]
     assert payload["url"].endswith(f"/api/v1/certificates/{payload['data']['id']}")
+
+
+class Misbehaving(BaseHTTPRequestHandler):
+    """A receiver that redirects, floods or hangs, by path."""
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data")
+            self.end_headers()
+        elif self.path == "/flood":
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(100):  # up to 100 MB, unless the client stops reading
+                    self.wfile.write(b"x" * (1 << 20))
+            except OSError:
+                pass
+        else:  # /hang
+            import time
+
+            time.sleep(5)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize(("path", "status", "error"), [
+    ("/redirect", None, "The receiver answered 302."),
+    ("/flood", 200, ""),
+    ("/hang", None, "TimeoutError"),
+])
+def test_a_misbehaving_receiver_never_holds_a_worker(app, make, admin, monkeypatch, path, status, error):
+    import time
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Misbehaving)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    app.config["WEBHOOKS_ALLOW_HTTP"] = True
+    app.config["WEBHOOKS_ALLOWED_HOSTS"] = f"127.0.0.1:{port}"
+    monkeypatch.setattr(webhooks, "TIMEOUT_SECONDS", 1)
+    webhooks.create_endpoint(f"http://127.0.0.1:{port}{path}", [], actor=admin, now=utcnow())
+    services.send_request(make.customer(), "buyer@odd.example.com", actor=admin, now=utcnow())
+    db.session.commit()
+    delivery = db.session.scalar(sa.select(WebhookDelivery))
+    started = time.monotonic()
+    webhooks.deliver(delivery, now=utcnow())
+    assert time.monotonic() - started < 4  # bounded by the timeout, never by the receiver
+    if status == 200:  # a 100 MB answer: success, and only an excerpt kept
+        assert delivery.status is WebhookDeliveryStatus.SUCCEEDED and len(delivery.response_excerpt) <= 1000
+    else:  # a redirect is not followed; a hang times out; both are retried later
+        assert delivery.status is WebhookDeliveryStatus.PENDING and delivery.last_status_code == (
+            302 if path == "/redirect" else None)
+        assert error in delivery.last_error
+    server.shutdown()

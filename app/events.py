@@ -139,11 +139,11 @@ def emit_many(event_type: str, subject_type: str, objs, *, now: datetime) -> int
     endpoints = [e for e in db.session.scalars(sa.select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True)))
                  if e.wants(event_type)]
     # Plain multi-row INSERTs (one statement on every backend), then the new ids by their unique keys.
-    db.session.execute(sa.insert(Event), rows)
+    db.session.execute(sa.insert(Event.__table__), rows)
     if not endpoints:
         return len(rows)
     event_ids = db.session.scalars(sa.select(Event.id).where(Event.uid.in_([r["uid"] for r in rows]))).all()
-    db.session.execute(sa.insert(WebhookDelivery), [
+    db.session.execute(sa.insert(WebhookDelivery.__table__), [
         {"endpoint_id": e.id, "event_id": i, "next_attempt_at": now, "created_at": now}
         for i in event_ids for e in endpoints])
     delivery_ids = db.session.scalars(sa.select(WebhookDelivery.id).where(WebhookDelivery.event_id.in_(event_ids))

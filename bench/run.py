@@ -202,7 +202,8 @@ class Server:
                 return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise SystemExit(f"gunicorn {app_spec} exited: {self.proc.stderr.read().decode()[-2000:]}") from None
+                    error = self.proc.stderr.read().decode()[-2000:]
+                    raise SystemExit(f"gunicorn {app_spec} exited: {error}") from None
                 time.sleep(0.2)
         raise SystemExit(f"gunicorn {app_spec} did not start")
 

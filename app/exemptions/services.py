@@ -652,17 +652,20 @@ def expire_overdue_links(now: datetime, *, batch: int | None = None) -> int:
             .returning(table.c.id, table.c.customer_id)).all()
         if not done:
             return total
-        db.session.execute(sa.insert(Activity), [
+        db.session.execute(sa.insert(Activity.__table__), [
             {"subject_type": REQUEST_SUBJECT, "subject_id": rid, "customer_id": cid, "actor_id": None,
              "actor_label": "system", "action": str(RS.EXPIRED), "message": message, "is_note": False,
              "created_at": now} for rid, cid in done])
         ids = [rid for rid, _ in done]
-        for obj in [o for o in db.session.identity_map.values() if isinstance(o, ExemptionRequest) and o.id in ids]:
-            db.session.expire(obj)
+        for rid in ids:  # a copy this session holds already shows the new status when next read
+            if (obj := db.session.identity_map.get(sa.orm.util.identity_key(ExemptionRequest, rid))) is not None:
+                db.session.expire(obj)
         if event := EVENT_OF.get((REQUEST_SUBJECT, RS.EXPIRED)):
             reqs = db.session.scalars(sa.select(ExemptionRequest).where(ExemptionRequest.id.in_(ids))
                                       .options(sa.orm.selectinload(ExemptionRequest.certificate))).all()
             emit_many(event, REQUEST_SUBJECT, reqs, now=now)
+            for obj in reqs:  # not kept for the next batch (memory; no refresh after the commit)
+                db.session.expunge(obj)
         db.session.commit()
         total += len(done)
 

@@ -27,6 +27,7 @@ from typing import Protocol
 import sqlalchemy as sa
 from flask import current_app, render_template
 from flask_babel import force_locale
+from flask_sqlalchemy.session import Session as FlaskSession
 
 from app.enums import Channel, MessageStatus
 from app.extensions import db
@@ -121,10 +122,25 @@ def queue_sms(to: str, text, *, customer_id: int | None = None,
 
 
 def _queue(message: OutboxMessage) -> OutboxMessage:
+    """Store the message and park its delivery job. E-mails written in one transaction share jobs: one
+    job per ``MAIL_BATCH_SIZE`` of them, since each job sends that many due e-mails over one connection
+    (``_deliver_email_batch``); a message no job reached is re-enqueued by the sweep (``requeue_stuck``)."""
     db.session.add(message)
     db.session.flush()
+    batch = int(current_app.config.get("MAIL_BATCH_SIZE") or BATCH_SIZE)
+    if message.channel is Channel.EMAIL and batch > 1 and current_app.config["MAIL_SERVER"]:
+        written = db.session.info.get("outbox-emails", 0)
+        db.session.info["outbox-emails"] = written + 1
+        if written % batch:
+            return message  # the job parked for an earlier e-mail of this transaction sends it too
     defer(db.session, DELIVER_JOB, message.id, queue="email")
     return message
+
+
+@sa.event.listens_for(FlaskSession, "after_commit")
+@sa.event.listens_for(FlaskSession, "after_rollback")
+def _new_transaction(session) -> None:
+    session.info.pop("outbox-emails", None)
 
 
 # -- delivery --------------------------------------------------------------------------------

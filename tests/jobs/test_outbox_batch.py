@@ -100,3 +100,14 @@ def test_the_email_worker_does_not_fork_and_exits_after_its_max_jobs(app, smtp):
     db.session.expire_all()
     statuses = sorted(str(s) for s in db.session.scalars(sa.select(OutboxMessage.status)))
     assert statuses == ["pending", "pending", "sent", "sent", "sent"]
+
+
+def test_emails_written_together_share_a_delivery_job(app, smtp, run_jobs):
+    app.config["MAIL_BATCH_SIZE"] = 3
+    queue(7)  # one transaction: a job for the 1st, 4th and 7th e-mail
+    assert run_jobs() == 3
+    assert sorted(r for rcpts, _ in smtp.messages for r in rcpts) == sorted(f"buyer{i}@example.com" for i in range(7))
+    assert {str(s) for s in db.session.scalars(sa.select(OutboxMessage.status))} == {"sent"}
+    queue(1)
+    queue(1, prefix="other")  # separate transactions: a job each
+    assert run_jobs() == 2 and len(smtp.messages) == 9

@@ -165,7 +165,7 @@ class RequestStatus(StrEnum):
 OPEN_REQUEST_STATUSES = (RequestStatus.NEW, RequestStatus.IN_PROGRESS)
 
 
-REQUEST_TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
+CERTIFICATE_REQUEST_TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
     RequestStatus.NEW: frozenset({RequestStatus.IN_PROGRESS, RequestStatus.COMPLETED, RequestStatus.REJECTED,
                                   RequestStatus.CANCELLED}),
     RequestStatus.IN_PROGRESS: frozenset({RequestStatus.COMPLETED, RequestStatus.REJECTED, RequestStatus.CANCELLED}),

@@ -8,15 +8,14 @@ delivery) are described in prose next to the function that sets each status.
 
 import pytest
 
-from app.enums import GENERATION_TRANSITIONS, IMPORT_TRANSITIONS, REQUEST_TRANSITIONS
-from app.exemptions.services import CERTIFICATE_TRANSITIONS
-from app.exemptions.services import REQUEST_TRANSITIONS as EXEMPTION_REQUEST_TRANSITIONS
+from app.enums import CERTIFICATE_REQUEST_TRANSITIONS, GENERATION_TRANSITIONS, IMPORT_TRANSITIONS
+from app.lifecycle import EXEMPTION_CERTIFICATE_TRANSITIONS, EXEMPTION_REQUEST_TRANSITIONS
 from tests.paths import REPO
 
 MACHINES = {
     "Exemption request": EXEMPTION_REQUEST_TRANSITIONS,
-    "Exemption certificate": CERTIFICATE_TRANSITIONS,
-    "COI request": REQUEST_TRANSITIONS,
+    "Exemption certificate": EXEMPTION_CERTIFICATE_TRANSITIONS,
+    "COI request": CERTIFICATE_REQUEST_TRANSITIONS,
     "Import run": IMPORT_TRANSITIONS,
     "Generation run": GENERATION_TRANSITIONS,
 }
@@ -42,5 +41,5 @@ def test_the_architecture_doc_shows_the_transition_table(machine):
 
 
 def test_a_changed_table_is_noticed():
-    changed = {**REQUEST_TRANSITIONS, next(iter(REQUEST_TRANSITIONS)): frozenset()}
-    assert rows(changed) != rows(REQUEST_TRANSITIONS)
+    changed = {**CERTIFICATE_REQUEST_TRANSITIONS, next(iter(CERTIFICATE_REQUEST_TRANSITIONS)): frozenset()}
+    assert rows(changed) != rows(CERTIFICATE_REQUEST_TRANSITIONS)

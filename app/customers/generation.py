@@ -40,15 +40,13 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
+from app import lifecycle
 from app.activity import record
 from app.enums import (
-    GENERATION_TRANSITIONS,
     GenerationMode,
     GenerationStatus,
     ImportStatus,
-    InvalidTransition,
     RequestType,
-    can_transition,
 )
 from app.extensions import db
 from app.insurance import issuing
@@ -88,23 +86,13 @@ def chunk_size() -> int:
 
 def transition(run: GenerationRun, to: GenerationStatus, *, actor: User | None, now: datetime,
                message: str = "") -> None:
-    if not can_transition(GENERATION_TRANSITIONS, run.status, to):
-        raise InvalidTransition(run.status, to)
-    run.status = to
-    run.updated_at = now
-    if to is GenerationStatus.RUNNING:
-        run.started_at = now
+    """Through the lifecycle engine; an ending run keeps its error and drops its chosen-holder rows."""
+    lifecycle.transition(run, to, actor=actor, now=now,
+                         note=message or f"{run.total} certificates, {run.mode.label.lower()}")
     if to in (GenerationStatus.DONE, GenerationStatus.FAILED):
-        run.finished_at = now
         run.error = message[:500] if to is GenerationStatus.FAILED else ""
         # the chosen holders served their purpose; the run keeps its count
         db.session.execute(sa.delete(GenerationRunHolder).where(GenerationRunHolder.run_id == run.id))
-    record("generation_run", run.id, f"generation_{to.value}", actor=actor, customer_id=run.customer_id, now=now,
-           message=message or f"{run.total} certificates, {run.mode.label.lower()}")
-    if to is GenerationStatus.DONE:
-        from app.events import emit
-
-        emit("generation.completed", "generation_run", run, now=now)
 
 
 def _slug(text: str) -> str:

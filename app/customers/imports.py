@@ -21,9 +21,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from app import lifecycle
 from app.activity import record
 from app.customers.holders import FLAG_LABELS, FLAGS, HolderError, HolderValues, clean_holder
-from app.enums import IMPORT_TRANSITIONS, ImportKind, ImportStatus, InvalidTransition, can_transition
+from app.enums import ImportKind, ImportStatus, InvalidTransition
 from app.extensions import db
 from app.models import Customer, CustomerHolder, Holder, ImportRun, User
 from app.models.holders import holder_key
@@ -321,15 +322,10 @@ def _check_against_database(kind: ImportKind, results: list[RowResult], progress
 # -- the run lifecycle -------------------------------------------------------------------------
 
 def transition(run: ImportRun, to: ImportStatus, *, actor: User | None, now: datetime, message: str = "") -> None:
-    if not can_transition(IMPORT_TRANSITIONS, run.status, to):
-        raise InvalidTransition(run.status, to)
-    run.status = to
-    run.updated_at = now
-    if to in (ImportStatus.DONE, ImportStatus.FAILED, ImportStatus.CANCELLED):
-        run.finished_at = now
+    """Through the lifecycle engine; the message is also kept on the run for its page."""
+    lifecycle.transition(run, to, actor=actor, now=now, note=message or run.filename)
     if message:
         run.message = message[:500]
-    record("holder_import", run.id, f"import_{to.value}", actor=actor, now=now, message=message or run.filename)
 
 
 def start_import(kind: ImportKind, data: bytes, filename: str, *, actor: User | None, now: datetime) -> ImportRun:

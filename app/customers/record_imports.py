@@ -27,11 +27,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
+from app import lifecycle
 from app.activity import record
 from app.customers.imports import ImportFileError, csv_bytes, decode_csv, join_messages
 from app.customers.policies import clean_policy, create_policy, update_policy
 from app.customers.records import RecordInvalid, clean_customer, create_customer, update_customer
-from app.enums import IMPORT_TRANSITIONS, CoverageLine, ImportKind, ImportStatus, InvalidTransition, can_transition
+from app.enums import CoverageLine, ImportKind, ImportStatus, InvalidTransition
 from app.extensions import db
 from app.models import Customer, ImportRun, Insurer, Policy, Program, User
 from app.models.policies import COVERAGE_FIELDS, LIMIT_KEYS
@@ -358,15 +359,10 @@ def evaluate(parsed: Parsed, progress: Progress | None = None) -> list[Row]:
 # -- the run ---------------------------------------------------------------------------------------
 
 def transition(run: ImportRun, to: ImportStatus, *, actor: User | None, now: datetime, message: str = "") -> None:
-    if not can_transition(IMPORT_TRANSITIONS, run.status, to):
-        raise InvalidTransition(run.status, to)
-    run.status = to
-    run.updated_at = now
-    if to in (ImportStatus.DONE, ImportStatus.FAILED, ImportStatus.CANCELLED):
-        run.finished_at = now
+    """Through the lifecycle engine (the same machine as the holder imports); the message is kept on the run."""
+    lifecycle.transition(run, to, actor=actor, now=now, note=message or run.filename)
     if message:
         run.message = message[:500]
-    record(SUBJECT, run.id, f"import_{to.value}", actor=actor, now=now, message=message or run.filename)
 
 
 def start_import(kind: ImportKind, data: bytes, filename: str, *, actor: User | None, now: datetime) -> ImportRun:

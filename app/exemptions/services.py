@@ -21,6 +21,7 @@ from flask import current_app
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
+from app import lifecycle
 from app.activity import record
 from app.enums import (
     ExemptionCertificateStatus as CS,
@@ -28,11 +29,9 @@ from app.enums import (
 from app.enums import (
     ExemptionFormType,
     ExemptionReason,
-    InvalidTransition,
     PurchaseType,
     Role,
     SendRunStatus,
-    can_transition,
 )
 from app.enums import (
     ExemptionRequestStatus as RS,
@@ -40,6 +39,7 @@ from app.enums import (
 from app.events import emit
 from app.exemptions import rules
 from app.extensions import db
+from app.lifecycle import MACHINES
 from app.models import (
     CertificateJurisdiction,
     Customer,
@@ -54,37 +54,13 @@ from app.sweeper import register_sweep
 from app.uploads import CheckedUpload
 from app.validation import US_STATES
 
-REQUEST_TRANSITIONS: dict[RS, frozenset[RS]] = {
-    # sent -> sent and opened -> sent are resends (a new link replaces the old one)
-    RS.SENT: frozenset({RS.SENT, RS.OPENED, RS.COMPLETED, RS.EXPIRED, RS.CANCELLED}),
-    RS.OPENED: frozenset({RS.SENT, RS.COMPLETED, RS.EXPIRED, RS.CANCELLED}),
-    RS.EXPIRED: frozenset({RS.SENT, RS.CANCELLED}),
-    RS.COMPLETED: frozenset(),
-    RS.CANCELLED: frozenset(),
-}
-CERTIFICATE_TRANSITIONS: dict[CS, frozenset[CS]] = {
-    CS.PENDING_REVIEW: frozenset({CS.ACTIVE, CS.REJECTED}),
-    CS.ACTIVE: frozenset({CS.EXPIRED}),
-    CS.REJECTED: frozenset(),
-    CS.EXPIRED: frozenset(),
-}
-REQUEST_TIMESTAMPS = {RS.SENT: "sent_at", RS.OPENED: "opened_at", RS.COMPLETED: "completed_at",
-                      RS.EXPIRED: "expired_at", RS.CANCELLED: "cancelled_at"}
-CERTIFICATE_TIMESTAMPS = {CS.ACTIVE: "activated_at", CS.REJECTED: "rejected_at", CS.EXPIRED: "expired_at"}
 LIVE = (RS.SENT, RS.OPENED)
 
 REQUEST_SUBJECT = "exemption_request"
 CERTIFICATE_SUBJECT = "exemption_certificate"
-# (subject, new status) -> the event it emits (app/events.py has the catalogue).
-EVENT_OF = {
-    (REQUEST_SUBJECT, RS.SENT): "exemption_request.sent", (REQUEST_SUBJECT, RS.OPENED): "exemption_request.opened",
-    (REQUEST_SUBJECT, RS.COMPLETED): "exemption_request.completed",
-    (REQUEST_SUBJECT, RS.EXPIRED): "exemption_request.expired",
-    (REQUEST_SUBJECT, RS.CANCELLED): "exemption_request.cancelled",
-    (CERTIFICATE_SUBJECT, CS.ACTIVE): "exemption_certificate.approved",
-    (CERTIFICATE_SUBJECT, CS.REJECTED): "exemption_certificate.rejected",
-    (CERTIFICATE_SUBJECT, CS.EXPIRED): "exemption_certificate.expired",
-}
+# (subject, new status) -> the event it emits, as the lifecycle machines declare it.
+EVENT_OF = {(m.subject, state): event for m in (MACHINES[ExemptionRequest], MACHINES[ExemptionCertificate])
+            for state, event in m.events.items()}
 CUSTOMER_SUBJECT = "customer"
 NOTE_MAX = 5000
 
@@ -110,21 +86,8 @@ class InvalidData(ValueError):
 # -- the state machines -----------------------------------------------------------------------------
 
 def transition(obj, to, *, actor: User | None, now: datetime, action: str | None = None, message: str = ""):
-    """The one place that changes an exemption request's or certificate's status."""
-    if isinstance(obj, ExemptionRequest):
-        table, stamps, subject = REQUEST_TRANSITIONS, REQUEST_TIMESTAMPS, REQUEST_SUBJECT
-    else:
-        table, stamps, subject = CERTIFICATE_TRANSITIONS, CERTIFICATE_TIMESTAMPS, CERTIFICATE_SUBJECT
-    if not can_transition(table, obj.status, to):
-        raise InvalidTransition(obj.status, to)
-    obj.status = to
-    if to in stamps:
-        setattr(obj, stamps[to], now)
-    db.session.flush()
-    record(subject, obj.id, action or str(to), actor=actor, customer_id=obj.customer_id, message=message, now=now)
-    if event := EVENT_OF.get((subject, to)):
-        emit(event, subject, obj, now=now)
-    return obj
+    """An exemption request's or certificate's status change, through the lifecycle engine."""
+    return lifecycle.transition(obj, to, actor=actor, now=now, action=action, note=message)
 
 
 # -- tokens -----------------------------------------------------------------------------------------

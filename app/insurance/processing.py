@@ -27,15 +27,13 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm.exc import StaleDataError
 
-from app import activity
+from app import activity, lifecycle
 from app.enums import (
     OPEN_REQUEST_STATUSES,
-    REQUEST_TRANSITIONS,
     InvalidTransition,
     RequestStatus,
     RequestType,
     Role,
-    can_transition,
 )
 from app.extensions import db
 from app.models import CertificateRequest, IssuedCertificate, RejectionReason, User
@@ -108,28 +106,10 @@ def conflict_message(req: CertificateRequest) -> str:
 
 # -- lifecycle -------------------------------------------------------------------------------------
 
-_TIMESTAMPS = {
-    RequestStatus.IN_PROGRESS: "started_at",
-    RequestStatus.COMPLETED: "completed_at",
-    RequestStatus.REJECTED: "rejected_at",
-    RequestStatus.CANCELLED: "cancelled_at",
-}
-
-
 def transition(req: CertificateRequest, to: RequestStatus, *, actor: User | None, now: datetime,
                action: str | None = None, message: str = "") -> None:
-    """The only place that assigns ``CertificateRequest.status``; writes one activity row."""
-    if not can_transition(REQUEST_TRANSITIONS, req.status, to):
-        raise InvalidTransition(req.status, to)
-    req.status = to
-    if to in _TIMESTAMPS:
-        setattr(req, _TIMESTAMPS[to], now)
-    activity.record(SUBJECT, req.id, action or f"status_{to.value}", actor=actor, customer_id=req.customer_id,
-                    message=message, now=now)
-    from app.events import CATALOGUE, emit
-
-    if f"certificate_request.{to.value}" in CATALOGUE:
-        emit(f"certificate_request.{to.value}", SUBJECT, req, now=now)
+    """The only place that assigns ``CertificateRequest.status`` (through the lifecycle engine)."""
+    lifecycle.transition(req, to, actor=actor, now=now, action=action, note=message)
 
 
 def _check_open(req: CertificateRequest, expected_version: int | None) -> None:

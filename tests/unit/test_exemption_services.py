@@ -10,6 +10,7 @@ from app.enums import ExemptionCertificateStatus as CS
 from app.enums import ExemptionFormType, ExemptionReason, InvalidTransition, PurchaseType
 from app.enums import ExemptionRequestStatus as RS
 from app.exemptions import services
+from app.lifecycle import EXEMPTION_CERTIFICATE_TRANSITIONS, EXEMPTION_REQUEST_TRANSITIONS
 from app.extensions import db
 from app.models import Activity, ExemptionRequest
 from tests.paths import EXEMPTION_FORMS, exemption_forms
@@ -30,7 +31,7 @@ CERT_ALLOWED = {(CS.PENDING_REVIEW, CS.ACTIVE), (CS.PENDING_REVIEW, CS.REJECTED)
 def test_request_transition_matrix(a, b):
     from app.enums import can_transition
 
-    assert can_transition(services.REQUEST_TRANSITIONS, a, b) == ((a, b) in REQUEST_ALLOWED)
+    assert can_transition(EXEMPTION_REQUEST_TRANSITIONS, a, b) == ((a, b) in REQUEST_ALLOWED)
 
 
 @pytest.mark.parametrize("a", list(CS))
@@ -38,7 +39,7 @@ def test_request_transition_matrix(a, b):
 def test_certificate_transition_matrix(a, b):
     from app.enums import can_transition
 
-    assert can_transition(services.CERTIFICATE_TRANSITIONS, a, b) == ((a, b) in CERT_ALLOWED)
+    assert can_transition(EXEMPTION_CERTIFICATE_TRANSITIONS, a, b) == ((a, b) in CERT_ALLOWED)
 
 
 def test_send_stores_only_the_hash_and_records_activity(app, make):

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.enums import REQUEST_TRANSITIONS, InvalidTransition, RequestStatus, RequestType, Role, can_transition
+from app.enums import CERTIFICATE_REQUEST_TRANSITIONS, InvalidTransition, RequestStatus, RequestType, Role, can_transition
 from app.extensions import db
 from app.insurance import processing
 from app.models import Activity, CertificateRequest, IssuedCertificate, OutboxMessage, RejectionReason
@@ -23,7 +23,7 @@ def test_transition_matrix(app, make, current, target):
     req = make.queue_request(status=current.value)
     allowed = {S.NEW: {S.IN_PROGRESS, S.COMPLETED, S.REJECTED, S.CANCELLED},
                S.IN_PROGRESS: {S.COMPLETED, S.REJECTED, S.CANCELLED}}.get(current, set())
-    assert can_transition(REQUEST_TRANSITIONS, current, target) == (target in allowed)
+    assert can_transition(CERTIFICATE_REQUEST_TRANSITIONS, current, target) == (target in allowed)
     if target in allowed:
         processing.transition(req, target, actor=None, now=NOW)
         assert req.status is target

@@ -58,7 +58,7 @@ def test_card_payment_is_the_approved_charge():
 @pytest.mark.parametrize("status", list(ExemptionRequestStatus))
 def test_an_exemption_request_is_pending_exactly_while_its_link_can_be_resent(status):
     """The request pages offer resend and cancel while pending; the transition table agrees."""
-    from app.exemptions.services import REQUEST_TRANSITIONS as EXEMPTION_REQUEST_TRANSITIONS
+    from app.lifecycle import EXEMPTION_REQUEST_TRANSITIONS
 
     can_resend = ExemptionRequestStatus.SENT in EXEMPTION_REQUEST_TRANSITIONS[status]
     assert status.is_pending is can_resend

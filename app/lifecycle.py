@@ -1,0 +1,140 @@
+"""One lifecycle engine: every table-driven state machine is described here once, and ``transition()``
+is the one function that moves an object from one state to the next.
+
+A ``Machine`` names, for one model: its transition table (distinct names, all in this module or
+``app/enums.py``), the timestamp each state sets, the activity subject and wording, the event each state
+emits (``app/events.py``) and the time-of-change column. ``transition()`` checks the table, sets the
+status and timestamps, flushes (on models with a version counter SQLAlchemy checks that counter in the
+UPDATE, so of two concurrent changes exactly one wins), writes one activity row and emits the event.
+
+Machine-specific extras (a message column, clearing a run's chosen holders when it ends) stay in the
+domain module's thin wrapper around ``transition()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from app.activity import record
+from app.enums import (
+    CERTIFICATE_REQUEST_TRANSITIONS,
+    GENERATION_TRANSITIONS,
+    IMPORT_TRANSITIONS,
+    ExemptionCertificateStatus,
+    ExemptionRequestStatus,
+    GenerationStatus,
+    ImportStatus,
+    InvalidTransition,
+    RequestStatus,
+    can_transition,
+)
+from app.extensions import db
+from app.models import (
+    CertificateRequest,
+    ExemptionCertificate,
+    ExemptionRequest,
+    GenerationRun,
+    ImportRun,
+    User,
+)
+
+RS, CS = ExemptionRequestStatus, ExemptionCertificateStatus
+
+EXEMPTION_REQUEST_TRANSITIONS: dict[RS, frozenset[RS]] = {
+    # sent -> sent and opened -> sent are resends (a new link replaces the old one)
+    RS.SENT: frozenset({RS.SENT, RS.OPENED, RS.COMPLETED, RS.EXPIRED, RS.CANCELLED}),
+    RS.OPENED: frozenset({RS.SENT, RS.COMPLETED, RS.EXPIRED, RS.CANCELLED}),
+    RS.EXPIRED: frozenset({RS.SENT, RS.CANCELLED}),
+    RS.COMPLETED: frozenset(),
+    RS.CANCELLED: frozenset(),
+}
+EXEMPTION_CERTIFICATE_TRANSITIONS: dict[CS, frozenset[CS]] = {
+    CS.PENDING_REVIEW: frozenset({CS.ACTIVE, CS.REJECTED}),
+    CS.ACTIVE: frozenset({CS.EXPIRED}),
+    CS.REJECTED: frozenset(),
+    CS.EXPIRED: frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class Machine:
+    name: str
+    table: dict
+    subject: str | Callable[[object], str]
+    stamps: dict = field(default_factory=dict)           # state -> attribute set to the time of the change
+    action: Callable[[object], str] = str                 # state -> the activity's action word
+    events: dict = field(default_factory=dict)           # state -> event type emitted
+    customer_attr: str | None = "customer_id"
+    updated_attr: str | None = None                       # attribute set to the time of every change
+
+    def allows(self, current, target) -> bool:
+        return can_transition(self.table, current, target)
+
+    def subject_of(self, obj) -> str:
+        return self.subject(obj) if callable(self.subject) else self.subject
+
+
+def _finished(states) -> dict:
+    return {s: "finished_at" for s in states}
+
+
+MACHINES: dict[type, Machine] = {
+    ExemptionRequest: Machine(
+        "exemption request", EXEMPTION_REQUEST_TRANSITIONS, "exemption_request",
+        stamps={RS.SENT: "sent_at", RS.OPENED: "opened_at", RS.COMPLETED: "completed_at", RS.EXPIRED: "expired_at",
+                RS.CANCELLED: "cancelled_at"},
+        events={RS.SENT: "exemption_request.sent", RS.OPENED: "exemption_request.opened",
+                RS.COMPLETED: "exemption_request.completed", RS.EXPIRED: "exemption_request.expired",
+                RS.CANCELLED: "exemption_request.cancelled"}),
+    ExemptionCertificate: Machine(
+        "exemption certificate", EXEMPTION_CERTIFICATE_TRANSITIONS, "exemption_certificate",
+        stamps={CS.ACTIVE: "activated_at", CS.REJECTED: "rejected_at", CS.EXPIRED: "expired_at"},
+        events={CS.ACTIVE: "exemption_certificate.approved", CS.REJECTED: "exemption_certificate.rejected",
+                CS.EXPIRED: "exemption_certificate.expired"}),
+    CertificateRequest: Machine(
+        "certificate request", CERTIFICATE_REQUEST_TRANSITIONS, "certificate_request",
+        stamps={RequestStatus.IN_PROGRESS: "started_at", RequestStatus.COMPLETED: "completed_at",
+                RequestStatus.REJECTED: "rejected_at", RequestStatus.CANCELLED: "cancelled_at"},
+        action=lambda to: f"status_{to.value}",
+        events={s: f"certificate_request.{s.value}" for s in
+                (RequestStatus.IN_PROGRESS, RequestStatus.COMPLETED, RequestStatus.REJECTED, RequestStatus.CANCELLED)}),
+    ImportRun: Machine(
+        "import run", IMPORT_TRANSITIONS,
+        lambda run: "holder_import" if run.kind.value in ("holders", "links") else "record_import",
+        stamps=_finished((ImportStatus.DONE, ImportStatus.FAILED, ImportStatus.CANCELLED)),
+        action=lambda to: f"import_{to.value}", customer_attr=None, updated_attr="updated_at"),
+    GenerationRun: Machine(
+        "generation run", GENERATION_TRANSITIONS, "generation_run",
+        stamps={GenerationStatus.RUNNING: "started_at", **_finished((GenerationStatus.DONE, GenerationStatus.FAILED))},
+        action=lambda to: f"generation_{to.value}", events={GenerationStatus.DONE: "generation.completed"},
+        updated_attr="updated_at"),
+}
+
+
+def machine_of(obj) -> Machine:
+    return MACHINES[type(obj)]
+
+
+def transition(obj, to, *, actor: User | None, now: datetime, note: str = "", action: str | None = None,
+               actor_label: str | None = None):
+    """Move ``obj`` to ``to`` if its machine's table allows it (else ``InvalidTransition``): status,
+    timestamps, a flush (the version check, where the model has a counter), one activity row, the event."""
+    machine = machine_of(obj)
+    if not machine.allows(obj.status, to):
+        raise InvalidTransition(obj.status, to)
+    obj.status = to
+    if to in machine.stamps:
+        setattr(obj, machine.stamps[to], now)
+    if machine.updated_attr:
+        setattr(obj, machine.updated_attr, now)
+    db.session.flush()
+    subject = machine.subject_of(obj)
+    record(subject, obj.id, action or machine.action(to), actor=actor, actor_label=actor_label,
+           customer_id=getattr(obj, machine.customer_attr) if machine.customer_attr else None, message=note, now=now)
+    if event := machine.events.get(to):
+        from app.events import emit
+
+        emit(event, subject, obj, now=now)
+    return obj

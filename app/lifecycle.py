@@ -22,19 +22,23 @@ from app.enums import (
     CERTIFICATE_REQUEST_TRANSITIONS,
     GENERATION_TRANSITIONS,
     IMPORT_TRANSITIONS,
+    AuditPackStatus,
     ExemptionCertificateStatus,
     ExemptionRequestStatus,
     GenerationStatus,
     ImportStatus,
     InvalidTransition,
     RequestStatus,
+    SendRunStatus,
     can_transition,
 )
 from app.extensions import db
 from app.models import (
+    AuditPack,
     CertificateRequest,
     ExemptionCertificate,
     ExemptionRequest,
+    ExemptionSendRun,
     GenerationRun,
     ImportRun,
     User,
@@ -55,6 +59,18 @@ EXEMPTION_CERTIFICATE_TRANSITIONS: dict[CS, frozenset[CS]] = {
     CS.ACTIVE: frozenset({CS.EXPIRED}),
     CS.REJECTED: frozenset(),
     CS.EXPIRED: frozenset(),
+}
+AUDIT_PACK_TRANSITIONS: dict[AuditPackStatus, frozenset[AuditPackStatus]] = {
+    # running -> running: a retried job (its attempt counted first) starts the pack over
+    AuditPackStatus.QUEUED: frozenset({AuditPackStatus.RUNNING, AuditPackStatus.FAILED}),
+    AuditPackStatus.RUNNING: frozenset({AuditPackStatus.RUNNING, AuditPackStatus.DONE, AuditPackStatus.FAILED}),
+    AuditPackStatus.DONE: frozenset(),
+    AuditPackStatus.FAILED: frozenset(),
+}
+SEND_RUN_TRANSITIONS: dict[SendRunStatus, frozenset[SendRunStatus]] = {
+    SendRunStatus.QUEUED: frozenset({SendRunStatus.RUNNING}),
+    SendRunStatus.RUNNING: frozenset({SendRunStatus.RUNNING, SendRunStatus.DONE}),  # a retried job continues
+    SendRunStatus.DONE: frozenset(),
 }
 
 
@@ -110,6 +126,14 @@ MACHINES: dict[type, Machine] = {
         stamps={GenerationStatus.RUNNING: "started_at", **_finished((GenerationStatus.DONE, GenerationStatus.FAILED))},
         action=lambda to: f"generation_{to.value}", events={GenerationStatus.DONE: "generation.completed"},
         updated_attr="updated_at"),
+    AuditPack: Machine(
+        "audit pack", AUDIT_PACK_TRANSITIONS, "audit_pack",
+        stamps={AuditPackStatus.RUNNING: "started_at", **_finished((AuditPackStatus.DONE, AuditPackStatus.FAILED))},
+        action=lambda to: {"running": "started", "done": "completed"}.get(to.value, to.value),
+        events={AuditPackStatus.DONE: "audit_pack.completed"}, customer_attr=None),
+    ExemptionSendRun: Machine(
+        "send-to-many run", SEND_RUN_TRANSITIONS, "exemption_send_run",
+        stamps={SendRunStatus.DONE: "finished_at"}, action=lambda to: f"send_run_{to.value}", customer_attr=None),
 }
 
 

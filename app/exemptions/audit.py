@@ -18,10 +18,10 @@ from datetime import UTC, date, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
+from app import lifecycle
 from app.activity import record
 from app.enums import AuditPackStatus
 from app.enums import ExemptionCertificateStatus as CS
-from app.events import emit
 from app.exemptions.services import CERTIFICATE_SUBJECT, InvalidData
 from app.extensions import db
 from app.insurance.intake import csv_safe
@@ -183,18 +183,14 @@ def build_pack(pack: AuditPack, *, now, progress=None) -> AuditPack:
     finally:
         if os.path.exists(scratch):
             os.unlink(scratch)
-    pack.status = AuditPackStatus.DONE
-    pack.finished_at = now
-    record(SUBJECT, pack.id, "completed", now=now, message=f"{pack.done_count} certificate(s) in the pack.")
-    emit("audit_pack.completed", SUBJECT, pack, now=now)
+    lifecycle.transition(pack, AuditPackStatus.DONE, actor=None, now=now,
+                         note=f"{pack.done_count} certificate(s) in the pack.")
     return pack
 
 
 def fail_pack(pack: AuditPack, message: str, *, now) -> None:
-    pack.status = AuditPackStatus.FAILED
     pack.error = message[:2000]
-    pack.finished_at = now
-    record(SUBJECT, pack.id, "failed", now=now, message=pack.error)
+    lifecycle.transition(pack, AuditPackStatus.FAILED, actor=None, now=now, note=pack.error)
 
 
 @register_sweep("audit_packs_resume")

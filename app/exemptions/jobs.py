@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app import lifecycle
 from app.enums import AuditPackStatus, SendRunStatus
 from app.extensions import db
 from app.jobs import job
@@ -30,16 +31,16 @@ def send_many(run_id: int, batch_size: int = 50):
     run = db.session.get(ExemptionSendRun, run_id)
     if run is None or run.status is SendRunStatus.DONE:
         return "nothing to do"
-    run.status = SendRunStatus.RUNNING
     run.started_at = run.started_at or utcnow()
+    lifecycle.transition(run, SendRunStatus.RUNNING, actor=None, now=utcnow(), note=f"{run.total} customer(s).")
     actor = run.created_by
     db.session.commit()
     for index, customer_id in enumerate(run.customer_ids, start=1):
         run_send_step(run, customer_id, actor=actor, now=utcnow())
         if index % batch_size == 0:
             db.session.commit()
-    run.status = SendRunStatus.DONE
-    run.finished_at = utcnow()
+    lifecycle.transition(run, SendRunStatus.DONE, actor=None, now=utcnow(),
+                         note=f"{run.sent_count} sent, {run.skipped_count} skipped.")
     return f"sent {run.sent_count}, skipped {run.skipped_count}"
 
 
@@ -53,8 +54,7 @@ def build_audit_pack(pack_id: int):
     if pack is None or pack.is_finished:
         return "nothing to do"
     pack.attempts += 1
-    pack.status = AuditPackStatus.RUNNING
-    pack.started_at = utcnow()
+    lifecycle.transition(pack, AuditPackStatus.RUNNING, actor=None, now=utcnow(), note=f"Attempt {pack.attempts}.")
     db.session.commit()
     audit.build_pack(pack, now=utcnow(), progress=lambda p: db.session.commit())
     return f"{pack.done_count} certificates"

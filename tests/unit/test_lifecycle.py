@@ -8,20 +8,24 @@ import sqlalchemy as sa
 
 from app import lifecycle
 from app.enums import (
+    AuditPackStatus,
     ExemptionCertificateStatus,
     ExemptionRequestStatus,
     GenerationStatus,
     ImportStatus,
     InvalidTransition,
     RequestStatus,
+    SendRunStatus,
 )
 from app.extensions import db
 from app.models import (
     Activity,
+    AuditPack,
     CertificateRequest,
     Event,
     ExemptionCertificate,
     ExemptionRequest,
+    ExemptionSendRun,
     GenerationRun,
     ImportRun,
 )
@@ -45,6 +49,8 @@ ALLOWED = {
     ImportRun: edges(ImportStatus, "validating>preview validating>failed validating>cancelled preview>importing "
                                    "preview>cancelled importing>done importing>failed"),
     GenerationRun: edges(GenerationStatus, "queued>running queued>failed running>done running>failed done>expired"),
+    AuditPack: edges(AuditPackStatus, "queued>running queued>failed running>running running>done running>failed"),
+    ExemptionSendRun: edges(SendRunStatus, "queued>running running>running running>done"),
 }
 CASES = [(model, a, b) for model, machine in lifecycle.MACHINES.items()
          for a in machine.table for b in machine.table]

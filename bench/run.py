@@ -312,8 +312,12 @@ def time_generation(holders: int, database_url: str) -> str:
     out = subprocess.run([PYTHON, str(ROOT / "bench" / "bench_mass_generation.py"), "--job-path", "--sizes",
                           str(holders), "--modes", "merged", "--database-url", database_url],
                          capture_output=True, text=True, cwd=ROOT)
-    rows = [line for line in out.stdout.splitlines() if line.startswith("|") and str(holders) in line.replace(",", "")]
-    return rows[-1] if rows else (out.stdout + out.stderr)[-300:]
+    for line in out.stdout.splitlines():  # "   1,000 merged |  req ms  +MB | worker s  run s  peak MB  ms/holder | MB"
+        if re.match(r"\s*[\d,]+\s+merged\s*\|", line):
+            _, request, work, _ = (part.split() for part in line.split("|"))
+            return (f"request {request[0]} ms; worker {work[0]} s, run {work[1]} s, peak {work[2]} MB, "
+                    f"{work[3]} ms/holder")
+    return "failed: " + (out.stdout + out.stderr)[-300:].replace("\n", " ")
 
 
 # -- main -----------------------------------------------------------------------------------------------

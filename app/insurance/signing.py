@@ -104,15 +104,18 @@ def sign_pdf(pdf: bytes, *, signer=None, reason: str = "Certificate of insurance
                                         subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256")
     signer = signer or get_signer()
 
-    def run():
-        return signers.sign_pdf(writer, meta, signer=signer, in_place=False).getvalue()
+    return _off_the_event_loop(lambda: signers.sign_pdf(writer, meta, signer=signer, in_place=False).getvalue())
 
-    try:  # pyHanko runs asyncio.run(); a caller already inside an event loop signs on a helper thread
+
+def _off_the_event_loop(fn):
+    """pyHanko runs ``asyncio.run()`` inside; a caller already in an event loop (a browser test, an async
+    server) runs it on a helper thread instead."""
+    try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return run()
+        return fn()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
+        return pool.submit(fn).result()
 
 
 def signature_status(pdf: bytes, *, trust_cert_path: Path | None = None) -> dict:
@@ -132,6 +135,6 @@ def signature_status(pdf: bytes, *, trust_cert_path: Path | None = None) -> dict
         return {"signed": False, "intact": False, "valid": False, "trusted": False, "covers_whole_file": False}
     trust = [load_cert_from_pemder(str(trust_cert_path))] if trust_cert_path else []
     context = ValidationContext(trust_roots=trust, allow_fetching=False) if trust else None
-    status = validate_pdf_signature(sigs[-1], context, skip_diff=False)
+    status = _off_the_event_loop(lambda: validate_pdf_signature(sigs[-1], context, skip_diff=False))
     return {"signed": True, "intact": bool(status.intact), "valid": bool(status.valid),
             "trusted": bool(status.trusted), "covers_whole_file": status.coverage.name == "ENTIRE_FILE"}

@@ -218,7 +218,9 @@ def run_worker(queue_names, *, burst: bool = False) -> None:
             worker.work(burst=burst, with_scheduler=True, max_jobs=max_jobs)
         except RedisConnectionError:
             log.warning("Redis is unreachable")
-        if burst or (worker is not None and worker._stop_requested):
+        # A stop signal (Ctrl+C, SIGTERM) ends the loop whether it came while a job ran (RQ sets
+        # _stop_requested) or while idle (RQ only records the shutdown time and returns).
+        if burst or (worker is not None and (worker._stop_requested or worker._shutdown_requested_date)):
             return
         if max_jobs and worker is not None and worker.jobs_run >= max_jobs:
             log.info("worker ran %s jobs: exiting so that a fresh process takes over", max_jobs)

@@ -6,6 +6,7 @@ installed; otherwise jobs run inside the web process (JOB_MODE=inline) with a wa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -31,6 +32,11 @@ def redis_ok(url: str) -> bool:
         return False
 
 
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
 def main() -> int:
     os.chdir(ROOT)
     host, port = ENV.get("HOST", "127.0.0.1"), ENV.get("PORT", "5000")
@@ -50,7 +56,7 @@ def main() -> int:
             (ROOT / "instance").mkdir(exist_ok=True)
             procs.append(subprocess.Popen([server, "--port", private_port, "--bind", "127.0.0.1", "--save", "",
                                            "--appendonly", "no", "--dir", str(ROOT / "instance")],
-                                          stdout=subprocess.DEVNULL))
+                                          stdout=subprocess.DEVNULL, start_new_session=True))
             ENV["REDIS_URL"] = f"redis://127.0.0.1:{private_port}/0"
             for _ in range(50):
                 if redis_ok(ENV["REDIS_URL"]):
@@ -78,21 +84,25 @@ def main() -> int:
     if ENV.get("JOB_MODE", "rq") == "rq":
         # Two web processes: rate-limit counters must live in Redis, not in each process.
         ENV.setdefault("RATELIMIT_STORAGE_URI", ENV["REDIS_URL"])
-        procs.append(subprocess.Popen([flask, "worker"], env=ENV))
-        web = [str(BIN / "gunicorn"), "-w", "2", "--threads", "4", "-b", f"{host}:{port}", "wsgi:app"]
+        procs.append(subprocess.Popen([flask, "worker"], env=ENV, start_new_session=True))
+        web = [str(BIN / "gunicorn"), "-w", "2", "--threads", "4", "--graceful-timeout", "5", "-b", f"{host}:{port}",
+               "wsgi:app"]
     else:
         web = [flask, "run", "--host", host, "--port", port, "--with-threads"]
     print(f"\nCertDesk is starting at http://{host}:{port}/  (Ctrl+C to stop)\n", flush=True)
-    procs.append(subprocess.Popen(web, env=ENV))
+    procs.append(subprocess.Popen(web, env=ENV, start_new_session=True))
 
     def stop(*_):
+        # Each child runs in a session of its own (its workers, RQ's scheduler process): stop the whole
+        # group, so one Ctrl+C leaves nothing behind holding the port or the scheduler lock.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for p in reversed(procs):
-            p.terminate()
+            _signal_group(p, signal.SIGTERM)
+        deadline = time.monotonic() + 15
         for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            _signal_group(p, signal.SIGKILL)
         sys.exit(0)
 
     signal.signal(signal.SIGINT, stop)

@@ -141,8 +141,8 @@ def seed_demo(today: date | None = None) -> dict:
             for values in _policies_for(customer, today, insurers):
                 policies.create_policy(customer, values, actor=None, now=now)
         if user_email:
-            _ensure_user(user_email, f"{name} (customer)", Role.CUSTOMER, customer_id=customer.id)
-            users_out.append({"email": user_email, "name": f"{name} (customer)", "role": "customer",
+            _ensure_user(user_email, f"{name.split()[0]} office", Role.CUSTOMER, customer_id=customer.id)
+            users_out.append({"email": user_email, "name": f"{name.split()[0]} office", "role": "customer",
                               "password": DEMO_PASSWORD, "customer_id": customer.id})
         customers_out.append({
             "id": customer.id, "name": customer.name, "status": str(customer.status),

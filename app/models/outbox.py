@@ -41,6 +41,11 @@ class OutboxMessage(TimestampMixin, db.Model):
         return self.status is MessageStatus.FAILED
 
     @property
+    def is_held(self) -> bool:
+        """Kept in the outbox because no mail server (or SMS gateway) is configured; never sent."""
+        return self.status is MessageStatus.HELD
+
+    @property
     def is_retrying(self) -> bool:
         """Waiting for another attempt after a temporary failure."""
         return self.status is MessageStatus.PENDING and bool(self.last_error)

@@ -22,3 +22,18 @@ def test_reviewer_cannot_read_the_outbox(app, client, auth, make):
     make.exemption_request(email="buyer@example.com")
     auth.login(make.user(Role.REVIEWER))
     assert client.get("/admin/outbox").status_code == 403
+
+
+def test_a_held_message_says_held_not_delivered(client, auth, make):
+    from app.enums import MessageStatus
+    from app.models.base import utcnow
+    from app.notify import queue_email
+
+    auth.login(make.user(Role.ADMIN))
+    message = queue_email("someone@example.com", "notice", subject="Held here",
+                          context={"heading": "Hi", "body": "Body"})
+    message.status, message.sent_at = MessageStatus.HELD, utcnow()
+    db.session.commit()
+    page = client.get(f"/admin/outbox/{message.id}").get_data(as_text=True)
+    assert "<dt>Held</dt>" in page and "<dt>Delivered</dt>" not in page
+    assert db.session.get(OutboxMessage, message.id).is_held

@@ -110,7 +110,8 @@ def run(args, tmp: Path, database_url: str) -> None:
                                             expected_version=req.version)
                 db.session.commit()
                 submit_times.append(time.perf_counter() - start)
-                SimpleWorker([jobs.queue("pdf")], connection=jobs.redis, serializer=jobs.serializer).work(burst=True, logging_level="WARNING")
+                SimpleWorker([jobs.queue("pdf")], connection=jobs.redis, serializer=jobs.serializer).work(
+                    burst=True, logging_level="WARNING")
                 e2e_times.append(time.perf_counter() - start)
                 assert db.session.get(CertificateRequest, request_id).status is RequestStatus.COMPLETED
                 assert db.session.scalar(

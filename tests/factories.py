@@ -26,7 +26,8 @@ def customer(name: str | None = None, status: CustomerStatus = CustomerStatus.AC
              automation_enabled: bool = True, with_policies: bool = True, **kw) -> Customer:
     n = next(_seq)
     c = Customer(
-        name=name or f"Customer {n} LLC", external_id=kw.pop("external_id", f"C-{n:05d}"), status=status, payment_method=payment_method,
+        name=name or f"Customer {n} LLC", external_id=kw.pop("external_id", f"C-{n:05d}"), status=status,
+        payment_method=payment_method,
         program=kw.pop("program", None) or program(automation_enabled=automation_enabled),
         contact_name="Pat Contact", contact_email=kw.pop("contact_email", f"contact{n}@customer.example.com"),
         contact_phone="+15550100000", address="1 Main St", city="Austin", state="TX", zip_code="78701", **kw,

@@ -100,6 +100,7 @@ def index():
         return redirect(home_for(current_user))
     return redirect(url_for("auth.login"))
 
+
 # -- invitation links and "change my password" --------------------------------------------------------
 
 def _link_rate():

@@ -198,8 +198,8 @@ def submit_link(token: str):
         req = services.resolve_link(token, now=now)
     except services.LinkUnavailable:
         return unavailable()
-    form = LinkForm()
     use_customer_language(req.customer)
+    form = LinkForm()
     if "add_rows" in request.form:
         # "More states": the same form with five more jurisdiction rows; nothing is validated or saved,
         # except that a document chosen already is checked and kept, so it need not be chosen again.

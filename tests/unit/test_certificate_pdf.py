@@ -149,7 +149,8 @@ def test_discrepancies_incomplete_holder_address_and_clean_case(make):
 
 def test_wos_without_workers_comp_is_refused(make):
     customer = make.customer(with_policies=False)
-    customer.policies.append(Policy(line=CoverageLine.GENERAL_LIABILITY, insurer=make.insurer("Alpha"), policy_number="GL-1",
+    customer.policies.append(Policy(line=CoverageLine.GENERAL_LIABILITY, insurer=make.insurer("Alpha"),
+                                    policy_number="GL-1",
                                     effective_date=date(2026, 1, 1), expiry_date=date(2027, 1, 1), limits={}))
     db.session.flush()
     with pytest.raises(CertificateDataError, match="workers' compensation"):

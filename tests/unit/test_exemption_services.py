@@ -10,8 +10,8 @@ from app.enums import ExemptionCertificateStatus as CS
 from app.enums import ExemptionFormType, ExemptionReason, InvalidTransition, PurchaseType
 from app.enums import ExemptionRequestStatus as RS
 from app.exemptions import services
-from app.lifecycle import EXEMPTION_CERTIFICATE_TRANSITIONS, EXEMPTION_REQUEST_TRANSITIONS
 from app.extensions import db
+from app.lifecycle import EXEMPTION_CERTIFICATE_TRANSITIONS, EXEMPTION_REQUEST_TRANSITIONS
 from app.models import Activity, ExemptionRequest
 from tests.paths import EXEMPTION_FORMS, exemption_forms
 

@@ -7,7 +7,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.enums import CERTIFICATE_REQUEST_TRANSITIONS, InvalidTransition, RequestStatus, RequestType, Role, can_transition
+from app.enums import (
+    CERTIFICATE_REQUEST_TRANSITIONS,
+    InvalidTransition,
+    RequestStatus,
+    RequestType,
+    Role,
+    can_transition,
+)
 from app.extensions import db
 from app.insurance import processing
 from app.models import Activity, CertificateRequest, IssuedCertificate, OutboxMessage, RejectionReason

@@ -19,6 +19,9 @@ from app.extensions import db, jobs
 from app.models import WebhookDelivery
 from app.models.base import utcnow
 
+HOLDER = {"holder_name": "Metro Transit", "holder_email": "risk@metro.example.gov", "holder_phone": "512-555-0110",
+          "holder_address": "1 Transit Way", "holder_city": "Austin", "holder_state": "TX", "holder_zip": "78701"}
+
 
 class Receiver:
     def __init__(self):
@@ -90,9 +93,7 @@ def test_certificate_request_created_and_subscription_filter(app, make, admin, r
     db.session.commit()
     customer = make.customer(name="Holder Co")
     services.send_request(customer, "x@holder.example.com", actor=admin, now=utcnow())  # not subscribed
-    intake.submit_certificate_request(customer, type=RequestType.COI, source=RequestSource.API, fields={
-        "holder_name": "Metro Transit", "holder_email": "risk@metro.example.gov", "holder_phone": "512-555-0110",
-        "holder_address": "1 Transit Way", "holder_city": "Austin", "holder_state": "TX", "holder_zip": "78701"},
+    intake.submit_certificate_request(customer, type=RequestType.COI, source=RequestSource.API, fields=HOLDER,
         actor=admin, now=utcnow())
     db.session.commit()
     run_jobs()
@@ -222,9 +223,7 @@ def test_certificate_issued_after_an_automatic_coi(app, make, admin, receiver, r
     endpoint = webhooks.create_endpoint(receiver.url, ["certificate.issued"], actor=admin, now=utcnow())
     db.session.commit()
     customer = make.customer(name="Auto Issue Co")
-    intake.submit_certificate_request(customer, type=RequestType.COI, source=RequestSource.API, fields={
-        "holder_name": "Metro Transit", "holder_email": "risk@metro.example.gov", "holder_phone": "512-555-0110",
-        "holder_address": "1 Transit Way", "holder_city": "Austin", "holder_state": "TX", "holder_zip": "78701"},
+    intake.submit_certificate_request(customer, type=RequestType.COI, source=RequestSource.API, fields=HOLDER,
         actor=admin, now=utcnow())
     db.session.commit()
     run_jobs()

@@ -73,8 +73,10 @@ def test_make_run_does_not_ask_for_the_browser(fake_bin, tmp_path):
 
 
 def test_make_test_checks_the_system_first():
-    out = subprocess.run(["make", "-n", "test"], cwd=REPO, capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ, MAKEFLAGS=""))
+    # Run as a top-level make even when the suite itself runs under `make test` (no "Entering directory").
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    out = subprocess.run(["make", "--no-print-directory", "-n", "test"], cwd=REPO, capture_output=True, text=True,
+                         timeout=60, env=env)
     lines = out.stdout.splitlines()
     assert lines[0].endswith("sh scripts/system-deps.sh test")
     assert any("scripts/with_redis.py" in line and "pytest" in line for line in lines)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -24,7 +24,7 @@ from app.dashboard import bp, queries
 from app.enums import CoverageLine, InvalidTransition, RequestStatus, RequestType
 from app.extensions import db
 from app.htmx import hx_trigger, is_htmx, render_page_or_partial, wants_partial
-from app.insurance import processing
+from app.insurance import processing, review_drafts
 from app.insurance.processing import ActionRefused, Conflict, UploadRejected
 from app.models import IssuedCertificate
 from app.models.base import utcnow
@@ -69,10 +69,23 @@ def _load(request_id: int):
     return req
 
 
+def _with_draft(req, extra: dict) -> dict:
+    """On a plain page view, a kept review draft reopens the review form with what was typed."""
+    draft = review_drafts.draft_for(req)
+    if draft is None or request.method != "GET" or "automation_data" in extra:
+        return {"review_draft": draft, **extra}
+    try:
+        data = processing._build_data(req, now=utcnow())
+    except ActionRefused:
+        return {"review_draft": draft, **extra}
+    return {"review_draft": draft, "automation_data": data, "form": draft.fields, **extra}
+
+
 def _context(req, **extra) -> dict:
     # Always called after the action's commit or rollback: storing lazily seeded default reasons is safe here.
     processing.ensure_default_reasons()
     db.session.commit()
+    extra = _with_draft(req, extra)
     return {
         "req": req,
         "timeline": activity.timeline(processing.SUBJECT, req.id),
@@ -80,12 +93,11 @@ def _context(req, **extra) -> dict:
         "automation": processing.automation_available(req),
         "cancel_consequences": processing.cancel_consequences(req),
         "certificates": list(req.certificates),
-        "form": request.form if request.method == "POST" else {},
         "coverage_lines": list(CoverageLine),
         "coverage_rows": processing.coverage_rows,
         "certificate_guard": processing.review_guard,
         "review_choices": processing.review_choices,
-        **extra,
+        **{"form": request.form if request.method == "POST" else {}, **extra},
     }
 
 
@@ -161,6 +173,7 @@ def attempt_automation(request_id: int):
         "Certificate prefilled: review and edit, then submit.")
 
 
+DESCRIPTION_MAX = 5000
 LIMIT_RE = re.compile(r"^\$?\s*[\d,]+(\.0+)?$")
 
 
@@ -168,7 +181,11 @@ def parse_overrides(form) -> dict:
     """Staff edits from the review form -> the ``overrides`` build_certificate_data takes."""
     overrides: dict = {"coverages": {}, "holder": {}}
     if "description" in form:
-        overrides["description"] = form.get("description", "")[:5000]
+        description = form.get("description", "")
+        if len(description) > DESCRIPTION_MAX:
+            raise ActionRefused(f"The description of operations takes at most {DESCRIPTION_MAX:,} characters "
+                                f"({len(description):,} typed): shorten it; nothing was submitted.")
+        overrides["description"] = description
     for key in ("name", "address", "city", "state", "zip_code", "email"):
         value = form.get(f"holder_{key}", "").strip()
         if value:
@@ -216,12 +233,44 @@ def _prefill_again(req) -> dict:
 def submit_certificate(request_id: int):
     def action(req, version):
         overrides = parse_overrides(request.form)
-        return processing.submit_generated(req, actor=current_user, now=utcnow(), overrides=overrides,
-                                           send_to_holder=bool(request.form.get("send_to_holder")),
-                                           expected_version=version,
-                                           override_note=request.form.get("override_note", ""))
+        submitted = processing.submit_generated(req, actor=current_user, now=utcnow(), overrides=overrides,
+                                                send_to_holder=bool(request.form.get("send_to_holder")),
+                                                expected_version=version,
+                                                override_note=request.form.get("override_note", ""))
+        review_drafts.discard(req)
+        return submitted
 
     return _act(request_id, action, SUBMITTED, refused_extra=_prefill_again)
+
+
+@bp.route("/queue/<int(max=2147483647):request_id>/review-draft", methods=["POST"])
+@requires("process_queue")
+def save_review_draft(request_id: int):
+    """Keep the review form as typed (the form's autosave and its Save draft button)."""
+    req = _load(request_id)
+    try:
+        draft = review_drafts.save(req, request.form, actor=current_user, now=utcnow())
+        db.session.commit()
+    except ActionRefused as exc:
+        db.session.rollback()
+        if not is_htmx():
+            return _panel(_load(request_id), status=422, error=str(exc))
+        return render_template("dashboard/_review_draft_status.html", error=str(exc)), 422
+    if not is_htmx():
+        flash("Draft saved.", "success")
+        return redirect(url_for("dashboard.request_detail", request_id=request_id), code=303)
+    return render_template("dashboard/_review_draft_status.html", review_draft=draft)
+
+
+@bp.route("/queue/<int(max=2147483647):request_id>/review-draft/discard", methods=["POST"])
+@requires("process_queue")
+def discard_review_draft(request_id: int):
+    """Throw the draft away and prefill the review form again from the policies on file."""
+    def action(req, version):
+        review_drafts.discard(req)
+        return processing.attempt_automation(req, actor=current_user, now=utcnow(), expected_version=version)
+
+    return _act(request_id, action, "Draft thrown away: the certificate is prefilled again from the policies.")
 
 
 @bp.route("/queue/<int(max=2147483647):request_id>/upload", methods=["POST"])

@@ -23,6 +23,7 @@ from app.models.insurance import CertificateRequest, IssuedCertificate, Payment,
 from app.models.outbox import OutboxMessage
 from app.models.payments_sandbox import SandboxCharge, SandboxRefund
 from app.models.policies import Endorsement, Insurer, Policy
+from app.models.review_drafts import ReviewDraft
 from app.models.settings import Setting
 from app.models.users import ApiToken, User
 from app.models.webhooks import Event, WebhookDelivery, WebhookEndpoint
@@ -49,6 +50,7 @@ __all__ = [
     "User",
     "UserInvitation",
     "RequestDraft",
+    "ReviewDraft",
     "CertificateJurisdiction",
     "ExemptionCertificate",
     "ExemptionRequest",

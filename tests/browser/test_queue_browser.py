@@ -72,3 +72,21 @@ def test_processor_automates_edits_and_submits(page, app, make, run_jobs):
     assert "2,500,000" in text and "Lakeside Property Group" in text
     recipients = set(db.session.scalars(sa.select(OutboxMessage.to_address)))
     assert {"office@quarry.example.com", "certs@northwind.example.com"} <= recipients
+
+
+def test_review_form_survives_a_reload(page, app, make):
+    processor = make.user(Role.PROCESSOR, name="Pia Processor")
+    req = make.queue_request(customer=make.customer(name="Quarry Stoneworks"), holder_name="Lakeside Property Group")
+    db.session.commit()
+    login(page, processor)
+    page.goto(f"/dashboard/queue/{req.id}")
+    page.click("button:has-text('Attempt automation')")
+    page.wait_for_selector(f"#request-{req.id}-review")
+    page.fill(f"#cert-description-{req.id}", "Roofing at 4 Quarry Ln, typed before a reload.")
+    page.locator("input[name='cov.general_liability.limit.each_occurrence']").fill("3,000,000")
+    page.wait_for_selector(f"#request-{req.id}-draft >> text=Draft saved")  # kept as typed, without a click
+
+    page.reload()
+    page.wait_for_selector(f"#request-{req.id}-review")
+    assert page.input_value(f"#cert-description-{req.id}") == "Roofing at 4 Quarry Ln, typed before a reload."
+    assert page.locator("input[name='cov.general_liability.limit.each_occurrence']").input_value() == "3,000,000"

@@ -19,15 +19,23 @@ from app.models.base import utcnow
 def outbox():
     channel = request.args.get("channel", "")
     q = request.args.get("q", "").replace("\x00", "").strip()[:200]
-    stmt = sa.select(OutboxMessage).order_by(OutboxMessage.id.desc())
+    stmt = sa.select(OutboxMessage)
     if channel in {c.value for c in Channel}:
         stmt = stmt.where(OutboxMessage.channel == Channel(channel))
     if q:
         stmt = stmt.where(sa.or_(OutboxMessage.to_address.ilike(f"%{q}%"), OutboxMessage.subject.ilike(f"%{q}%")))
+    from sqlalchemy.orm import load_only
+
+    from app import pagination
     from app.validation import parse_page
 
-    messages = db.paginate(stmt, page=parse_page(request.args.get("page")), per_page=50, error_out=False,
-                           max_per_page=50)
+    # Newest first, a seek page by id (with a channel: ix_outbox_messages_channel_id); only the shown columns.
+    messages = pagination.seek_page(
+        stmt.options(load_only(OutboxMessage.id, OutboxMessage.created_at, OutboxMessage.channel,
+                               OutboxMessage.to_address, OutboxMessage.subject, OutboxMessage.body_text,
+                               OutboxMessage.status)),
+        (OutboxMessage.id,), lambda m: (m.id,), descending=True, after=request.args.get("after"),
+        before=request.args.get("before"), page=parse_page(request.args.get("page")), per_page=50, count_stmt=stmt)
     from app.notify import failed_count
     from app.sweeper import sweep_health
 

@@ -583,6 +583,37 @@ def sent_certificates_query(customer_id: int | None = None):
     return stmt
 
 
+SENT_PER_PAGE = 50
+
+
+def sent_certificates_page(customer_id: int | None = None, *, after: str | None = None, before: str | None = None,
+                           page: int = 1, per_page: int | None = None):
+    """Newest first, one seek page (app/pagination.py) over ``ix_sent_certificates_created`` (or the
+    customer's ``ix_sent_certificates_customer_created``), with the customer, sender and certificate
+    number read in the same statement."""
+    from sqlalchemy.orm import joinedload, load_only
+
+    from app import pagination
+    from app.models import Customer, IssuedCertificate, User
+
+    stmt = sa.select(SentCertificate)
+    if customer_id is not None:
+        stmt = stmt.where(SentCertificate.customer_id == customer_id)
+    listed = stmt.options(
+        load_only(SentCertificate.id, SentCertificate.created_at, SentCertificate.customer_id,
+                  SentCertificate.holder_name, SentCertificate.holder_email, SentCertificate.kind,
+                  SentCertificate.filename, SentCertificate.emailed, SentCertificate.sent_by_id,
+                  SentCertificate.certificate_id),
+        joinedload(SentCertificate.customer).load_only(Customer.name),
+        joinedload(SentCertificate.sent_by).load_only(User.name),
+        joinedload(SentCertificate.certificate).load_only(IssuedCertificate.certificate_number,
+                                                          IssuedCertificate.revision, IssuedCertificate.is_current),
+    )
+    return pagination.seek_page(listed, (SentCertificate.created_at, SentCertificate.id),
+                                lambda s: (s.created_at, s.id), descending=True, after=after, before=before,
+                                page=page, per_page=per_page or SENT_PER_PAGE, count_stmt=stmt)
+
+
 # -- sweeps -----------------------------------------------------------------------------------------
 
 def _key_in_use(key: str, *, except_run: int) -> bool:

@@ -208,8 +208,9 @@ def download_generation(customer_id: int, run_id: int):
 def _sent_context(customer=None) -> dict:
     from app.validation import parse_page
 
-    page = db.paginate(generation.sent_certificates_query(customer.id if customer else None), per_page=50,
-                       page=parse_page(request.args.get("page")), error_out=False)
+    page = generation.sent_certificates_page(customer.id if customer else None, after=request.args.get("after"),
+                                             before=request.args.get("before"),
+                                             page=parse_page(request.args.get("page")))
     return {"customer": customer, "sent": page}
 
 

@@ -16,7 +16,7 @@ from app.extensions import db
 from app.htmx import hx_redirect, hx_trigger, is_htmx, render_page_or_partial, stop_polling, wants_partial
 from app.models import Customer, ExemptionCertificate, ExemptionRequest, ExemptionSendRun
 from app.models.base import utcnow
-from app.validation import STATE_CHOICES, US_STATES
+from app.validation import STATE_CHOICES, US_STATES, parse_page
 
 CHANGED = "exemptions-changed"
 
@@ -44,8 +44,8 @@ def index():
     if tab not in queries.TABS:
         tab = "pending"
     q = request.args.get("q", "").strip()[:100]
-    page = min(max(request.args.get("page", 1, type=int), 1), 100_000)
-    results = db.paginate(queries.tab_statement(tab, q), page=page, per_page=queries.PER_PAGE, error_out=False)
+    results = queries.tab_page(tab, q, page=parse_page(request.args.get("page")), after=request.args.get("after"),
+                               before=request.args.get("before"))
     return render_page_or_partial("exemptions/index.html", "exemptions/_list_part.html", tab=tab, q=q, results=results,
                                   counts=queries.tab_counts(q), tabs=queries.TABS, today=utcnow().date())
 

@@ -55,6 +55,9 @@ class Customer(TimestampMixin, db.Model):
         back_populates="customer", cascade="all, delete-orphan", order_by="Policy.id"
     )
 
+    # The staff customer list: by name, a seek page by (name, id).
+    __table_args__ = (sa.Index("ix_customers_name_id", "name", "id"),)
+
     @property
     def automation_enabled(self) -> bool:
         return bool(self.program and self.program.automation_enabled)

@@ -67,6 +67,12 @@ class ExemptionRequest(TimestampMixin, db.Model):
     certificate: Mapped["ExemptionCertificate | None"] = relationship(
         back_populates="request", foreign_keys="ExemptionCertificate.request_id", uselist=False)
 
+    # The "Pending requests" tab: newest first, a seek page (app/exemptions/queries.py).
+    __table_args__ = (
+        sa.Index("ix_exemption_requests_pending_sent", "sent_at", "id",
+                 sqlite_where=sa.text("status IN ('expired', 'opened', 'sent')"),
+                 postgresql_where=sa.text("status IN ('expired', 'opened', 'sent')")),
+    )
     __mapper_args__ = {"version_id_col": version}
 
     @property
@@ -128,6 +134,13 @@ class ExemptionCertificate(TimestampMixin, db.Model):
     jurisdictions: Mapped[list["CertificateJurisdiction"]] = relationship(
         back_populates="certificate", cascade="all, delete-orphan", order_by="CertificateJurisdiction.state")
 
+    # The review tabs, newest first: one status ("Action required", "Active"), or the closed ones.
+    __table_args__ = (
+        sa.Index("ix_exemption_certificates_status_submitted", "status", "submitted_at", "id"),
+        sa.Index("ix_exemption_certificates_closed_submitted", "submitted_at", "id",
+                 sqlite_where=sa.text("status IN ('expired', 'rejected')"),
+                 postgresql_where=sa.text("status IN ('expired', 'rejected')")),
+    )
     __mapper_args__ = {"version_id_col": version}
 
     def jurisdiction_expires(self, jurisdiction: "CertificateJurisdiction") -> date | None:

@@ -198,4 +198,9 @@ class SentCertificate(TimestampMixin, db.Model):
     sent_by: Mapped["User | None"] = relationship()  # noqa: F821
     certificate: Mapped["IssuedCertificate | None"] = relationship()  # noqa: F821
 
-    __table_args__ = (sa.UniqueConstraint("generation_run_id", "holder_id", name="uq_sent_certificates_run_holder"),)
+    __table_args__ = (
+        sa.UniqueConstraint("generation_run_id", "holder_id", name="uq_sent_certificates_run_holder"),
+        # Sent certificates, newest first (all customers, or one): seek pages by (created_at, id).
+        sa.Index("ix_sent_certificates_created", "created_at", "id"),
+        sa.Index("ix_sent_certificates_customer_created", "customer_id", "created_at", "id"),
+    )

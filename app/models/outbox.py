@@ -36,6 +36,9 @@ class OutboxMessage(TimestampMixin, db.Model):
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    # Settings -> Outbox with a channel tab: newest first, a seek page by id.
+    __table_args__ = (sa.Index("ix_outbox_messages_channel_id", "channel", "id"),)
+
     @property
     def is_failed(self) -> bool:
         return self.status is MessageStatus.FAILED

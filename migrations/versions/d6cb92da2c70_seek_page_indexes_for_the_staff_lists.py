@@ -3,7 +3,7 @@
 Each index matches a list's default filter and order, ending with the id, so a page is an index range.
 
 Revision ID: d6cb92da2c70
-Revises: 4aeca065666d
+Revises: 3bb58b652186
 Create Date: 2026-12-03 07:33:31.211640
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'd6cb92da2c70'
-down_revision = '4aeca065666d'
+down_revision = '3bb58b652186'
 branch_labels = None
 depends_on = None
 

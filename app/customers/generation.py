@@ -11,8 +11,13 @@ cannot reset it) and then ``run_generation``, which:
   ``INSERT ... SELECT`` (in the database, in name order);
 - reads the holders back in chunks of GENERATION_CHUNK_SIZE by position (keyset: every query has a
   handful of bind parameters, whatever the number of holders; PostgreSQL refuses more than 65,535);
-- renders the certificate once per combination of the links' endorsement flags and stamps each holder
-  into it, writing straight to one file on disk (``generation_files``): memory stays flat;
+- renders the certificate once per combination of the links' endorsement flags (and once more for each
+  holder a holder-specific endorsement names, so it prints exactly the marks its single certificate would)
+  and stamps each holder into it, writing straight to one file on disk (``generation_files``): memory
+  stays flat;
+- runs the issue guard per holder on what its certificate prints: a holder it blocks (an incomplete
+  address, a mark no endorsement backs for it) is skipped and listed on the run with the guard's reasons;
+  a block that concerns every holder (a policy not in force, banned wording) fails the run;
 - per holder, when asked, stores its own PDF in *sent certificates* and e-mails it (at most once per
   run, so a re-run skips what was done).
 
@@ -49,6 +54,7 @@ from app.enums import (
     RequestType,
 )
 from app.extensions import db
+from app.insurance import guard as guard_mod
 from app.insurance import issuing
 from app.models import (
     Customer,
@@ -299,13 +305,13 @@ PNC_WORDING = "Coverage is primary and non-contributory where required by writte
 
 
 def endorsed(data: dict, *, additional_insured: bool, waiver_of_subrogation: bool,
-             primary_noncontributory: bool, policies: dict | None = None) -> dict:
+             primary_noncontributory: bool, policies: dict | None = None, holder_name: str = "") -> dict:
     """The certificate data with one link's flags applied, as a single certificate would print them:
     ADDL INSD on the liability rows, SUBR WVD on the workers' compensation row (as a WOS request marks
     it), and the primary & non-contributory sentence in the description. With ``policies`` (by id), a
-    mark is printed only where the row's policy carries a blanket endorsement for it (the issue guard's
-    rule; ``data["omitted_marks"]`` says which were left off and why). A proof of insurance carries no
-    endorsements."""
+    mark is printed only where the row's policy carries an endorsement for it that covers this holder: a
+    blanket one, or one naming ``holder_name`` (the issue guard's rule; ``data["omitted_marks"]`` says
+    which were left off and why). A proof of insurance carries no endorsements."""
     from app.insurance.guard import _endorsement
 
     if data.get("kind") == RequestType.POI.value or not (additional_insured or waiver_of_subrogation
@@ -316,9 +322,10 @@ def endorsed(data: dict, *, additional_insured: bool, waiver_of_subrogation: boo
         if policies is None:
             return True
         policy = policies.get(row.get("policy_id"))
-        if policy is not None and _endorsement(policy, kind, "") is not None:
+        if policy is not None and _endorsement(policy, kind, holder_name) is not None:
             return True
-        omitted.append(f"{row.get('title', row.get('line'))}: no blanket {kind.replace('_', ' ')} endorsement")
+        omitted.append(f"{row.get('title', row.get('line'))}: no blanket {kind.replace('_', ' ')} endorsement "
+                       f"nor one naming {holder_name or 'the holder'}")
         return False
 
     omitted: list[str] = []
@@ -379,16 +386,45 @@ def _widest_name(run: GenerationRun, size: int):
     return best
 
 
-def _groups(run: GenerationRun, data: dict, first, size: int, *,
-            merged: bool) -> tuple[dict[tuple, _Group], bytes | None]:
-    """One group per combination of flags among the run's links (combinations that print the same share
-    one), and for a combined PDF the base file holding every group's certificate once."""
+MARK_KINDS = ("additional_insured", "waiver_of_subrogation", "primary_noncontributory")
+
+
+def _name_key(name: str | None) -> str:
+    """A holder name as endorsements are matched to it (case and spacing ignored, as ``Policy.endorsement_for``)."""
+    return " ".join((name or "").lower().split())
+
+
+def _specific_names(policies: dict) -> set[str]:
+    """The holders named by a holder-specific endorsement (of a kind behind a mark) on the customer's policies."""
+    return {_name_key(e.holder_name) for p in policies.values() for e in p.endorsements
+            if not e.is_blanket and e.kind.value in MARK_KINDS and _name_key(e.holder_name)}
+
+
+def group_key(row: _HolderRow, specific: set[str]) -> tuple:
+    """Which group prints a holder: its link's flags, and its name when an endorsement names it (only those
+    holders can print a mark the others cannot)."""
+    name = _name_key(row.name)
+    return (row.flags, name if name in specific else "")
+
+
+def _groups(run: GenerationRun, data: dict, first, size: int, *, merged: bool,
+            policies: dict) -> tuple[dict[tuple, _Group], bytes | None]:
+    """One group per combination of flags among the run's links, and one per holder named by a
+    holder-specific endorsement (groups that print the same share one render), and for a combined PDF the
+    base file holding every group's certificate once. Keys: ``group_key``."""
     from app.customers.generation_files import combine_bases
     from app.insurance import pdf
 
     combos = db.session.execute(
         _linked_rows(run).with_only_columns(CustomerHolder.additional_insured, CustomerHolder.waiver_of_subrogation,
                                             CustomerHolder.primary_noncontributory).distinct()).all()
+    wanted: dict[tuple, str] = {((bool(ai), bool(wos), bool(pnc)), ""): "" for ai, wos, pnc in combos}
+    specific = _specific_names(policies)
+    if specific:  # a pass over the names only when some endorsement names a holder
+        for row in _holder_rows(run, size):
+            key = group_key(row, specific)
+            if key[1]:
+                wanted.setdefault(key, row.name)
     samples = [first]
     if pdf._holder_specific(data):
         widest = _widest_name(run, size)
@@ -396,14 +432,14 @@ def _groups(run: GenerationRun, data: dict, first, size: int, *,
             samples.append(widest)
     by_data: dict[str, _Group] = {}
     groups: dict[tuple, _Group] = {}
-    policies = {p.id: p for p in run.customer.policies}
-    for ai, wos, pnc in combos:
+    for (flags, _name), holder_name in wanted.items():
+        ai, wos, pnc = flags
         group_data = endorsed(data, additional_insured=ai, waiver_of_subrogation=wos, primary_noncontributory=pnc,
-                              policies=policies)
-        key = json.dumps(group_data, sort_keys=True, default=str)
+                              policies=policies, holder_name=holder_name)
+        key = json.dumps({k: v for k, v in group_data.items() if k != "omitted_marks"}, sort_keys=True, default=str)
         if key not in by_data:
             by_data[key] = _Group(group_data, pdf._prepare_batch(group_data, samples, numbered=True))
-        groups[(bool(ai), bool(wos), bool(pnc))] = by_data[key]
+        groups[(flags, _name)] = by_data[key]
     if merged:
         unique = list(by_data.values())
         if any(g.stamper is None for g in unique):
@@ -447,31 +483,54 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
     first = next(_holder_rows(run, 1, limit=1))
     data = build_certificate_data(customer, kind=run.kind, holder=first.info, on=now.date())
     refusal = issuing.run_guard(customer, data, first.info, now.date())
-    if refusal.hard_blocks or any(b.code == "banned_wording" for b in refusal.blocks):
-        raise GenerationError("Certificates cannot be generated: " + " ".join(refusal.reasons))
+    everyone = [b.message for b in refusal.blocks if b.code not in PER_HOLDER_BLOCKS]
+    if everyone:
+        raise GenerationError("Certificates cannot be generated: " + " ".join(everyone))
     merged = run.mode is GenerationMode.MERGED
-    groups, combined = _groups(run, data, first.info, size, merged=merged)
+    policies = {p.id: p for p in customer.policies}
+    specific = _specific_names(policies)
+    groups, combined = _groups(run, data, first.info, size, merged=merged, policies=policies)
     _record_omitted_marks(run, groups, now)
+    wording = issuing.active_wording()
     run.total, run.done = total, 0
+    run.skipped, run.skipped_count = [], 0
     run_id, kind, per_holder = run.id, run.kind, run.record_sent or run.email_holders
     record_sent, email_holders, created_by_id = run.record_sent, run.email_holders, run.created_by_id
     base = f"certificates-{_slug(customer.name)}-{now:%Y%m%d}-{run_id}"
     width = max(4, len(str(total)))
     workdir = Path(tempfile.mkdtemp(prefix="certdesk-gen-"))
-    done = emailed = 0
+    done = emailed = seen = 0
+    passed: set[tuple] = set()
     try:
         out_path = workdir / f"{base}.{'pdf' if merged else 'zip'}"
         with out_path.open("wb") as fh:
             out = MergedPdfWriter(fh, combined, workdir) if merged else ZipStreamWriter(fh, workdir)
             if progress:
                 progress(0, total)
-            for chunk in _batched(_holder_rows(run, size), size):
+            for rows in _batched(_holder_rows(run, size), size):
+                # The issue guard per holder, on what its certificate prints: a holder it blocks is skipped.
+                chunk = []
+                for row in rows:
+                    group = groups[group_key(row, specific)]
+                    # Within a group only the holder's completeness can change the answer (a holder an
+                    # endorsement names has a group of its own): a passing answer is reused.
+                    seen_as = (id(group), *(bool(v.strip()) for v in (row.info.name, row.info.address, row.info.city,
+                                                                       row.info.state, row.info.zip_code)))
+                    if seen_as not in passed:
+                        result = guard_mod.check(group.data, policies, row.info, now.date(), wording)
+                        if not result.ok:
+                            _skip(run, row, result.reasons)
+                            continue
+                        passed.add(seen_as)
+                    chunk.append(row)
+                seen += len(rows) - len(chunk)
                 # Each holder's own issued certificate (number, revision, verification code), a chunk at a time.
                 entries = issuing.allocate_batch(
-                    customer, kind=kind, datas=[groups[r.flags].data for r in chunk], holders=[r.info for r in chunk],
-                    holder_ids=[r.id for r in chunk], actor=None, now=now, generation_run_id=run_id)
+                    customer, kind=kind, datas=[groups[group_key(r, specific)].data for r in chunk],
+                    holders=[r.info for r in chunk], holder_ids=[r.id for r in chunk], actor=None, now=now,
+                    generation_run_id=run_id) if chunk else []
                 for row, entry in zip(chunk, entries, strict=True):
-                    group = groups[row.flags]
+                    group = groups[group_key(row, specific)]
                     own_pdf = group.pdf_for(row.info, entry.stamp) if per_holder or not merged else None
                     if own_pdf is not None:
                         entry.cert.sha256 = hashlib.sha256(own_pdf).hexdigest()
@@ -484,8 +543,12 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
                                                 email_holders=email_holders, sent_by_id=created_by_id, now=now,
                                                 cert=entry.cert)
                     done += 1
-                    if progress and done % size == 0:
-                        progress(done, total)
+                    seen += 1
+                if progress and len(rows) == size:
+                    progress(seen, total)
+            if not done:
+                raise GenerationError("No certificate was generated: the issue guard blocked every holder ("
+                                      + " ".join(run.skipped[0]["reasons"] if run.skipped else []) + ").")
             out.close()
         if merged:  # one signature over the combined file (signing each of thousands of copies costs too much)
             from app.insurance.signing import sign_pdf
@@ -505,6 +568,17 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
     if progress:
         progress(done, done)
     return run
+
+
+PER_HOLDER_BLOCKS = {"holder_incomplete", "missing_endorsement"}  # the guard's blocks that skip one holder
+SKIPPED_KEPT = 100  # skipped holders listed on the run (all are counted)
+
+
+def _skip(run: GenerationRun, row: _HolderRow, reasons: list[str]) -> None:
+    """A holder the issue guard blocks gets no certificate; the run lists it with the guard's reasons."""
+    run.skipped_count = (run.skipped_count or 0) + 1
+    if len(run.skipped or []) < SKIPPED_KEPT:
+        run.skipped = [*(run.skipped or []), {"holder_id": row.id, "name": row.name, "reasons": reasons}]
 
 
 def _batched(rows: Iterator, size: int) -> Iterator[list]:

@@ -137,6 +137,10 @@ class GenerationRun(TimestampMixin, db.Model):
     total: Mapped[int] = mapped_column(default=0)
     done: Mapped[int] = mapped_column(default=0)
     emailed_count: Mapped[int] = mapped_column(default=0)
+    # Holders the issue guard blocked (no certificate): how many, and the first ones with the guard's reasons,
+    # e.g. [{"holder_id": 3, "name": "Lakeside LLC", "reasons": ["The holder's address is incomplete ..."]}].
+    skipped_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    skipped: Mapped[list] = mapped_column(sa.JSON, default=list)
     file_key: Mapped[str | None] = mapped_column(sa.String(80))
     filename: Mapped[str] = mapped_column(sa.String(200), default="")
     error: Mapped[str] = mapped_column(sa.String(500), default="")

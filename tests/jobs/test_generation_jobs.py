@@ -329,7 +329,7 @@ def test_no_statement_carries_more_bind_parameters_than_a_chunk(app, make, run_j
         params = parameters[0] if executemany and isinstance(parameters, list | tuple) and parameters else parameters
         if statement.lstrip().upper().startswith("INSERT INTO ISSUED_CERTIFICATES"):
             most_issued = max(most_issued, len(params or ()))  # one chunk's rows (PostgreSQL: in one statement)
-        else:
+        elif not statement.lstrip().upper().startswith("INSERT INTO GENERATION_RUNS "):  # the run's own row
             most = max(most, len(params or ()))
 
     from app.insurance.issuing import ensure_default_wording
@@ -436,3 +436,69 @@ def test_zip_with_more_members_than_a_plain_zip_holds_reads_back(tmp_path):
         infos = archive.infolist()
         assert len(infos) == 70_000
         assert archive.read(infos[69_999]) == b"69999" and archive.testzip() is None
+
+
+def _gl_addl_insd(cert) -> bool:
+    return next(r for r in cert.data["coverages"] if r["line"] == "general_liability")["addl_insd"]
+
+
+def _gl_row(page: str) -> str:
+    """The general liability row of a certificate's first page, from its title to the automobile row."""
+    return page[page.index("COMMERCIAL GENERAL LIABILITY"):page.index("AUTOMOBILE LIABILITY")]
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.ZIP, GenerationMode.MERGED])
+def test_a_holder_specific_endorsement_marks_only_that_holders_certificate(app, world, run_jobs, client, mode):
+    """Every link asks for additional insured; the GL policy's only AI endorsement names one holder (typed
+    with other case and spacing): that holder's certificate prints ADDL INSD, as its single certificate
+    would; the others print none, and the run's timeline says why."""
+    from app.enums import CoverageLine, EndorsementKind
+    from app.models import Activity, Endorsement, IssuedCertificate
+
+    for link in world["links"]:
+        link.additional_insured = True
+    gl = next(p for p in world["customer"].policies if p.line is CoverageLine.GENERAL_LIABILITY)
+    gl.endorsements.append(Endorsement(kind=EndorsementKind.ADDITIONAL_INSURED, form_number="CG 20 26",
+                                       holder_name="  lakeside   PROPERTY management "))
+    db.session.commit()
+    run = _start(world, mode, record_sent=True)
+    run_jobs()
+    db.session.refresh(run)
+    assert run.status is GenerationStatus.DONE and run.skipped_count == 0
+    certs = {c.holder_name: c for c in db.session.scalars(sa.select(IssuedCertificate))}
+    assert {name: _gl_addl_insd(c) for name, c in certs.items()} == {
+        "Northwind Builders Inc": False, "Lakeside Property Management": True, "Summit Tower LLC": False}
+    sent = {s.holder_name: _gl_row(_page_texts(get_store().read(s.document_key))[0])
+            for s in db.session.scalars(sa.select(SentCertificate))}
+    assert {name: " Y " in f" {row} " for name, row in sent.items()} == {
+        "Northwind Builders Inc": False, "Lakeside Property Management": True, "Summit Tower LLC": False}
+    if mode is GenerationMode.MERGED:  # the combined file prints the same, holder by holder (name order)
+        pages = _page_texts(get_store().read(run.file_key))
+        firsts = pages[::len(pages) // 3]
+        assert ["Lakeside Property Management" in p for p in firsts] == [True, False, False]
+        assert [" Y " in f" {_gl_row(p)} " for p in firsts] == [True, False, False]
+    note = db.session.scalar(sa.select(Activity.message).filter_by(subject_type="generation_run", subject_id=run.id,
+                                                                   action="marks_omitted"))
+    assert "no blanket additional insured endorsement nor one naming the holder" in note
+
+
+def test_a_holder_the_guard_blocks_is_skipped_with_its_reason_on_the_run(app, world, run_jobs, client, auth):
+    from app.models import Holder, IssuedCertificate
+
+    blocked = world["links"][2].holder
+    blocked.address = ""  # the guard's hard block: an incomplete holder address
+    db.session.commit()
+    run = _start(world, GenerationMode.ZIP, record_sent=True, email_holders=True)
+    run_jobs()
+    db.session.refresh(run)
+    assert run.status is GenerationStatus.DONE and (run.total, run.skipped_count) == (2, 1)
+    assert {c.holder_name for c in db.session.scalars(sa.select(IssuedCertificate))} == {NAMES[0], NAMES[1]}
+    with zipfile.ZipFile(get_store().path(run.file_key)) as archive:
+        assert len(archive.namelist()) == 2
+    assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id)).filter_by(
+        to_address="certs2@holder2.example.com")) == 0
+    auth.login(world["staff"])
+    page = " ".join(client.get(f"/customers/{world['customer'].id}/generations/{run.id}").text.split())
+    assert "1 holder skipped" in page
+    assert f"{NAMES[2]}: The holder&#39;s address is incomplete (missing street address)." in page
+    assert db.session.get(Holder, blocked.id) is not None

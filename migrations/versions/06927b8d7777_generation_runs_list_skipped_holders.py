@@ -1,7 +1,7 @@
 """generation runs list holders the issue guard skipped
 
 Revision ID: 06927b8d7777
-Revises: 4aeca065666d
+Revises: d6cb92da2c70
 Create Date: 2026-12-03 07:33:16.151100
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '06927b8d7777'
-down_revision = '4aeca065666d'
+down_revision = 'd6cb92da2c70'
 branch_labels = None
 depends_on = None
 

@@ -4,8 +4,16 @@ is the one function that moves an object from one state to the next.
 A ``Machine`` names, for one model: its transition table (distinct names, all in this module or
 ``app/enums.py``), the timestamp each state sets, the activity subject and wording, the event each state
 emits (``app/events.py``) and the time-of-change column. ``transition()`` checks the table, sets the
-status and timestamps, flushes (on models with a version counter SQLAlchemy checks that counter in the
-UPDATE, so of two concurrent changes exactly one wins), writes one activity row and emits the event.
+status and timestamps, flushes, writes one activity row and emits the event.
+
+Concurrency, one mechanism for every machine: each model has a ``version`` column that SQLAlchemy checks
+in the UPDATE (``version_id_col``: ``... WHERE id = :id AND version = :seen``, the counter raised by one).
+Of two sessions that loaded the same row and both move it, exactly one UPDATE matches; the other raises
+:class:`TransitionConflict` from ``transition()`` and must roll back (its whole transaction: e-mails,
+events and deferred jobs go with it). ``expected_version`` (the version a page showed) is checked before
+anything is done. ``claim()`` is the same check made early, for a service that wants to know it won
+before doing its work (a review that applies the state rules first): a conditional UPDATE raising the
+same counter, after which the object's own flush is checked against the new value.
 
 Machine-specific extras (a message column, clearing a run's chosen holders when it ends) stay in the
 domain module's thin wrapper around ``transition()``.
@@ -16,6 +24,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.activity import record
 from app.enums import (
@@ -72,6 +84,18 @@ SEND_RUN_TRANSITIONS: dict[SendRunStatus, frozenset[SendRunStatus]] = {
     SendRunStatus.RUNNING: frozenset({SendRunStatus.RUNNING, SendRunStatus.DONE}),  # a retried job continues
     SendRunStatus.DONE: frozenset(),
 }
+
+
+class TransitionConflict(InvalidTransition, StaleDataError):
+    """Another session changed the object first (its version counter moved): nothing of this
+    transaction may be kept; roll back and show the current state. It is both an ``InvalidTransition``
+    (the move no longer starts from what the caller saw) and a ``StaleDataError`` (what SQLAlchemy
+    raises for a stale row elsewhere), so a handler of either catches it."""
+
+    def __init__(self, obj, current, target, seen_version: int | None = None):
+        InvalidTransition.__init__(self, current, target)
+        self.object = obj
+        self.seen_version = seen_version
 
 
 @dataclass(frozen=True)
@@ -141,19 +165,46 @@ def machine_of(obj) -> Machine:
     return MACHINES[type(obj)]
 
 
+def version_column(model: type):
+    """The model's version counter as SQLAlchemy checks it in every UPDATE (None if it has none)."""
+    return sa.inspect(model).version_id_col
+
+
+def claim(obj, *, expected_version: int | None = None, target=None) -> None:
+    """Win the row before doing the work: ``UPDATE ... SET version = v + 1 WHERE id = :id AND version = v``
+    (``v`` the version the caller saw, else the one loaded). No row matched -> the object is reloaded and
+    :class:`TransitionConflict` raised (the session stays usable: nothing was written)."""
+    model = type(obj)
+    seen = expected_version if expected_version is not None else obj.version
+    result = db.session.execute(
+        sa.update(model).where(model.id == obj.id, version_column(model) == seen).values(version=seen + 1)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        db.session.refresh(obj)
+        raise TransitionConflict(obj, obj.status, target, seen)
+    set_committed_value(obj, "version", seen + 1)
+
+
 def transition(obj, to, *, actor: User | None, now: datetime, note: str = "", action: str | None = None,
-               actor_label: str | None = None):
+               actor_label: str | None = None, expected_version: int | None = None):
     """Move ``obj`` to ``to`` if its machine's table allows it (else ``InvalidTransition``): status,
-    timestamps, a flush (the version check, where the model has a counter), one activity row, the event."""
+    timestamps, a flush whose UPDATE checks the version counter (a lost race, or a page that showed an
+    older ``expected_version``: ``TransitionConflict``), one activity row, the event."""
     machine = machine_of(obj)
-    if not machine.allows(obj.status, to):
-        raise InvalidTransition(obj.status, to)
+    if expected_version is not None and obj.version != expected_version:
+        raise TransitionConflict(obj, obj.status, to, expected_version)
+    current = obj.status
+    if not machine.allows(current, to):
+        raise InvalidTransition(current, to)
     obj.status = to
     if to in machine.stamps:
         setattr(obj, machine.stamps[to], now)
     if machine.updated_attr:
         setattr(obj, machine.updated_attr, now)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except StaleDataError as exc:
+        raise TransitionConflict(obj, current, to) from exc
     subject = machine.subject_of(obj)
     record(subject, obj.id, action or machine.action(to), actor=actor, actor_label=actor_label,
            customer_id=getattr(obj, machine.customer_attr) if machine.customer_attr else None, message=note, now=now)

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from app import lifecycle
 from app.activity import record
 from app.customers.holders import FLAG_LABELS, FLAGS, HolderError, HolderValues, clean_holder
-from app.enums import ImportKind, ImportStatus, InvalidTransition
+from app.enums import ImportKind, ImportStatus
 from app.extensions import db
 from app.models import Customer, CustomerHolder, Holder, ImportRun, User
 from app.models.holders import holder_key
@@ -379,28 +379,15 @@ def check_import(run: ImportRun, *, now: datetime, progress: Progress | None = N
     return run
 
 
-def _claim(run: ImportRun, target: ImportStatus, now: datetime) -> None:
-    """Lock the run in its current state (conditional UPDATE): of two people confirming or cancelling at
-    once, the second waits for the first and then gets InvalidTransition (a conflict message)."""
-    claimed = db.session.execute(
-        sa.update(ImportRun).where(ImportRun.id == run.id, ImportRun.status == run.status).values(updated_at=now)
-    ).rowcount
-    if claimed != 1:
-        db.session.refresh(run)
-        raise InvalidTransition(run.status, target)
-
-
 def confirm_import(run: ImportRun, *, actor: User | None, now: datetime) -> ImportRun:
     if run.status is ImportStatus.PREVIEW and run.valid_rows == 0:
         raise ImportFileError("No row of this file can be imported; correct the file and upload it again.")
-    _claim(run, ImportStatus.IMPORTING, now)
     transition(run, ImportStatus.IMPORTING, actor=actor, now=now)
     run.processed_rows = 0
     return run
 
 
 def cancel_import(run: ImportRun, *, actor: User | None, now: datetime) -> ImportRun:
-    _claim(run, ImportStatus.CANCELLED, now)
     transition(run, ImportStatus.CANCELLED, actor=actor, now=now)
     return run
 

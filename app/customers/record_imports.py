@@ -32,7 +32,7 @@ from app.activity import record
 from app.customers.imports import ImportFileError, csv_bytes, decode_csv, join_messages
 from app.customers.policies import clean_policy, create_policy, update_policy
 from app.customers.records import RecordInvalid, clean_customer, create_customer, update_customer
-from app.enums import CoverageLine, ImportKind, ImportStatus, InvalidTransition
+from app.enums import CoverageLine, ImportKind, ImportStatus
 from app.extensions import db
 from app.models import Customer, ImportRun, Insurer, Policy, Program, User
 from app.models.policies import COVERAGE_FIELDS, LIMIT_KEYS
@@ -418,26 +418,15 @@ def _key_text(kind: ImportKind, row: Row) -> str:
     return f"{row.values.get('policy_number', '')} ({row.values.get('line', '')}, NAIC {row.values.get('naic', '')})"
 
 
-def _claim(run: ImportRun, target: ImportStatus, now: datetime) -> None:
-    claimed = db.session.execute(
-        sa.update(ImportRun).where(ImportRun.id == run.id, ImportRun.status == run.status).values(updated_at=now)
-    ).rowcount
-    if claimed != 1:
-        db.session.refresh(run)
-        raise InvalidTransition(run.status, target)
-
-
 def confirm_import(run: ImportRun, *, actor: User | None, now: datetime) -> ImportRun:
     if run.status is ImportStatus.PREVIEW and run.valid_rows == 0:
         raise ImportFileError("No row of this file can be imported; correct the file and upload it again.")
-    _claim(run, ImportStatus.IMPORTING, now)
     transition(run, ImportStatus.IMPORTING, actor=actor, now=now)
     run.processed_rows = 0
     return run
 
 
 def cancel_import(run: ImportRun, *, actor: User | None, now: datetime) -> ImportRun:
-    _claim(run, ImportStatus.CANCELLED, now)
     transition(run, ImportStatus.CANCELLED, actor=actor, now=now)
     return run
 

@@ -460,20 +460,13 @@ def _check_version(cert: ExemptionCertificate, expected_version: int | None, rev
 
 
 def _claim(cert: ExemptionCertificate, expected_version: int | None, reviewer: User | None = None) -> None:
-    """A conditional UPDATE on the version counter: of two reviewers acting at once, exactly one wins."""
-    version = expected_version if expected_version is not None else cert.version
-    result = db.session.execute(
-        sa.update(ExemptionCertificate)
-        .where(ExemptionCertificate.id == cert.id, ExemptionCertificate.version == version,
-               ExemptionCertificate.status == CS.PENDING_REVIEW)
-        .values(version=version + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        db.session.refresh(cert)
-        _check_version(cert, version, reviewer)
-        raise Conflict("This submission was changed by someone else. Reload to see the current state.")
-    db.session.refresh(cert)
+    """Win the review before doing it (the lifecycle engine's version check, made early): of two reviewers
+    acting at once, exactly one wins; the other is told who changed the submission."""
+    try:
+        lifecycle.claim(cert, expected_version=expected_version, target=CS.ACTIVE)
+    except lifecycle.TransitionConflict as exc:
+        _check_version(cert, exc.seen_version, reviewer)
+        raise Conflict("This submission was changed by someone else. Reload to see the current state.") from exc
 
 
 def _notify_customer(cert: ExemptionCertificate, template: str, subject, **extra) -> None:

@@ -214,8 +214,11 @@ class ExemptionSendRun(TimestampMixin, db.Model):
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(default=1, server_default="1")  # checked by the lifecycle engine
 
     created_by: Mapped["User | None"] = relationship()  # noqa: F821
+
+    __mapper_args__ = {"version_id_col": version}
 
     @property
     def done_count(self) -> int:
@@ -265,8 +268,11 @@ class AuditPack(TimestampMixin, db.Model):
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(default=1, server_default="1")  # checked by the lifecycle engine
 
     created_by: Mapped["User | None"] = relationship()  # noqa: F821
+
+    __mapper_args__ = {"version_id_col": version}
 
     @property
     def percent(self) -> int:

@@ -94,8 +94,11 @@ class ImportRun(TimestampMixin, db.Model):
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(default=1, server_default="1")  # checked by the lifecycle engine
 
     created_by: Mapped["User | None"] = relationship()  # noqa: F821
+
+    __mapper_args__ = {"version_id_col": version}
 
     @property
     def percent(self) -> int:
@@ -150,9 +153,12 @@ class GenerationRun(TimestampMixin, db.Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    version: Mapped[int] = mapped_column(default=1, server_default="1")  # checked by the lifecycle engine
 
     customer: Mapped["Customer"] = relationship()  # noqa: F821
     created_by: Mapped["User | None"] = relationship()  # noqa: F821
+
+    __mapper_args__ = {"version_id_col": version}
 
     @property
     def percent(self) -> int:

@@ -190,11 +190,13 @@ def test_a_second_confirmation_from_a_stale_page_is_a_conflict(app):
     run = _run(ImportKind.HOLDERS, HOLDERS_CSV)
     db.session.commit()
     assert run.status is ImportStatus.PREVIEW  # what this request saw
+    table = ImportRun.__table__
     with db.engine.begin() as other:  # somebody else cancelled it meanwhile, in another request
-        other.execute(sa.update(ImportRun.__table__).where(ImportRun.__table__.c.id == run.id)
-                      .values(status=ImportStatus.CANCELLED.value))
+        other.execute(sa.update(table).where(table.c.id == run.id)
+                      .values(status=ImportStatus.CANCELLED.value, version=table.c.version + 1))
     assert run.status is ImportStatus.PREVIEW  # still stale in this session
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(InvalidTransition):  # the engine's TransitionConflict: the version moved
         imports.confirm_import(run, actor=None, now=NOW)
+    db.session.rollback()
     assert run.status is ImportStatus.CANCELLED
     assert db.session.scalar(sa.select(sa.func.count(Holder.id))) == 0

@@ -1,7 +1,7 @@
 """Version counter on every lifecycle run (the lifecycle engine checks it in the UPDATE)
 
 Revision ID: 8937d3ed36ff
-Revises: 4aeca065666d
+Revises: 06927b8d7777
 Create Date: 2026-12-03 07:33:02.445083
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '8937d3ed36ff'
-down_revision = '4aeca065666d'
+down_revision = '06927b8d7777'
 branch_labels = None
 depends_on = None
 

@@ -55,7 +55,7 @@ from app.enums import (
 )
 from app.extensions import db
 from app.insurance import guard as guard_mod
-from app.insurance import issuing
+from app.insurance import issuing, signing
 from app.models import (
     Customer,
     CustomerHolder,
@@ -359,14 +359,14 @@ class _Group:
     stamper: object | None  # pdf.Stamper; None: the wording names the holder inside a sentence
     page: object | None = None  # generation_files.BasePage in the merged file
 
-    def pdf_for(self, holder, stamp=None) -> bytes:
+    def pdf_for(self, holder, stamp=None, seal=None) -> bytes:
         """One holder's own certificate (a ZIP member, a sent certificate, an e-mail attachment), with its
-        number, revision, verification code and QR code (``stamp``)."""
+        number, revision, verification code and QR code (``stamp``), signed with ``seal`` in the same pass."""
         from app.insurance import pdf
 
         if self.stamper is not None:
-            return self.stamper.stamp(holder, stamp)
-        return pdf._render_full((self.data, holder, stamp))
+            return self.stamper.stamp(holder, stamp, seal)
+        return pdf._render_full((self.data, holder, stamp), seal)
 
 
 def _widest_name(run: GenerationRun, size: int):
@@ -501,6 +501,8 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
     workdir = Path(tempfile.mkdtemp(prefix="certdesk-gen-"))
     done = emailed = seen = 0
     passed: set[tuple] = set()
+    # Every holder's own file (a ZIP member, a sent certificate, an attachment) is signed as it is stamped.
+    seal = signing.get_seal(signed_at=now) if per_holder or not merged else None
     try:
         out_path = workdir / f"{base}.{'pdf' if merged else 'zip'}"
         with out_path.open("wb") as fh:
@@ -531,7 +533,7 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
                     generation_run_id=run_id) if chunk else []
                 for row, entry in zip(chunk, entries, strict=True):
                     group = groups[group_key(row, specific)]
-                    own_pdf = group.pdf_for(row.info, entry.stamp) if per_holder or not merged else None
+                    own_pdf = group.pdf_for(row.info, entry.stamp, seal) if seal is not None else None
                     if own_pdf is not None:
                         entry.cert.sha256 = hashlib.sha256(own_pdf).hexdigest()
                     if merged:
@@ -550,10 +552,8 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
                 raise GenerationError("No certificate was generated: the issue guard blocked every holder ("
                                       + " ".join(run.skipped[0]["reasons"] if run.skipped else []) + ").")
             out.close()
-        if merged:  # one signature over the combined file (signing each of thousands of copies costs too much)
-            from app.insurance.signing import sign_pdf
-
-            out_path.write_bytes(sign_pdf(out_path.read_bytes()))
+        if merged:  # one signature over the combined file (its pages are not files of their own)
+            out_path.write_bytes(signing.sign_pdf(out_path.read_bytes()))
         digest = _file_sha256(out_path) if merged else None
         run.file_key = get_store().save_file(out_path)
         run.filename = out_path.name

@@ -15,9 +15,11 @@ Decisions:
   else and we cannot read what it prints: the guard's result (the holder check) is recorded, not enforced.
 - **Verification.** Every record gets a short random code (10 characters of Crockford base 32, printed
   as two groups of five) and the QR code of ``<BASE_URL>/verify/<code>``, stamped on page 1.
-- **Signature and hash.** A generated PDF is signed (PAdES) and the SHA-256 of the final signed bytes is
-  stored, so ``/verify`` can match an uploaded file byte for byte. An uploaded PDF is kept exactly as
-  uploaded (not stamped, not signed); its hash and code are recorded all the same.
+- **Signature and hash.** Every PDF is signed (PAdES) and the SHA-256 of the final signed bytes is
+  stored, so ``/verify`` can match a file byte for byte. A generated PDF is signed as it is stamped
+  (``signing.Seal``); an uploaded, already-issued PDF keeps its pages as they are and gets a verification
+  page at the end (code, QR code, number, revision) and pyHanko's signature over the whole file
+  (``stamp_uploaded``); the hash of the file as uploaded is kept in its data.
 - Everything flushes; the caller commits (and e-mails through the outbox after the commit).
 """
 
@@ -36,6 +38,7 @@ from app.enums import CertificateSource, RequestType
 from app.extensions import db
 from app.insurance import guard as guard_mod
 from app.insurance.pdf import HolderInfo, IssueStamp, build_certificate_data, render_certificate_pdf
+from app.insurance.signing import get_seal
 from app.models import CertificateRequest, Customer, IssuedCertificate, User
 from app.models.holders import holder_key
 from app.models.insurance import DEFAULT_BANNED_WORDING, BannedWording
@@ -198,10 +201,42 @@ def _emit_issued(cert: IssuedCertificate, previous: IssuedCertificate | None, *,
         events.emit("certificate.superseded", "certificate", previous, now=now)
 
 
-def sign(pdf: bytes) -> bytes:
-    from app.insurance.signing import sign_pdf
+def _unlocked(pdf: bytes) -> bytes:
+    """A PDF locked only against editing (an empty open password, which the upload check lets in) saved
+    again without the lock: an update to an encrypted file must be encrypted alike, and is not ours to
+    sign. Any other PDF as it is."""
+    import io
 
-    return sign_pdf(pdf)
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(pdf))
+        if not reader.is_encrypted or not reader.decrypt(""):
+            return pdf
+        out = io.BytesIO()
+        PdfWriter(clone_from=reader).write(out)
+        return out.getvalue()
+    except (PdfReadError, ValueError):
+        return pdf  # sign_pdf says what is wrong with it
+
+
+def stamp_uploaded(pdf: bytes, stamp: IssueStamp, *, kind: RequestType, holder: HolderInfo, customer: Customer,
+                   on: date) -> bytes:
+    """An uploaded, already-issued certificate as it leaves CertDesk: its pages untouched, a verification
+    page added at the end (number, revision, holder, insured, issue date, verification code, QR code) and
+    the whole file signed, in one incremental update. Raises ``pdf.CertificateDataError`` when the file
+    cannot be updated (the upload check lets only readable, unlocked PDFs in)."""
+    from app.insurance.pdf import CertificateDataError, append_verification_page
+    from app.insurance.signing import UnsignablePdf, sign_pdf
+
+    facts = [("Certificate", f"{kind.label} {stamp.number}"), ("Revision", str(stamp.revision)),
+             ("Certificate holder", holder.name), ("Insured", customer.name), ("Issued", f"{on:%m/%d/%Y}")]
+    try:
+        return sign_pdf(_unlocked(pdf), before=lambda writer: append_verification_page(writer, stamp, facts))
+    except UnsignablePdf as exc:
+        raise CertificateDataError(f"The uploaded certificate could not be stamped and signed: {exc}. Upload "
+                                   "the PDF again (saved or printed to PDF without a password).") from exc
 
 
 def issue(customer: Customer, *, kind: RequestType, holder: HolderInfo, actor: User | None, now: datetime,
@@ -230,16 +265,19 @@ def issue(customer: Customer, *, kind: RequestType, holder: HolderInfo, actor: U
     code = _unique_code()
     url = verify_url(code)
     if uploaded_pdf is not None:
-        document = uploaded_pdf
+        document = stamp_uploaded(uploaded_pdf, IssueStamp(number=number, revision=revision, code=code, url=url),
+                                  kind=kind, holder=holder, customer=customer, on=now.date())
         source = CertificateSource.UPLOADED
         stored = {"uploaded": True, "kind": kind.value, "date": now.date().isoformat(), "holder": asdict(holder),
                   "certificate_number": number, "revision": revision,
-                  "request_id": request.id if request is not None else None}
+                  "request_id": request.id if request is not None else None,
+                  "verification": {"code": code, "url": url}, "uploaded_sha256": hashlib.sha256(
+                      uploaded_pdf).hexdigest()}
     else:
         stored = {**data, "holder": {**(data.get("holder") or {}), **asdict(holder)} if data.get("holder") else
                   asdict(holder), "certificate_number": number, "revision": revision,
                   "verification": {"code": code, "url": url}}
-        document = sign(render_certificate_pdf(stored))
+        document = render_certificate_pdf(stored, seal=get_seal(signed_at=now))
         source = CertificateSource.GENERATED
     key = get_store().save(document)
     address = ", ".join(p for p in (holder.address.strip(), holder.city_line) if p)

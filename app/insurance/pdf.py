@@ -668,11 +668,12 @@ def render_base_pdf(data: dict) -> bytes:
     return _html_to_pdf(render_html(data))
 
 
-def render_certificate_pdf(data: dict) -> bytes:
+def render_certificate_pdf(data: dict, seal=None) -> bytes:
     """COI / COI-with-WOS layout; the simpler POI layout when ``data["kind"] == "poi"``. When ``data`` has a
-    ``verification`` ({"code", "url"}), the verification code and its QR code are stamped too."""
+    ``verification`` ({"code", "url"}), the verification code and its QR code are stamped too; with ``seal``
+    (``signing.Seal``) the file is signed in the same update."""
     base = Stamper(render_base_pdf(data))
-    return base.stamp(HolderInfo.from_dict(data.get("holder") or {}), IssueStamp.from_data(data))
+    return base.stamp(HolderInfo.from_dict(data.get("holder") or {}), IssueStamp.from_data(data), seal)
 
 
 # -- the per-certificate stamp: number, revision, verification code and QR code --------------------------
@@ -764,6 +765,101 @@ def link_annotation(stamp: IssueStamp) -> bytes:
     uri = _pdf_string(stamp.url)
     return (b"<< /Type /Annot /Subtype /Link /Rect [%.2f %.2f %.2f %.2f] /Border [0 0 0] "
             % (QR_X, QR_Y, QR_X + QR_SIZE, QR_Y + QR_SIZE) + b"/A << /S /URI /URI " + uri + b" >> >>")
+
+
+# -- the verification page of an uploaded certificate ----------------------------------------------------
+
+VERIFY_PAGE_QR = 144.0  # points: 2 inches, easy to scan from a screen or from paper
+
+
+def verification_page_content(stamp: IssueStamp, facts: list[tuple[str, str]], width: float,
+                              height: float) -> tuple[bytes, tuple[float, float, float, float]]:
+    """The operators of the page added at the end of an uploaded (already-issued) certificate: a title,
+    what was recorded (``facts``: label, value), the verification code, the QR code of ``stamp.url`` and the
+    address; fonts ``/CDHolder`` and ``/CDHolderB``. Returns the operators and the QR code's rectangle (for
+    the link over it)."""
+    left, top = 54.0, height - 72.0
+    ops = [b"q 0 g BT", b"/CDHolderB 16 Tf", b"1 0 0 1 %.2f %.2f Tm" % (left, top),
+           _pdf_string("Certificate verification") + b" Tj", b"/CDHolder 10 Tf", b"14 TL",
+           b"1 0 0 1 %.2f %.2f Tm" % (left, top - 26)]
+    intro = ("This page was added by CertDesk when the certificate on the previous page(s) was issued. "
+             "The pages before it are unchanged. The whole file is digitally signed: any change to it breaks "
+             "the signature.")
+    for i, line in enumerate(_wrap(intro, "Helvetica", 10, width - 2 * left)):
+        ops.append(_pdf_string(line) + (b" Tj" if i == 0 else b" '"))
+    y = top - 26 - 14 * len(_wrap(intro, "Helvetica", 10, width - 2 * left)) - 16
+    for label, value in [*facts, ("Verification code", stamp.display_code)]:
+        ops += [b"/CDHolderB 10 Tf", b"1 0 0 1 %.2f %.2f Tm" % (left, y), _pdf_string(f"{label}:") + b" Tj",
+                b"/CDHolder 10 Tf", b"1 0 0 1 %.2f %.2f Tm" % (left + 130, y)]
+        for i, line in enumerate(_wrap(value, "Helvetica", 10, width - 2 * left - 130)[:4]):
+            ops.append(_pdf_string(line) + (b" Tj" if i == 0 else b" '"))
+        y -= 14 * max(1, min(4, len(_wrap(value, "Helvetica", 10, width - 2 * left - 130)))) + 4
+    y -= 10
+    ops += [b"/CDHolder 10 Tf", b"1 0 0 1 %.2f %.2f Tm" % (left, y),
+            _pdf_string("Scan the QR code, or open this address, to see whether the certificate is current:")
+            + b" Tj", b"/CDHolderB 10 Tf", b"1 0 0 1 %.2f %.2f Tm" % (left, y - 14), _pdf_string(stamp.url) + b" Tj",
+            b"ET"]
+    qr_x, qr_y = left, y - 30 - VERIFY_PAGE_QR
+    matrix = qr_matrix(stamp.url) if stamp.url else []
+    if matrix:
+        n = len(matrix)
+        cell = VERIFY_PAGE_QR / n
+        for r, row in enumerate(matrix):
+            c = 0
+            while c < n:
+                if not row[c]:
+                    c += 1
+                    continue
+                start = c
+                while c < n and row[c]:
+                    c += 1
+                ops.append(b"%.3f %.3f %.3f %.3f re" % (qr_x + start * cell, qr_y + (n - 1 - r) * cell,
+                                                        (c - start) * cell, cell))
+        ops.append(b"f")
+    ops.append(b"Q")
+    return b"\n".join(ops) + b"\n", (qr_x, qr_y, qr_x + VERIFY_PAGE_QR, qr_y + VERIFY_PAGE_QR)
+
+
+def append_verification_page(writer, stamp: IssueStamp, facts: list[tuple[str, str]]) -> None:
+    """Add the verification page (``verification_page_content``) at the end of the document open in
+    ``writer`` (a pyHanko ``IncrementalPdfFileWriter``), as big as its first page, with a link over the
+    QR code. The existing pages are not touched."""
+    from pyhanko.pdf_utils import generic
+
+    first = writer.root["/Pages"]
+    while "/Kids" in first:
+        first = first["/Kids"][0].get_object()
+    box = [float(v) for v in first.get("/MediaBox", [0, 0, PAGE_W, PAGE_H])]
+    width, height = abs(box[2] - box[0]) or PAGE_W, abs(box[3] - box[1]) or PAGE_H
+    if int(first.get("/Rotate", 0)) % 180:  # a landscape page shown turned: keep the reading size
+        width, height = height, width
+    ops, rect = verification_page_content(stamp, facts, width, height)
+
+    def font(base: str):
+        return generic.DictionaryObject({
+            generic.pdf_name("/Type"): generic.pdf_name("/Font"), generic.pdf_name("/Subtype"): generic.pdf_name(
+                "/Type1"), generic.pdf_name("/BaseFont"): generic.pdf_name(base),
+            generic.pdf_name("/Encoding"): generic.pdf_name("/WinAnsiEncoding")})
+
+    contents = generic.StreamObject(stream_data=ops)
+    contents.compress()
+    link = generic.DictionaryObject({
+        generic.pdf_name("/Type"): generic.pdf_name("/Annot"), generic.pdf_name("/Subtype"): generic.pdf_name("/Link"),
+        generic.pdf_name("/Rect"): generic.ArrayObject(generic.FloatObject(v) for v in rect),
+        generic.pdf_name("/Border"): generic.ArrayObject([generic.NumberObject(0)] * 3),
+        generic.pdf_name("/A"): generic.DictionaryObject({
+            generic.pdf_name("/S"): generic.pdf_name("/URI"), generic.pdf_name("/URI"): generic.TextStringObject(
+                stamp.url)})})
+    page = generic.DictionaryObject({
+        generic.pdf_name("/Type"): generic.pdf_name("/Page"),
+        generic.pdf_name("/MediaBox"): generic.ArrayObject(generic.FloatObject(v) for v in (0, 0, width, height)),
+        generic.pdf_name("/Contents"): writer.add_object(contents),
+        generic.pdf_name("/Resources"): generic.DictionaryObject({generic.pdf_name("/Font"): generic.DictionaryObject({
+            generic.pdf_name("/CDHolder"): font("/Helvetica"), generic.pdf_name("/CDHolderB"): font(
+                "/Helvetica-Bold")})}),
+        generic.pdf_name("/Annots"): generic.ArrayObject([writer.add_object(link)]),
+    })
+    writer.insert_page(page)
 
 
 # -- stamping the holder (incremental PDF update) -----------------------------------------------------
@@ -859,6 +955,13 @@ class Stamper:
         self.page_count = len(reader.pages)
         self.name_slots = tuple(name_slots)
         self.number_slots = tuple(number_slots)
+        # The catalog again with the signature field's /AcroForm (a base with a form of its own is signed
+        # by pyHanko instead: see ``can_seal``).
+        catalog = reader.trailer["/Root"].get_object()
+        self.can_seal = "/AcroForm" not in catalog
+        self.catalog_rest = _serialize(DictionaryObject({NameObject(k): v for k, v in catalog.items()}))[2:-2]
+        self._head = base if base.endswith(b"\n") else base + b"\n"
+        self._head_hash = None
 
     def content(self, holder: HolderInfo, stamp: IssueStamp | None = None) -> bytes:
         ops = holder_content(holder, name_slots=self.name_slots)
@@ -866,51 +969,100 @@ class Stamper:
             ops += verification_content(stamp, number_slots=self.number_slots)
         return ops
 
-    def _first_page(self, parent: bytes, stream_refs: tuple[int, int], annot_ref: int | None = None) -> bytes:
+    def _first_page(self, parent: bytes, stream_refs: tuple[int, int], annot_ref: int | None = None,
+                    *more_annots: int) -> bytes:
         contents = b" ".join([b"%d 0 R" % stream_refs[0]] + [b"%d 0 R" % r.idnum for r in self.contents_refs]
                              + [b"%d 0 R" % stream_refs[1]])
-        annots = b" ".join(a for a in (self.first_annots, b"%d 0 R" % annot_ref if annot_ref else b"") if a)
+        annots = b" ".join(a for a in (self.first_annots, *(b"%d 0 R" % r for r in (annot_ref, *more_annots) if r))
+                           if a)
         return (b"<<" + self.first_rest + b" /Parent " + parent + b" /Contents [" + contents + b"] /Resources "
                 + self.first_resources + (b" /Annots [" + annots + b"]" if annots else b"") + b">>")
 
-    def stamp(self, holder: HolderInfo, stamp: IssueStamp | None = None) -> bytes:
+    def stamp(self, holder: HolderInfo, stamp: IssueStamp | None = None, seal=None) -> bytes:
         """The base certificate with ``holder`` written into the holder box (and ``stamp``: number, revision,
-        verification code, QR code and its link), as one PDF file."""
+        verification code, QR code and its link), as one PDF file; with ``seal`` (``signing.Seal``) signed
+        in the same incremental update."""
         out = io.BytesIO()
-        self.write_stamped(out, holder, stamp)
+        self.write_stamped(out, holder, stamp, seal)
         return out.getvalue()
 
-    def write_stamped(self, out, holder: HolderInfo, stamp: IssueStamp | None = None) -> None:
-        out.write(self.base)
-        if not self.base.endswith(b"\n"):
-            out.write(b"\n")
-        start = out.tell() - 0
+    def write_stamped(self, out, holder: HolderInfo, stamp: IssueStamp | None = None, seal=None) -> None:
+        """Write the stamped certificate to ``out``. With ``seal``, the update also holds an invisible
+        signature field (a widget on page 1, listed in the catalog's /AcroForm) and its signature
+        dictionary, last, with a ``/Contents`` hole of ``seal.reserve`` bytes; the SHA-256 of every byte but
+        the hole (the base's share hashed once per Stamper) goes to ``seal.cms`` and the container is
+        written into the hole. The signature covers the whole file."""
+        if seal is not None and not self.can_seal:  # pragma: no cover - our renders have no form
+            raise RuntimeError("this certificate has a form of its own: sign it with signing.sign_pdf")
+        head = self._head
         n = self.size
-        annot = n + 2 if stamp is not None and stamp.url else None
+        next_num = n + 2
+        annot = widget = sig = None
+        if stamp is not None and stamp.url:
+            annot, next_num = next_num, next_num + 1
+        if seal is not None:
+            widget, sig, next_num = next_num, next_num + 1, next_num + 2
+        page_num = self.page_refs[0].idnum
         objects: list[tuple[int, bytes]] = [
             (n, _stream(b"q\n")),
             (n + 1, flate_stream(self.content(holder, stamp))),
-            (self.page_refs[0].idnum, self._first_page(b"%d 0 R" % self.pages_ref.idnum, (n, n + 1), annot)),
+            (page_num, self._first_page(b"%d 0 R" % self.pages_ref.idnum, (n, n + 1), annot, *(
+                [widget] if widget else []))),
         ]
         if annot is not None:
             objects.append((annot, link_annotation(stamp)))
+        if seal is not None:
+            objects += [
+                (self.root_ref.idnum, b"<<" + self.catalog_rest + b" /AcroForm << /Fields [%d 0 R] /SigFlags 3 >> >>"
+                 % widget),
+                (widget, b"<< /Type /Annot /Subtype /Widget /FT /Sig /T " + _pdf_string(seal.field_name)
+                 + b" /F 132 /Rect [0 0 0 0] /P %d 0 R /V %d 0 R >>" % (page_num, sig)),
+                (sig, b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached /M "
+                 + _pdf_string(seal.pdf_date) + b" /Reason " + _pdf_string(seal.reason) + b" /ByteRange "
+                 + _BYTE_RANGE_HOLE + b" /Contents <" + b"0" * (2 * seal.reserve) + b"> >>"),
+            ]
         offsets: dict[int, int] = {}
-        pos = start
+        pos = len(head)
         chunks = []
         for num, body in objects:
             offsets[num] = pos
             chunk = b"%d 0 obj\n" % num + body + b"\nendobj\n"
             chunks.append(chunk)
             pos += len(chunk)
-        out.write(b"".join(chunks))
         xref = [b"xref\n0 1\n0000000000 65535 f \n"]
         for num in sorted(offsets):
             xref.append(b"%d 1\n%010d 00000 n \n" % (num, offsets[num]))
-        trailer = b"trailer\n<< /Size %d /Root %d 0 R /Prev %d" % (n + (3 if annot else 2), self.root_ref.idnum,
-                                                                    self.prev_xref)
+        trailer = b"trailer\n<< /Size %d /Root %d 0 R /Prev %d" % (next_num, self.root_ref.idnum, self.prev_xref)
         if self.info_ref is not None:
             trailer += b" /Info %d 0 R" % self.info_ref.idnum
-        out.write(b"".join(xref) + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % pos)
+        update = bytearray(b"".join(chunks) + b"".join(xref) + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % pos)
+        if seal is not None:
+            self._sign(update, len(head), seal)
+        out.write(head)
+        out.write(update)
+
+    def _sign(self, update: bytearray, head_len: int, seal) -> None:
+        """Fill in the ``/ByteRange`` and ``/Contents`` of the signature dictionary in ``update``."""
+        import hashlib
+
+        at = update.rindex(b" /ByteRange " + _BYTE_RANGE_HOLE) + len(b" /ByteRange ")
+        hole = update.index(b"/Contents <", at) + len(b"/Contents ")  # the "<" of the hex string
+        hole_end = hole + 2 * seal.reserve + 2                           # after its ">"
+        total = head_len + len(update)
+        byte_range = b"[0 %d %d %d]" % (head_len + hole, head_len + hole_end, total - head_len - hole_end)
+        update[at:at + len(_BYTE_RANGE_HOLE)] = byte_range.ljust(len(_BYTE_RANGE_HOLE))
+        if self._head_hash is None:
+            self._head_hash = hashlib.sha256(self._head)
+        digest = self._head_hash.copy()
+        digest.update(memoryview(update)[:hole])
+        digest.update(memoryview(update)[hole_end:])
+        container = seal.cms(digest.digest()).hex().encode()
+        if len(container) > 2 * seal.reserve:  # pragma: no cover - the reserve is measured with a real one
+            raise RuntimeError("the signature does not fit the space kept for it")
+        update[hole + 1:hole + 1 + len(container)] = container
+
+
+_BYTE_RANGE_HOLE = b"[0 0 0 0]" + b" " * 36  # room for three 10-digit offsets
 
 
 def _serialize(obj) -> bytes:
@@ -1070,42 +1222,52 @@ def _write_merged_fast(stamper: Stamper, fh, holders: list[HolderInfo], tick: Ca
     fh.write(b"".join(lines) + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % xref_pos)
 
 
-def _render_full(args: tuple[dict, HolderInfo, IssueStamp | None]) -> bytes:
+_FORKED_SEAL = None  # the seal of ``_full_renders``' worker processes (forked: a key does not pickle)
+
+
+def _render_full(args: tuple[dict, HolderInfo, IssueStamp | None], seal=None) -> bytes:
     data, holder, stamp = args
     data = _data_for(data, holder)
     if stamp is not None:
         data = {**data, "certificate_number": stamp.number, "revision": stamp.revision,
                 "verification": {"code": stamp.code, "url": stamp.url}}
-    return render_certificate_pdf(data)
+    return render_certificate_pdf(data, seal if seal is not None else _FORKED_SEAL)
 
 
 BATCH_PROCESSES = 2
 PARALLEL_FROM = 16  # holders; below this, starting processes costs more than it saves
 
 
-def _full_renders(data: dict, holders: list[HolderInfo], stamps: list[IssueStamp] | None = None):
-    """Each holder rendered in full (holder-specific wording), in order, on up to 2 processes."""
+def _full_renders(data: dict, holders: list[HolderInfo], stamps: list[IssueStamp] | None = None, seal=None):
+    """Each holder rendered in full (holder-specific wording), in order, on up to 2 processes; each
+    signed with ``seal`` when given."""
     import multiprocessing
     import os
 
+    global _FORKED_SEAL
     jobs = [(data, h, stamps[i] if stamps else None) for i, h in enumerate(holders)]
     processes = min(BATCH_PROCESSES, os.cpu_count() or 1)
     if len(holders) < PARALLEL_FROM or processes < 2 or "fork" not in multiprocessing.get_all_start_methods():
         for job_args in jobs:
-            yield _render_full(job_args)
+            yield _render_full(job_args, seal)
         return
     # Import and compile in the parent, so the forked workers start warm.
     from xhtml2pdf import pisa  # noqa: F401
 
     get_env().get_template("pdf/certificate.html")
     get_env().get_template("pdf/poi.html")
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
-        yield from pool.imap(_render_full, jobs, chunksize=4)
+    _FORKED_SEAL = seal
+    try:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            yield from pool.imap(_render_full, jobs, chunksize=4)
+    finally:
+        _FORKED_SEAL = None
 
 
 def render_batch(data: dict, holders: list[HolderInfo], out_path: Path, *, mode: str,
                  progress: Callable[[int, int], None] | None = None, stamps: list[IssueStamp] | None = None,
-                 sign: Callable[[bytes], bytes] | None = None, digests: list[str] | None = None) -> int:
+                 sign: Callable[[bytes], bytes] | None = None, digests: list[str] | None = None,
+                 seal=None) -> int:
     """One certificate per holder, streamed to ``out_path`` (``mode`` "zip" of PDFs, or one "merged" PDF).
 
     The common part is rendered once and each holder is stamped into it (a few hundred bytes each, no
@@ -1113,7 +1275,8 @@ def render_batch(data: dict, holders: list[HolderInfo], out_path: Path, *, mode:
     certificate is rendered in full instead, on two processes. Returns the number written.
 
     ``stamps`` (one per holder): each certificate's own number, revision, verification code and QR code,
-    stamped in the same pass. ``sign``: applied to each ZIP member, or once to the merged file. ``digests``:
+    stamped in the same pass. ``seal`` (``signing.Seal``): each ZIP member signed as it is stamped.
+    ``sign``: applied to each ZIP member, or once to the merged file. ``digests``:
     when given, the SHA-256 (hex) of each ZIP member (or of the merged file, once) is appended to it.
     """
     import hashlib
@@ -1150,9 +1313,9 @@ def render_batch(data: dict, holders: list[HolderInfo], out_path: Path, *, mode:
     if mode == "zip":
         with zipfile.ZipFile(out_path, "w", allowZip64=True) as zf:
             if fast:
-                pdfs = (stamper.stamp(h, stamps[i] if stamps else None) for i, h in enumerate(holders))
+                pdfs = (stamper.stamp(h, stamps[i] if stamps else None, seal) for i, h in enumerate(holders))
             else:
-                pdfs = _full_renders(data, holders, stamps)
+                pdfs = _full_renders(data, holders, stamps, seal)
             for index, (holder, pdf) in enumerate(zip(holders, pdfs, strict=True), start=1):
                 if sign is not None:
                     pdf = sign(pdf)

@@ -9,6 +9,7 @@ from app.insurance.documents import issue_certificate
 from app.insurance.pdf import HolderInfo
 from app.models import Customer
 from app.models.base import utcnow
+from tests.factories import tiny_pdf
 
 
 def _login(page, email):
@@ -32,7 +33,7 @@ def test_certificate_number_and_date_apart_at_390px(page, app):
     seed_demo()
     acme = db.session.scalar(sa.select(Customer).where(Customer.name.like("Acme%")))
     issue_certificate(acme, kind=RequestType.COI, holder=HolderInfo(name="Riverside Mall Leasing LLC"), actor=None,
-                      now=utcnow(), uploaded_pdf=b"%PDF-1.4\n%%EOF\n")
+                      now=utcnow(), uploaded_pdf=tiny_pdf("Certificate of insurance"))
     db.session.commit()
     page.set_viewport_size({"width": 390, "height": 844})
     _login(page, "customer@acme.demo")

@@ -13,6 +13,7 @@ from app.insurance import processing
 from app.models import Activity, CertificateRequest, IssuedCertificate, OutboxMessage
 from app.models.base import utcnow
 from app.queue import defer
+from app.storage import get_store
 
 
 def pdf_text(data: bytes) -> str:
@@ -104,7 +105,8 @@ def test_incomplete_holder_address_goes_to_manual(app, make, run_jobs):
 
 
 def test_manual_upload_path_delivers_same_way(app, make, run_jobs, smtp):
-    """Upload cert -> Submit: the uploaded PDF (kept as is) reaches holder and customer."""
+    """Upload cert -> Submit: the uploaded PDF (its pages as they were, plus the verification page, signed)
+    reaches holder and customer."""
     from app.insurance.pdf import HolderInfo, build_certificate_data, render_certificate_pdf
 
     staff = make.user(Role.PROCESSOR)
@@ -119,7 +121,11 @@ def test_manual_upload_path_delivers_same_way(app, make, run_jobs, smtp):
     assert db.session.get(CertificateRequest, req.id).status is RequestStatus.COMPLETED
     assert smtp.to("holder@upload.example.com") == []  # not selected
     [mail] = smtp.to("office@upload.example.com")
-    assert attachment(mail) == pdf
+    cert = db.session.scalar(sa.select(IssuedCertificate).filter_by(request_id=req.id))
+    sent = attachment(mail)
+    assert sent == get_store().read(cert.document_key) and sent.startswith(pdf)
+    assert f"{cert.verification_code[:5]}-{cert.verification_code[5:]}" in PdfReader(io.BytesIO(sent)).pages[
+        -1].extract_text()
     assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == 1
 
 

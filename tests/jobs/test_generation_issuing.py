@@ -1,6 +1,7 @@
 """Mass generation goes through the one issuing path: every holder's certificate has its own number,
 revision, verification code and QR code, recorded and shown in the sent-certificates history; a second run
-re-issues (revision 2) and the first revisions' verify pages say superseded; the combined PDF is signed."""
+re-issues (revision 2) and the first revisions' verify pages say superseded; every ZIP member is a signed
+PDF of its own and the combined PDF is signed."""
 
 from __future__ import annotations
 
@@ -126,3 +127,44 @@ def test_mass_generation_marks_subr_wvd_only_on_the_wc_row_and_only_when_endorse
 
     note = db.session.scalar(sa.select(Activity.message).filter_by(subject_id=run.id, action="marks_omitted"))
     assert "no blanket additional insured endorsement" in note
+
+
+def test_every_zip_member_is_signed_and_verifies_as_its_own_certificate(app, make, run_jobs, client):
+    from pyhanko.keys import load_cert_from_pemder
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    customer, staff = _customer_with_holders(make, 6)
+    run = _run(customer, staff, GenerationMode.ZIP, run_jobs)
+    with zipfile.ZipFile(get_store().path(run.file_key)) as archive:
+        members = [archive.read(name) for name in archive.namelist()]
+    certs = {c.sha256: c for c in db.session.scalars(sa.select(IssuedCertificate).where(
+        IssuedCertificate.generation_run_id == run.id))}
+    assert len(members) == len(certs) == 6
+    trust = app.config["CERT_SIGNING_CERT"]
+    context = ValidationContext(trust_roots=[load_cert_from_pemder(trust)], allow_fetching=False)
+    for pdf in members:
+        # pyHanko's own validation: one PAdES signature over the whole file, by our key.
+        [embedded] = PdfFileReader(io.BytesIO(pdf)).embedded_signatures
+        assert embedded.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
+        assert signing.signature_status(pdf, trust_cert_path=trust) == {
+            "signed": True, "intact": True, "valid": True, "trusted": True, "covers_whole_file": True}
+        status = validate_pdf_signature(embedded, context)
+        assert status.intact and status.valid and status.trusted and status.coverage.name == "ENTIRE_FILE"
+        assert hashlib.sha256(pdf).hexdigest() in certs  # the stored SHA-256 is of the signed file
+    # One changed byte (in the holder's text, or in the certificate drawn before it) breaks the signature.
+    first = members[0]
+    for spot in (len(first) // 4, first.index(b"/Contents <") - 40):
+        changed = bytearray(first)
+        changed[spot] ^= 0x01
+        assert signing.signature_status(bytes(changed), trust_cert_path=trust)["intact"] is False
+    # The holder uploads its member on /verify: that certificate, and no other.
+    cert = certs[hashlib.sha256(first).hexdigest()]
+    found = client.post("/verify", data={"file": (io.BytesIO(first), f"{cert.filename}")},
+                        content_type="multipart/form-data")
+    assert "exactly a certificate CertDesk issued" in found.text and cert.certificate_number in found.text
+    assert not any(other.certificate_number in found.text for other in certs.values() if other is not cert)
+    refused = client.post("/verify", data={"file": (io.BytesIO(bytes(changed)), "x.pdf")},
+                          content_type="multipart/form-data")
+    assert "not a certificate CertDesk issued" in refused.text

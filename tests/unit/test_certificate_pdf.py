@@ -319,16 +319,6 @@ def test_reissue_increments_revision_and_keeps_history(make, agency):
     assert "REVISION NUMBER: 3" in flat(text_of(get_store().read(third.document_key))[0])
 
 
-def test_uploaded_pdf_is_stored_as_given(make):
-    customer = make.customer()
-    uploaded = b"%PDF-1.4\n% uploaded by staff\n" + bytes(range(256)) + b"\n%%EOF\n"
-    cert = issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=NOW,
-                             uploaded_pdf=uploaded)
-    db.session.commit()
-    assert get_store().read(cert.document_key) == uploaded
-    assert cert.source is CertificateSource.UPLOADED and cert.data["uploaded"] is True
-
-
 def test_agency_defaults_and_save(app):
     assert get_agency()["name"]  # a default, never blank on the certificate
     save_agency({"name": " Harbor ", "phone": "1", "bogus": "x"})

@@ -26,8 +26,8 @@ def pdf_of(cert) -> bytes:
     return get_store().read(cert.document_key)
 
 
-def qr_text(pdf: bytes) -> list[str]:
-    """Decode the QR code on page 1 from a rendered image (poppler -> zxing-cpp)."""
+def qr_text(pdf: bytes, page: int = 1) -> list[str]:
+    """Decode the QR code on ``page`` (1-based) from a rendered image (poppler -> zxing-cpp)."""
     import subprocess
     import tempfile
     from pathlib import Path
@@ -38,8 +38,8 @@ def qr_text(pdf: bytes) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "c.pdf"
         src.write_bytes(pdf)
-        subprocess.run(["pdftoppm", "-png", "-r", "150", "-f", "1", "-l", "1", str(src), str(Path(tmp) / "p")],
-                       check=True)
+        subprocess.run(["pdftoppm", "-png", "-r", "150", "-f", str(page), "-l", str(page), str(src),
+                        str(Path(tmp) / "p")], check=True)
         image = Image.open(next(Path(tmp).glob("p*.png")))
         return [b.text for b in zxingcpp.read_barcodes(image)]
 
@@ -204,3 +204,69 @@ def test_renewal_and_changed_limits_list_the_certificates_to_reissue_with_a_prev
     assert (new.certificate_number, new.revision) == (cert.certificate_number, 2)
     assert "Superseded by revision 2 on 07/02/2026" in client.get(f"/verify/{cert.verification_code}").text
     assert issuing.certificates_to_reissue(customer, later.date()) == []
+
+
+def test_an_uploaded_certificate_gets_a_verification_page_and_a_signature_and_keeps_its_pages(app, make, client):
+    from app.enums import CertificateSource
+    from app.insurance.pdf import render_certificate_pdf, sample_data
+
+    customer = make.customer(name="Acme Roofing LLC")
+    data = sample_data("coi")
+    data["description"] = "Uploaded from the agency system: Eastside Elementary renovation, Building C."
+    uploaded = render_certificate_pdf(data)  # issued elsewhere: unsigned, no verification code
+    original = [page.extract_text() for page in PdfReader(io.BytesIO(uploaded)).pages]
+    cert = issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=NOW,
+                             uploaded_pdf=uploaded)
+    db.session.commit()
+    pdf = pdf_of(cert)
+    import hashlib
+
+    assert cert.source is CertificateSource.UPLOADED
+    assert cert.sha256 == hashlib.sha256(pdf).hexdigest() != hashlib.sha256(uploaded).hexdigest()
+    assert cert.data["uploaded_sha256"] == hashlib.sha256(uploaded).hexdigest()
+    # The original pages, word for word, then one verification page.
+    pages = PdfReader(io.BytesIO(pdf)).pages
+    assert [page.extract_text() for page in pages[:-1]] == original
+    assert "Eastside Elementary renovation, Building C." in " ".join(pages[0].extract_text().split())
+    last = " ".join(pages[-1].extract_text().split())
+    url = f"http://certdesk.test/verify/{cert.verification_code}"
+    for shown in ("Certificate verification", cert.certificate_number, "Revision: 1", "Northwind Builders Inc",
+                  "Acme Roofing LLC", "06/01/2026", f"{cert.verification_code[:5]}-{cert.verification_code[5:]}", url):
+        assert shown in last, shown
+    assert qr_text(pdf, page=len(pages)) == [url]
+    assert [a.get_object()["/A"]["/URI"] for a in pages[-1]["/Annots"]] == [url]
+    # Signed like a generated certificate; one changed byte breaks it.
+    status = signing.signature_status(pdf, trust_cert_path=app.config["CERT_SIGNING_CERT"])
+    assert status == {"signed": True, "intact": True, "valid": True, "trusted": True, "covers_whole_file": True}
+    tampered = bytearray(pdf)
+    tampered[len(uploaded) // 2] ^= 0x01
+    assert signing.signature_status(bytes(tampered), trust_cert_path=app.config["CERT_SIGNING_CERT"])["intact"] is False
+    # The holder can verify it: by the code on the page, and by uploading the file.
+    page = client.get(f"/verify/{cert.verification_code}")
+    assert page.status_code == 200 and cert.certificate_number in page.text and "Current." in page.text
+    found = client.post("/verify", data={"file": (io.BytesIO(pdf), "c.pdf")}, content_type="multipart/form-data")
+    assert "exactly a certificate CertDesk issued" in found.text and cert.certificate_number in found.text
+
+
+def test_an_uploaded_pdf_locked_against_editing_is_signed_and_a_broken_one_is_refused(app, make):
+    from pypdf import PdfWriter
+
+    from app.insurance.pdf import CertificateDataError, render_certificate_pdf, sample_data
+    from app.models import IssuedCertificate
+
+    customer = make.customer()
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(render_certificate_pdf(sample_data("coi")))))
+    writer.encrypt(user_password="", owner_password="agency-owner")  # opens without a password
+    locked = io.BytesIO()
+    writer.write(locked)
+    cert = issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=NOW,
+                             uploaded_pdf=locked.getvalue())
+    pdf = pdf_of(cert)
+    assert signing.signature_status(pdf, trust_cert_path=app.config["CERT_SIGNING_CERT"])["valid"]
+    assert "CERTIFICATE OF LIABILITY INSURANCE" in PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    db.session.commit()
+    with pytest.raises(CertificateDataError, match="could not be stamped and signed"):
+        issue_certificate(customer, kind=RequestType.COI, holder=HOLDER, actor=None, now=NOW,
+                          uploaded_pdf=b"%PDF-1.4\n% no objects at all\n%%EOF\n")
+    db.session.rollback()
+    assert db.session.query(IssuedCertificate).count() == 1

@@ -300,9 +300,10 @@ def _issue(req, customer):
     from app.insurance.documents import issue_certificate
     from app.insurance.pdf import HolderInfo
     from app.models.base import utcnow
+    from tests.factories import tiny_pdf
 
     cert = issue_certificate(customer, kind=req.type, holder=HolderInfo(name=req.holder_name), actor=None,
-                             now=utcnow(), request=req, uploaded_pdf=b"%PDF-1.4\n% test certificate\n%%EOF\n")
+                             now=utcnow(), request=req, uploaded_pdf=tiny_pdf("Certificate of insurance"))
     db.session.commit()
     return cert
 

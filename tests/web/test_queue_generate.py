@@ -1,6 +1,7 @@
 """The manual generate path through the pages: attempt automation, edit, submit (the PDF job issues it while
 the page polls); uploads; double submits; a failed issue and trying again."""
 
+import hashlib
 import io
 import json
 
@@ -154,12 +155,18 @@ def test_upload_submit_sends_uploaded_pdf(htmx, processor, make, run_jobs, smtp)
     run_jobs()
     assert db.session.get(CertificateRequest, req.id).status is RequestStatus.COMPLETED
     cert = db.session.scalar(sa.select(IssuedCertificate).filter_by(request_id=req.id))
-    assert get_store().read(cert.document_key) == pdf
+    sent = get_store().read(cert.document_key)
+    # The uploaded pages as they were, then the verification page; the whole file signed.
+    uploaded_pages = [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
+    sent_pages = PdfReader(io.BytesIO(sent)).pages
+    assert [page.extract_text() for page in sent_pages[:-1]] == uploaded_pages
+    assert cert.certificate_number in sent_pages[-1].extract_text()
+    assert sent.startswith(pdf) and cert.data["uploaded_sha256"] == hashlib.sha256(pdf).hexdigest()
     assert sorted(db.session.scalars(sa.select(OutboxMessage.to_address))) == ["h@upl.example.com",
                                                                               "office@upl.example.com"]
     [mail] = smtp.to("h@upl.example.com")
     [part] = [p for p in mail.iter_attachments() if p.get_content_type() == "application/pdf"]
-    assert part.get_content() == pdf
+    assert part.get_content() == sent
     actions = db.session.scalars(sa.select(Activity.action).filter_by(subject_id=req.id)).all()
     assert "completed_uploaded" in actions
 

@@ -257,6 +257,15 @@ class SendRunStatus(StrEnum):
     DONE = "done"
 
 
+class ReissueStatus(StrEnum):
+    """A re-issue run (certificates re-issued as new revisions after a renewal, in one job)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # its worker kept dying: given up after its attempts
+
+
 class WebhookDeliveryStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"

@@ -40,6 +40,7 @@ from app.enums import (
     GenerationStatus,
     ImportStatus,
     InvalidTransition,
+    ReissueStatus,
     RequestStatus,
     SendRunStatus,
     can_transition,
@@ -53,6 +54,7 @@ from app.models import (
     ExemptionSendRun,
     GenerationRun,
     ImportRun,
+    ReissueRun,
     User,
 )
 
@@ -83,6 +85,14 @@ SEND_RUN_TRANSITIONS: dict[SendRunStatus, frozenset[SendRunStatus]] = {
     SendRunStatus.QUEUED: frozenset({SendRunStatus.RUNNING}),
     SendRunStatus.RUNNING: frozenset({SendRunStatus.RUNNING, SendRunStatus.DONE}),  # a retried job continues
     SendRunStatus.DONE: frozenset(),
+}
+
+REISSUE_TRANSITIONS: dict[ReissueStatus, frozenset[ReissueStatus]] = {
+    ReissueStatus.QUEUED: frozenset({ReissueStatus.RUNNING, ReissueStatus.FAILED}),
+    # running -> running: a retried job (its attempt counted first) continues where the last one stopped
+    ReissueStatus.RUNNING: frozenset({ReissueStatus.RUNNING, ReissueStatus.DONE, ReissueStatus.FAILED}),
+    ReissueStatus.DONE: frozenset(),
+    ReissueStatus.FAILED: frozenset(),
 }
 
 
@@ -158,6 +168,10 @@ MACHINES: dict[type, Machine] = {
     ExemptionSendRun: Machine(
         "send-to-many run", SEND_RUN_TRANSITIONS, "exemption_send_run",
         stamps={SendRunStatus.DONE: "finished_at"}, action=lambda to: f"send_run_{to.value}", customer_attr=None),
+    ReissueRun: Machine(
+        "re-issue run", REISSUE_TRANSITIONS, "reissue_run",
+        stamps={ReissueStatus.RUNNING: "started_at", **_finished((ReissueStatus.DONE, ReissueStatus.FAILED))},
+        action=lambda to: f"reissue_{to.value}", updated_attr="updated_at"),
 }
 
 

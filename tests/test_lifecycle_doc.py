@@ -9,7 +9,7 @@ delivery) are described in prose next to the function that sets each status.
 import pytest
 
 from app.enums import CERTIFICATE_REQUEST_TRANSITIONS, GENERATION_TRANSITIONS, IMPORT_TRANSITIONS
-from app.lifecycle import EXEMPTION_CERTIFICATE_TRANSITIONS, EXEMPTION_REQUEST_TRANSITIONS
+from app.lifecycle import EXEMPTION_CERTIFICATE_TRANSITIONS, EXEMPTION_REQUEST_TRANSITIONS, REISSUE_TRANSITIONS
 from tests.paths import REPO
 
 MACHINES = {
@@ -18,6 +18,7 @@ MACHINES = {
     "COI request": CERTIFICATE_REQUEST_TRANSITIONS,
     "Import run": IMPORT_TRANSITIONS,
     "Generation run": GENERATION_TRANSITIONS,
+    "Re-issue run": REISSUE_TRANSITIONS,
 }
 
 

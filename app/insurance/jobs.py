@@ -61,10 +61,28 @@ def issue_request_certificate(request_id: int):
 
 
 @job
+def run_reissue(run_id: int):
+    """A re-issue run (``app.insurance.reissue_runs``): count the attempt (committed first), then re-issue
+    its certificates not handled yet, one commit each (the progress the page shows). Idempotent: a run that
+    is not queued or running is left alone; a retry skips the certificates an earlier attempt handled."""
+    from app.insurance import reissue_runs
+    from app.models import ReissueRun
+
+    run = db.session.get(ReissueRun, run_id)
+    if run is None or not run.is_working:
+        return "nothing to do"
+    if not reissue_runs.begin_attempt(run, now=utcnow()):
+        return str(run.status)
+    db.session.commit()
+    reissue_runs.run_reissue(run, clock=utcnow, commit=db.session.commit)
+    return f"{run.reissued_count} re-issued, {run.skipped_count} skipped"
+
+
+@job
 def reissue_certificates(customer_id: int, certificate_ids: list, actor_id: int | None = None):
-    """Re-issue the chosen certificates as their next revisions (after a renewal or new limits) and e-mail
-    each holder its new revision once. Idempotent: a certificate that is no longer current (re-issued by an
-    earlier run of this job) is skipped; each is committed on its own, so a retry resumes."""
+    """Kept for jobs queued before re-issue runs existed (new re-issues go through ``run_reissue``): re-issue
+    the chosen certificates as their next revisions and e-mail each holder its new revision once.
+    Idempotent: a certificate that is no longer current is skipped; each is committed on its own."""
     from app.insurance.documents import deliver_certificate
     from app.insurance.issuing import CertificateBlocked, reissue
     from app.insurance.pdf import CertificateDataError

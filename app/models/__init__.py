@@ -19,7 +19,7 @@ from app.models.holders import (
     ImportRun,
     SentCertificate,
 )
-from app.models.insurance import CertificateRequest, IssuedCertificate, Payment, RejectionReason
+from app.models.insurance import CertificateRequest, IssuedCertificate, Payment, ReissueRun, RejectionReason
 from app.models.outbox import OutboxMessage
 from app.models.payments_sandbox import SandboxCharge, SandboxRefund
 from app.models.policies import Endorsement, Insurer, Policy
@@ -41,6 +41,7 @@ __all__ = [
     "IssuedCertificate",
     "Payment",
     "RejectionReason",
+    "ReissueRun",
     "OutboxMessage",
     "Policy",
     "SandboxCharge",

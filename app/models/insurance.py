@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.enums import (
     CertificateSource,
     PaymentStatus,
+    ReissueStatus,
     RequestSource,
     RequestStatus,
     RequestType,
@@ -209,6 +210,59 @@ class IssuedCertificate(TimestampMixin, db.Model):
     @property
     def guard_overridden(self) -> bool:
         return bool((self.guard or {}).get("override_note"))
+
+
+class ReissueRun(TimestampMixin, db.Model):
+    """Staff re-issuing chosen certificates of one customer as new revisions (after a renewal or new
+    limits), in one job with progress. ``processed`` holds the certificate ids already handled, written
+    in the same transaction as each re-issue and its e-mail, so a retried job skips them."""
+
+    __tablename__ = "reissue_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id"), index=True)
+    status: Mapped[ReissueStatus] = mapped_column(enum_column(ReissueStatus), default=ReissueStatus.QUEUED,
+                                                  index=True)
+    certificate_ids: Mapped[list] = mapped_column(sa.JSON, default=list)
+    processed: Mapped[list] = mapped_column(sa.JSON, default=list)
+    total: Mapped[int] = mapped_column(default=0)
+    reissued_count: Mapped[int] = mapped_column(default=0)
+    emailed_count: Mapped[int] = mapped_column(default=0)
+    skipped_count: Mapped[int] = mapped_column(default=0)
+    # Certificates not re-issued, e.g. [{"certificate_id": 3, "number": "...", "holder": "...", "message": "..."}].
+    errors: Mapped[list] = mapped_column(sa.JSON, default=list)
+    error: Mapped[str] = mapped_column(sa.String(500), default="")
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    customer: Mapped["Customer"] = relationship()  # noqa: F821
+    created_by: Mapped["User | None"] = relationship()  # noqa: F821
+
+    @property
+    def done_count(self) -> int:
+        return self.reissued_count + self.skipped_count
+
+    @property
+    def percent(self) -> int:
+        if self.status is ReissueStatus.DONE or not self.total:
+            return 100 if self.status is ReissueStatus.DONE else 0
+        return min(100, int(100 * self.done_count / self.total))
+
+    @property
+    def is_working(self) -> bool:
+        """Queued or running: the page polls; the sweep restarts a lost job."""
+        return self.status in (ReissueStatus.QUEUED, ReissueStatus.RUNNING)
+
+    @property
+    def is_done(self) -> bool:
+        return self.status is ReissueStatus.DONE
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status is ReissueStatus.FAILED
 
 
 class BannedWording(TimestampMixin, db.Model):

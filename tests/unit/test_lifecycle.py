@@ -14,6 +14,7 @@ from app.enums import (
     GenerationStatus,
     ImportStatus,
     InvalidTransition,
+    ReissueStatus,
     RequestStatus,
     SendRunStatus,
 )
@@ -28,6 +29,7 @@ from app.models import (
     ExemptionSendRun,
     GenerationRun,
     ImportRun,
+    ReissueRun,
 )
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -51,6 +53,7 @@ ALLOWED = {
     GenerationRun: edges(GenerationStatus, "queued>running queued>failed running>done running>failed done>expired"),
     AuditPack: edges(AuditPackStatus, "queued>running queued>failed running>running running>done running>failed"),
     ExemptionSendRun: edges(SendRunStatus, "queued>running running>running running>done"),
+    ReissueRun: edges(ReissueStatus, "queued>running queued>failed running>running running>done running>failed"),
 }
 CASES = [(model, a, b) for model, machine in lifecycle.MACHINES.items()
          for a in machine.table for b in machine.table]

@@ -237,9 +237,12 @@ class ReissueRun(TimestampMixin, db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(default=1, server_default="1")  # checked by the lifecycle engine
 
     customer: Mapped["Customer"] = relationship()  # noqa: F821
     created_by: Mapped["User | None"] = relationship()  # noqa: F821
+
+    __mapper_args__ = {"version_id_col": version}
 
     @property
     def done_count(self) -> int:

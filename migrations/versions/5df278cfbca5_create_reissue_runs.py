@@ -1,7 +1,7 @@
 """create reissue_runs (re-issue of certificates as new revisions, in one job with progress)
 
 Revision ID: 5df278cfbca5
-Revises: 06927b8d7777
+Revises: 8937d3ed36ff
 Create Date: 2026-12-03 07:53:07.280548
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5df278cfbca5'
-down_revision = '06927b8d7777'
+down_revision = '8937d3ed36ff'
 branch_labels = None
 depends_on = None
 
@@ -34,6 +34,7 @@ def upgrade():
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('version', sa.Integer(), server_default='1', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_reissue_runs_created_by_id_users')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_reissue_runs_customer_id_customers')),

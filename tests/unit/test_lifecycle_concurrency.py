@@ -18,6 +18,7 @@ from app.enums import (
     ImportKind,
     ImportStatus,
     InvalidTransition,
+    ReissueStatus,
     RequestStatus,
     SendRunStatus,
 )
@@ -31,6 +32,7 @@ from app.models import (
     ExemptionSendRun,
     GenerationRun,
     ImportRun,
+    ReissueRun,
 )
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -56,6 +58,8 @@ START = {
     AuditPack: (lambda make: _add(AuditPack(date_from=date(2026, 1, 1), date_to=date(2026, 6, 30),
                                             status=AuditPackStatus.QUEUED)), AuditPackStatus.RUNNING),
     ExemptionSendRun: (lambda make: _add(ExemptionSendRun(status=SendRunStatus.QUEUED)), SendRunStatus.RUNNING),
+    ReissueRun: (lambda make: _add(ReissueRun(customer_id=make.customer().id, status=ReissueStatus.QUEUED,
+                                              updated_at=NOW)), ReissueStatus.RUNNING),
 }
 MODELS = list(lifecycle.MACHINES)
 

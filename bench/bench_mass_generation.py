@@ -14,7 +14,11 @@ template, fonts and data shape the app uses). Reports, all from this one run:
 - the same for a WOS certificate, whose wording names each holder in a paragraph of its own (the
   name is stamped into lines kept for it: still no render per holder);
 - the fallback path, a description naming the holder inside a sentence: every holder is rendered in
-  full, on two processes (run with fewer holders by default: it costs a full render per holder).
+  full, on two processes (run with fewer holders by default: it costs a full render per holder);
+- ZIP "numbered": each holder's number, revision, verification code and QR code stamped too, as mass
+  generation issues them; ZIP "signed": the same, each member signed as it is stamped
+  (``signing.Seal``; making the key pair, loading it and the CMS template inside the timing, pyHanko's
+  import outside it; three members validated by pyHanko afterwards).
 
 Every output is checked (page count / ZIP members, holder names extractable) before it is reported.
 
@@ -30,7 +34,8 @@ created and dropped) with customers of ``--sizes`` linked holders (default 1k / 
 - the job: a real RQ ``SimpleWorker`` in a fresh process runs it (the job runs inside that process):
   wall time and the process's peak RSS;
 - the output, checked in a third process: page / member count (poppler's ``pdfinfo`` for big PDFs),
-  the first, middle and last holder's name in its certificate.
+  the first, middle and last holder's name in its certificate, and the signatures: how many ZIP members
+  carry one (the first, middle and last validated by pyHanko), or the combined PDF's validated.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ def child(mode: str, kind: str, count: int, out_dir: str) -> None:
     """Runs in a fresh process: one render_batch, then prints JSON with wall time and peak RSS."""
     from app.insurance import pdf
 
-    data = pdf.sample_data("coi" if kind == "inline" else kind)
+    data = pdf.sample_data("coi" if kind in ("inline", "numbered", "signed") else kind)
     items = holders(count)
     data["holder"] = {**data["holder"], "name": items[0].name}
     if kind == "coi_wos":  # the wording names the holder, as build_certificate_data writes it
@@ -72,8 +77,22 @@ def child(mode: str, kind: str, count: int, out_dir: str) -> None:
     if kind == "inline":  # staff wrote the holder's name inside a sentence: every holder is rendered in full
         data["description"] = f"Roofing work for {items[0].name} at its yard, as agreed in the contract."
     out = Path(out_dir) / f"out-{mode}-{kind}.{'zip' if mode == 'zip' else 'pdf'}"
+    stamps = seal = None
+    if kind in ("numbered", "signed"):  # each holder's number, revision, verification code and QR code
+        stamps = [pdf.IssueStamp(number=f"20261203-00001-{i:06X}", revision=1, code=f"{i:010d}",
+                                 url=f"https://certdesk.example.com/verify/{i:010d}") for i in range(count)]
+    if kind == "signed":
+        from datetime import UTC, datetime
+
+        from pyhanko.sign import signers
+
+        from app.insurance import signing
     start = time.perf_counter()
-    written = pdf.render_batch(data, items, out, mode=mode)
+    if kind == "signed":  # ... and each ZIP member signed as it is stamped (key loading in the timing)
+        key, cert = signing.ensure_self_signed_pair(Path(out_dir) / "signing")
+        seal = signing.Seal(signing.kept_key_signer(signers.SimpleSigner.load(str(key), str(cert))),
+                            signed_at=datetime.now(UTC))
+    written = pdf.render_batch(data, items, out, mode=mode, stamps=stamps, seal=seal)
     wall = time.perf_counter() - start
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -81,7 +100,7 @@ def child(mode: str, kind: str, count: int, out_dir: str) -> None:
                       "bytes": out.stat().st_size, "path": str(out)}))
 
 
-def verify(result: dict, mode: str, count: int) -> None:
+def verify(result: dict, mode: str, count: int, kind: str = "coi") -> None:
     from pypdf import PdfReader
 
     path = Path(result["path"])
@@ -93,6 +112,12 @@ def verify(result: dict, mode: str, count: int) -> None:
             for i in (0, count // 2, count - 1):
                 text = PdfReader(io.BytesIO(zf.read(members[i]))).pages[0].extract_text()
                 assert f"Holder {i:04d}" in text, (i, text[-200:])
+                if kind == "signed":
+                    from app.insurance.signing import signature_status
+
+                    status = signature_status(zf.read(members[i]), trust_cert_path=path.parent / "signing" /
+                                              "signing-cert.pem")
+                    assert status["intact"] and status["valid"] and status["covers_whole_file"], (i, status)
     else:
         reader = PdfReader(path)
         per = len(reader.pages) // count
@@ -109,7 +134,7 @@ def run_child(mode: str, kind: str, count: int, out_dir: str) -> dict:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["process_wall"] = time.perf_counter() - started
     result["peak_mb"] = result["self_mb"] + result["children_mb"]
-    verify(result, mode, count)
+    verify(result, mode, count, kind)
     return result
 
 
@@ -247,6 +272,8 @@ def verify_child(customer_id: str, count: str) -> None:
 
     from app.enums import GenerationMode, GenerationStatus
     from app.extensions import db
+    from app.insurance.signing import _paths as _signing_paths
+    from app.insurance.signing import signature_status
     from app.models import GenerationRun
     from app.storage import get_store
 
@@ -259,6 +286,7 @@ def verify_child(customer_id: str, count: str) -> None:
         path = get_store().path(run.file_key)
         size = path.stat().st_size
         samples = (0, count // 2, count - 1)
+        trust = _signing_paths()[1]
         if run.mode is GenerationMode.ZIP:
             with zipfile.ZipFile(path) as zf:
                 members = zf.infolist()
@@ -267,6 +295,10 @@ def verify_child(customer_id: str, count: str) -> None:
                 for i in samples:
                     text = PdfReader(io.BytesIO(zf.read(members[i]))).pages[0].extract_text()
                     assert f"Holder {i:06d}" in text, (i, text[-200:])
+                signed = sum(b"/SubFilter /ETSI.CAdES.detached" in zf.read(m) for m in members)
+                for i in samples:  # pyHanko validates a signature of its own
+                    status = signature_status(zf.read(members[i]), trust_cert_path=trust)
+                    assert status["intact"] and status["valid"] and status["covers_whole_file"], (i, status)
         else:
             info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True).stdout
             pages = int(next(line.split()[1] for line in info.splitlines() if line.startswith("Pages:")))
@@ -276,9 +308,11 @@ def verify_child(customer_id: str, count: str) -> None:
                 text = subprocess.run(["pdftotext", "-f", str(i * per + 1), "-l", str(i * per + 1), str(path), "-"],
                                       capture_output=True, text=True, check=True).stdout
                 assert f"Holder {i:06d}" in text, (i, text[-200:])
+            status = signature_status(path.read_bytes(), trust_cert_path=trust) if size < 200_000_000 else {}
+            signed = int(bool(status.get("intact") and status.get("valid") and status.get("covers_whole_file")))
         path.unlink()
         run_s = (run.finished_at - run.started_at).total_seconds()
-    print(json.dumps({"bytes": size, "run_s": run_s}))
+    print(json.dumps({"bytes": size, "run_s": run_s, "signed": signed}))
 
 
 JOB_CHILDREN = {"seed": seed_child, "request": request_child, "worker": worker_child, "verify": verify_child}
@@ -318,7 +352,7 @@ def job_path(args) -> None:
         customers = {int(k): v for k, v in _job_child(env, "seed", args.sizes).items()}
         print(f"seeded {max(sizes):,} holders and {len(customers)} customers in {time.perf_counter() - started:.0f} s")
         print(f"{'holders':>8} {'mode':>6} | {'request ms':>10} {'request +MB':>11} | {'worker s':>8} {'run s':>6} "
-              f"{'worker peak MB':>14} {'ms/holder':>9} | {'output MB':>9}")
+              f"{'worker peak MB':>14} {'ms/holder':>9} | {'output MB':>9} {'signed':>6}")
         for count in sizes:
             for mode in modes:
                 req = _job_child(env, "request", str(customers[1]), str(customers[count]), mode)
@@ -326,11 +360,12 @@ def job_path(args) -> None:
                 out = _job_child(env, "verify", str(customers[count]), str(count))
                 print(f"{count:>8,} {mode:>6} | {req['ms']:>10.0f} {req['growth_mb']:>11.1f} | {work['wall']:>8.1f} "
                       f"{out['run_s']:>6.1f} {work['peak_mb']:>14.0f} {out['run_s'] * 1000 / count:>9.3f} | "
-                      f"{out['bytes'] / 1e6:>9.1f}", flush=True)
+                      f"{out['bytes'] / 1e6:>9.1f} {out.get('signed', 0):>6,}", flush=True)
         print("request ms / +MB: the web request alone, and how much it raised the peak RSS of a process that had "
               "served one request already; worker s: the worker process's burst (start to empty "
               "queue); run s: the run's own started -> finished time (ms/holder from it); worker peak MB: that "
-              "process's max RSS.")
+              "process's max RSS; signed: ZIP members carrying a PAdES signature (the first, middle and last "
+              "validated by pyHanko), or 1 for a combined PDF whose signature validates.")
     finally:
         if created_db:
             with admin.connect() as conn:
@@ -352,6 +387,8 @@ def main() -> None:
     parser.add_argument("--baseline-runs", type=int, default=15)
     parser.add_argument("--wos-holders", type=int, default=1000, help="0 to skip the WOS scenario")
     parser.add_argument("--fallback-holders", type=int, default=60, help="0 to skip the full-render path")
+    parser.add_argument("--no-signed", dest="signed", action="store_false",
+                        help="skip the ZIP with numbers + QR codes, unsigned and signed")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--job-path", action="store_true", help="the real path: web request, RQ job, database")
     parser.add_argument("--database-url", default="", help="--job-path: default a SQLite file in a temp directory")
@@ -375,6 +412,8 @@ def main() -> None:
     print(f"baseline: one plain xhtml2pdf render of the certificate, median of {args.baseline_runs}: "
           f"{base * 1000:.1f} ms")
     scenarios = [("merged", "coi", args.holders), ("zip", "coi", args.holders)]
+    if args.signed:
+        scenarios += [("zip", "numbered", args.holders), ("zip", "signed", args.holders)]
     if args.wos_holders:
         scenarios += [("merged", "coi_wos", args.wos_holders), ("zip", "coi_wos", args.wos_holders)]
     if args.fallback_holders:

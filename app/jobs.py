@@ -205,11 +205,23 @@ def run_worker(queue_names, *, burst: bool = False) -> None:
     (RQ's worker quits on a lost connection while a job runs), start a fresh one in the same process,
     so a Redis restart needs no worker restart. A stop signal or ``--burst`` ends the loop, and so does
     a non-forking worker's ``max_jobs`` (the process exits to give its memory back; see above)."""
+    from app import notify
+
+    worker_class, max_jobs = worker_settings(queue_names)
+    # A worker that runs its jobs in its own process keeps its SMTP connection between them.
+    notify.KEEP_CONNECTION = worker_class is not None
+    try:
+        _work(queue_names, burst, worker_class, max_jobs)
+    finally:
+        notify.close_kept_connection()
+        notify.KEEP_CONNECTION = False
+
+
+def _work(queue_names, burst: bool, worker_class, max_jobs) -> None:
     import time
 
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    worker_class, max_jobs = worker_settings(queue_names)
     while True:
         worker = None
         try:

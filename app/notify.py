@@ -10,18 +10,23 @@ sweep never uses up an attempt. Only when the whole schedule is spent (or the se
 recipient with a ``5xx``) does the message become ``failed``: admins get an e-mail and a banner on the
 outbox page, where "Retry failed" starts the schedule again.
 
-Delivery is *at least once*: the row is marked sent right after the server accepts the DATA, but a
-worker killed in between sends the message again when its claim is released (after
-``CLAIM_TIMEOUT``). Every copy carries the same ``Message-ID`` so a receiving system can drop it.
+Delivery is *at least once*: the row is marked sent right after the server accepts the DATA (e-mails
+in batches: a chunk of up to ``CLAIM_CHUNK`` is marked in one commit after it went out), but a worker
+killed in between sends the message again when its claim is released (after ``CLAIM_TIMEOUT``). Every
+copy carries the same ``Message-ID`` so a receiving system can drop it.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
+import secrets
 import smtplib
 import time
 from datetime import datetime, timedelta
+from email.header import Header
 from email.message import EmailMessage
+from email.utils import formataddr, formatdate, parseaddr
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -33,6 +38,7 @@ from app.enums import Channel, MessageStatus
 from app.extensions import db
 from app.models import OutboxMessage
 from app.models.base import utcnow
+from app.models.outbox import message_id_for
 from app.queue import defer
 from app.storage import get_store
 
@@ -123,8 +129,8 @@ def queue_sms(to: str, text, *, customer_id: int | None = None,
 
 def _queue(message: OutboxMessage) -> OutboxMessage:
     """Store the message and park its delivery job. E-mails written in one transaction share jobs: one
-    job per ``MAIL_BATCH_SIZE`` of them, since each job sends that many due e-mails over one connection
-    (``_deliver_email_batch``); a message no job reached is re-enqueued by the sweep (``requeue_stuck``)."""
+    job per ``MAIL_BATCH_SIZE`` of them, since each job sends every due e-mail (``_deliver_email_batch``);
+    a message no job reached is re-enqueued by the sweep (``requeue_stuck``)."""
     db.session.add(message)
     db.session.flush()
     batch = int(current_app.config.get("MAIL_BATCH_SIZE") or BATCH_SIZE)
@@ -184,25 +190,59 @@ def claim(message_id: int, now: datetime) -> OutboxMessage | None:
     return db.session.get(OutboxMessage, message_id, populate_existing=True)
 
 
-# One job delivers its own e-mail and then up to this many more that are due, over the same SMTP
-# connection (each still claimed one by one, so none is sent twice); their own jobs then find them
-# sent and do nothing. ``MAIL_BATCH_SIZE`` overrides it; 1 turns batching off.
-BATCH_SIZE = 200
+# -- e-mail in batches -------------------------------------------------------------------------------
+#
+# An e-mail job delivers its own message and then every other e-mail that is due, CLAIM_CHUNK at a time:
+# one ``UPDATE … RETURNING`` moves a chunk from pending to sending and is committed before anything is
+# sent (so no other job can take those messages: exactly one job sends each), the chunk goes out over one
+# SMTP connection, and one UPDATE + commit marks the accepted ones sent. The job stops when nothing is due
+# or after BATCH_SECONDS, so two workers share a burst of e-mails chunk by chunk, and the jobs that find
+# everything sent end at once. Crash window: a worker killed after the server accepted a message and
+# before its chunk is marked sent leaves up to CLAIM_CHUNK messages in ``sending``; the sweep releases
+# them after the claim timeout and they are sent again, with the same Message-ID.
+BATCH_SIZE = 200  # messages over one SMTP connection before it is renewed (``MAIL_BATCH_SIZE``; 1: no batches)
 BATCH_SECONDS = 60  # well inside the e-mail job's timeout
+CLAIM_CHUNK = 20
+
+_CLAIMED = ("id", "channel", "to_address", "subject", "body_text", "body_html", "attachments")
+
+
+def _batch_size() -> int:
+    return int(current_app.config.get("MAIL_BATCH_SIZE") or BATCH_SIZE)
+
+
+def claim_due_emails(now: datetime, limit: int, *, message_id: int | None = None) -> list:
+    """Claim (pending -> sending, committed) up to ``limit`` due e-mails, oldest first, or only the message
+    ``message_id`` (of any channel), in one ``UPDATE … RETURNING``; returns the claimed rows (id, channel,
+    address, subject, bodies, attachments) without loading ORM objects. On PostgreSQL rows another job is
+    claiming at that moment are skipped (``SKIP LOCKED``), not waited for."""
+    t = OutboxMessage.__table__
+    pending = [t.c.status == MessageStatus.PENDING.value,
+               sa.or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now)]
+    if message_id is not None:
+        target = t.c.id == message_id
+    else:
+        pick = (sa.select(t.c.id).where(*pending, t.c.channel == Channel.EMAIL.value)
+                .order_by(t.c.id).limit(limit))
+        if db.session.get_bind().dialect.name == "postgresql":
+            # A materialized CTE: inside ``IN (…)`` PostgreSQL may re-run a SKIP LOCKED sub-select for
+            # every row, each run skipping the rows just claimed, so the LIMIT would not hold.
+            picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+            target = t.c.id == picked.c.id
+        else:
+            target = t.c.id.in_(pick.scalar_subquery())
+    rows = db.session.execute(
+        sa.update(t).where(target, *pending)
+        .values(status=MessageStatus.SENDING.value, claimed_at=now, attempts=t.c.attempts + 1)
+        .returning(*(t.c[name] for name in _CLAIMED))).all()
+    db.session.commit()
+    return sorted(rows, key=lambda row: row.id)
 
 
 def claim_next_email(now: datetime) -> OutboxMessage | None:
-    """Claim the oldest due pending e-mail (for a batch); None when there is none left to claim."""
-    for _ in range(5):  # another worker may claim the same candidate first: try the next one
-        candidate = db.session.scalar(
-            sa.select(OutboxMessage.id).where(OutboxMessage.status == MessageStatus.PENDING,
-                                              OutboxMessage.channel == Channel.EMAIL, _due(now))
-            .order_by(OutboxMessage.id).limit(1))
-        if candidate is None:
-            return None
-        if (message := claim(candidate, now)) is not None:
-            return message
-    return None
+    """Claim the oldest due pending e-mail; None when there is none left to claim."""
+    rows = claim_due_emails(now, 1)
+    return db.session.get(OutboxMessage, rows[0].id, populate_existing=True) if rows else None
 
 
 def _smtp_connection() -> smtplib.SMTP:
@@ -215,57 +255,163 @@ def _smtp_connection() -> smtplib.SMTP:
     return smtp
 
 
-def _deliver_email_batch(first: OutboxMessage, now: datetime) -> MessageStatus:
-    """Send ``first`` (claimed) and then further due e-mails, one claim at a time, over one connection.
-    A message's failure is handled as for a single delivery (retry schedule / failed); a broken
-    connection ends the batch (what is not claimed yet stays pending for its own job)."""
-    config = current_app.config
-    limit = int(config.get("MAIL_BATCH_SIZE") or BATCH_SIZE)
-    started, sent, first_status = time.monotonic(), 0, None
-    smtp, message = None, first
-    try:
-        while message is not None:
-            connection_ok = True
+# A worker that runs jobs in its own process (the ``email`` queue's, app.jobs) sets this: its SMTP
+# connection then stays open between jobs (checked with a NOOP before reuse, closed after
+# KEEP_IDLE_SECONDS unused or MAIL_BATCH_SIZE messages), so a job of one e-mail pays no connection set-up.
+KEEP_CONNECTION = False
+KEEP_IDLE_SECONDS = 30
+
+
+class _Connection:
+    """The SMTP connection of a batch: opened on first use, renewed after ``MAIL_BATCH_SIZE`` messages."""
+
+    kept: _Connection | None = None
+
+    def __init__(self, key: tuple) -> None:
+        self.key, self.smtp, self.sent, self.last_used = key, None, 0, 0.0
+
+    @classmethod
+    def take(cls) -> _Connection:
+        config = current_app.config
+        key = (config["MAIL_SERVER"], config["MAIL_PORT"], config["MAIL_USE_TLS"], config["MAIL_USERNAME"])
+        kept, cls.kept = cls.kept, None
+        if kept is not None:
+            if kept.key == key and time.monotonic() - kept.last_used < KEEP_IDLE_SECONDS:
+                try:
+                    if kept.smtp.noop()[0] == 250:
+                        return kept
+                except Exception:  # noqa: BLE001 - the server closed it meanwhile: open a new one
+                    pass
+            kept.close()
+        return cls(key)
+
+    def get(self, limit: int) -> smtplib.SMTP:
+        if self.smtp is not None and self.sent >= limit:
+            self.close()
+        if self.smtp is None:
+            self.smtp, self.sent = _smtp_connection(), 0
+        return self.smtp
+
+    def count(self) -> None:
+        self.sent += 1
+        self.last_used = time.monotonic()
+
+    def close(self) -> None:
+        if self.smtp is not None:
             try:
-                if smtp is None:
-                    smtp = _smtp_connection()
-                smtp.send_message(build_email(message))
-                # Accepted: record it before anything else, so a crash from here on cannot send it twice.
-                _mark_sent(message, MessageStatus.SENT, now)
-            except Exception as exc:  # noqa: BLE001 - any transport error: retry on our schedule
-                connection_ok = isinstance(exc, smtplib.SMTPRecipientsRefused | smtplib.SMTPDataError
-                                           | smtplib.SMTPSenderRefused)
-                message_id = message.id
-                db.session.rollback()
-                message = db.session.get(OutboxMessage, message_id, populate_existing=True)
-                if message.status is MessageStatus.SENDING:
-                    _failed_attempt(message, exc, now)
-                    db.session.commit()
-            first_status = first_status or message.status
-            sent += 1
-            if not connection_ok or sent >= limit or time.monotonic() - started > BATCH_SECONDS:
-                break
-            now = utcnow()
-            message = claim_next_email(now)
-    finally:
-        if smtp is not None:
-            try:
-                smtp.quit()
+                self.smtp.quit()
             except Exception:  # noqa: BLE001 - every accepted message is recorded already
-                smtp.close()
-    return first_status
+                self.smtp.close()
+        self.smtp = None
+
+    def drop(self) -> None:
+        """The connection broke: close it without a QUIT."""
+        if self.smtp is not None:
+            self.smtp.close()
+        self.smtp = None
+
+    def release(self) -> None:
+        """End of a batch: keep it for the next job (``KEEP_CONNECTION``) or say QUIT."""
+        if KEEP_CONNECTION and self.smtp is not None:
+            _Connection.kept = self
+        else:
+            self.close()
+
+
+def close_kept_connection() -> None:
+    """QUIT the connection kept between jobs (a worker stopping)."""
+    kept, _Connection.kept = _Connection.kept, None
+    if kept is not None:
+        kept.close()
+
+
+def _mark_sent_many(ids: list[int], now: datetime) -> None:
+    if ids:
+        t = OutboxMessage.__table__
+        db.session.execute(sa.update(t).where(t.c.id.in_(ids)).values(
+            status=MessageStatus.SENT.value, sent_at=now, last_error="", next_attempt_at=None))
+        db.session.commit()
+
+
+def _release(ids: list[int]) -> None:
+    """Claimed but not tried (the connection broke): pending again, the attempt not counted."""
+    if ids:
+        t = OutboxMessage.__table__
+        db.session.execute(sa.update(t).where(t.c.id.in_(ids), t.c.status == MessageStatus.SENDING.value)
+                           .values(status=MessageStatus.PENDING.value, attempts=t.c.attempts - 1))
+        db.session.commit()
+
+
+def _send_chunk(rows: list, connection: _Connection, now: datetime) -> bool:
+    """Send claimed rows over ``connection``; record the accepted ones sent in one commit at the end. A
+    message's own failure is handled as for a single delivery (retry schedule / failed); a broken
+    connection ends the chunk (the rows not tried yet are released) and returns False."""
+    limit, sender = _batch_size(), _sender()
+    accepted: list[int] = []
+    for i, row in enumerate(rows):
+        try:
+            smtp = connection.get(limit)
+            data = email_bytes(row, sender)
+            if data is None:
+                smtp.send_message(build_email(row))
+            else:
+                smtp.sendmail(sender[1], [row.to_address], data)
+            accepted.append(row.id)
+            connection.count()
+        except Exception as exc:  # noqa: BLE001 - any transport error: retry on our schedule
+            _mark_sent_many(accepted, now)  # what the server accepted before this one
+            accepted = []
+            db.session.rollback()
+            connection_ok = isinstance(exc, smtplib.SMTPRecipientsRefused | smtplib.SMTPDataError
+                                       | smtplib.SMTPSenderRefused)
+            message = db.session.get(OutboxMessage, row.id, populate_existing=True)
+            if message.status is MessageStatus.SENDING:
+                _failed_attempt(message, exc, now)
+            if not connection_ok:
+                connection.drop()
+                _release([r.id for r in rows[i + 1:]])
+                return False
+    _mark_sent_many(accepted, now)
+    return True
+
+
+def _deliver_email_batch(own: list, now: datetime) -> None:
+    """Send ``own`` (the job's claimed message, if any) and then every due e-mail, a chunk at a time."""
+    started, rows = time.monotonic(), own
+    connection = _Connection.take()
+    try:
+        while True:
+            if not rows:
+                rows = claim_due_emails(now, CLAIM_CHUNK)
+                if not rows:
+                    return
+            if not _send_chunk(rows, connection, now) or time.monotonic() - started > BATCH_SECONDS:
+                return
+            rows, now = [], utcnow()
+    finally:
+        connection.release()
 
 
 def deliver(message_id: int, *, now: datetime | None = None) -> MessageStatus | None:
-    """Deliver one outbox message (an e-mail: with a batch of others that are due, see
-    ``_deliver_email_batch``). Returns its final status, or None if there was nothing to do."""
+    """Deliver one outbox message (an e-mail: with every other e-mail that is due, see
+    ``_deliver_email_batch``). Returns its final status, or None if there was nothing to do for it."""
     now = now or utcnow()
-    message = claim(message_id, now)
-    if message is None:
-        return None
     config = current_app.config
-    if message.channel is Channel.EMAIL and config["MAIL_SERVER"] and int(config.get("MAIL_BATCH_SIZE") or 2) > 1:
-        return _deliver_email_batch(message, now)
+    if config["MAIL_SERVER"] and _batch_size() > 1:
+        own = claim_due_emails(now, 1, message_id=message_id)
+        if own and own[0].channel is Channel.EMAIL:
+            _deliver_email_batch(own, now)
+            return db.session.scalar(sa.select(OutboxMessage.status).where(OutboxMessage.id == message_id))
+        if not own:
+            if db.session.scalar(sa.select(OutboxMessage.channel).where(OutboxMessage.id == message_id)) \
+                    is Channel.EMAIL:
+                _deliver_email_batch([], now)  # sent already or not due: the others that are due go out
+            return None
+        message = db.session.get(OutboxMessage, message_id, populate_existing=True)
+    else:
+        message = claim(message_id, now)
+        if message is None:
+            return None
     try:
         if message.channel is Channel.EMAIL and config["MAIL_SERVER"]:
             _send_smtp(message, now)  # commits SENT as soon as the server accepted the DATA
@@ -384,13 +530,14 @@ def expanded_bodies(message: OutboxMessage) -> tuple[str, str]:
     return body_text, body_html
 
 
-def build_email(message: OutboxMessage) -> EmailMessage:
+def build_email(message) -> EmailMessage:
+    """The e-mail of an outbox message (an ``OutboxMessage`` or a claimed row) as an ``EmailMessage``."""
     config = current_app.config
     email = EmailMessage()
     email["From"] = config["MAIL_DEFAULT_SENDER"]
     email["To"] = message.to_address
     email["Subject"] = message.subject
-    email["Message-ID"] = message.message_id
+    email["Message-ID"] = message_id_for(message.id)
     body_text, body_html = expanded_bodies(message)
     email.set_content(body_text)
     if body_html:
@@ -401,6 +548,46 @@ def build_email(message: OutboxMessage) -> EmailMessage:
         email.add_attachment(store.read(item["key"]), maintype=maintype, subtype=subtype,
                              filename=item["filename"])
     return email
+
+
+def _sender() -> tuple[str, str]:
+    """(From header, envelope sender) of ``MAIL_DEFAULT_SENDER``; a non-ASCII name is RFC 2047-encoded."""
+    name, address = parseaddr(current_app.config["MAIL_DEFAULT_SENDER"])
+    return formataddr((name, address), charset="utf-8"), address
+
+
+def _body_part(text: str, subtype: str) -> bytes:
+    """A text part: 7bit when it is ASCII with short lines, else base64 of its UTF-8."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.isascii() and all(len(line) <= 990 for line in text.split("\n")):
+        encoding, payload = "7bit", text.replace("\n", "\r\n").encode("ascii")
+    else:
+        encoding, payload = "base64", base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
+    if not payload.endswith(b"\r\n"):
+        payload += b"\r\n"
+    return (f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n'
+            .encode("ascii") + payload)
+
+
+def email_bytes(message, sender: tuple[str, str]) -> bytes | None:
+    """The same e-mail as :func:`build_email`, written straight to bytes (about fifty times cheaper than
+    the ``email`` package's builder and generator, which cost more than the SMTP exchange itself); None
+    when the message needs the full builder (attachments, a non-ASCII address)."""
+    to = message.to_address
+    if message.attachments or not to.isascii() or "\n" in to or "\r" in to:
+        return None
+    subject = " ".join((message.subject or "").split())
+    subject = Header(subject, "us-ascii" if subject.isascii() else "utf-8").encode(linesep="\r\n")
+    body_text, body_html = expanded_bodies(message)
+    head = (f"From: {sender[0]}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: {message_id_for(message.id)}"
+            f"\r\nDate: {formatdate(localtime=False)}\r\nMIME-Version: 1.0\r\n")
+    if not body_html:
+        return head.encode("ascii") + _body_part(body_text, "plain")
+    boundary = f"=_certdesk_{secrets.token_hex(12)}"
+    return b"".join((
+        f'{head}Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n--{boundary}\r\n'.encode("ascii"),
+        _body_part(body_text, "plain"), f"\r\n--{boundary}\r\n".encode("ascii"),
+        _body_part(body_html, "html"), f"\r\n--{boundary}--\r\n".encode("ascii")))
 
 
 def _send_smtp(message: OutboxMessage, now: datetime) -> None:

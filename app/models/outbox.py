@@ -56,4 +56,9 @@ class OutboxMessage(TimestampMixin, db.Model):
     @property
     def message_id(self) -> str:
         """Stable Message-ID, so a receiving server can drop a duplicate if one ever escapes."""
-        return f"<certdesk-outbox-{self.id}@certdesk>"
+        return message_id_for(self.id)
+
+
+def message_id_for(message_id: int) -> str:
+    """The ``Message-ID`` header of outbox message ``message_id`` (the same for every copy of it)."""
+    return f"<certdesk-outbox-{message_id}@certdesk>"

@@ -111,3 +111,29 @@ def test_emails_written_together_share_a_delivery_job(app, smtp, run_jobs):
     queue(1)
     queue(1, prefix="other")  # separate transactions: a job each
     assert run_jobs() == 2 and len(smtp.messages) == 9
+
+
+def test_a_chunk_is_claimed_in_one_statement_and_holds_its_limit(app, smtp):
+    """One UPDATE … RETURNING claims the oldest due e-mails up to the limit (on PostgreSQL a SKIP LOCKED
+    sub-select inside IN (…) could claim every row: the claim must stay a chunk), with what sending needs."""
+    from app.models.base import utcnow
+    from app.notify import claim_due_emails
+
+    queue(30)
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement.split()[0].upper())
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        rows = claim_due_emails(utcnow(), 12)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert len(rows) == 12 and statements.count("UPDATE") + statements.count("WITH") == 1
+    assert [r.to_address for r in rows] == [f"buyer{i}@example.com" for i in range(12)]
+    assert rows[3].subject == "Notice 3" and "Body number 3" in rows[3].body_text
+    db.session.expire_all()
+    statuses = [str(s) for s in db.session.scalars(sa.select(OutboxMessage.status).order_by(OutboxMessage.id))]
+    assert statuses == ["sending"] * 12 + ["pending"] * 18
+    assert len(claim_due_emails(utcnow(), 100)) == 18 and claim_due_emails(utcnow(), 100) == []

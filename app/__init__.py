@@ -7,6 +7,7 @@ import os
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import NotFound
 
 from config import Config
 
@@ -236,6 +237,23 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
+def _no_such_resource(error) -> bool:
+    """Werkzeug answers 405 for ``PATCH /customers/99999999999`` because the GET rule's path matched before
+    its id failed the bounded converter; the allowed method finds nothing there either, so it is a 404."""
+    from flask import current_app
+
+    allowed = [m for m in (getattr(error, "valid_methods", None) or []) if m not in ("HEAD", "OPTIONS")]
+    if not allowed:
+        return False
+    try:
+        current_app.url_map.bind_to_environ(request.environ).match(method=allowed[0])
+    except NotFound:
+        return True
+    except Exception:  # noqa: BLE001 - a redirect or anything else: the 405 stands
+        return False
+    return False
+
+
 def _register_error_handlers(app: Flask) -> None:
     from flask_babel import lazy_gettext as _l
 
@@ -254,6 +272,9 @@ def _register_error_handlers(app: Flask) -> None:
 
     def handle(error):
         code = getattr(error, "code", 500) or 500
+        if code == 405 and _no_such_resource(error):
+            error = NotFound()
+            code = 404
         if code == 500:
             from app.extensions import db
 

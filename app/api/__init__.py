@@ -1,15 +1,12 @@
 """JSON API v1: bearer tokens from ``flask create-api-token``; same services as the pages.
 
-Each resource lives in its own module and adds its paths to ``OPENAPI_PATHS`` for the published
-OpenAPI document.
+Each resource lives in its own module with its request and response models and declares its operations
+(``app.api.contract.operation``); the published OpenAPI document is generated from them.
 """
 
 from flask import Blueprint
 
 bp = Blueprint("api", __name__)
-
-OPENAPI_PATHS: dict = {}
-OPENAPI_SCHEMAS: dict = {}
 
 
 def load_views() -> None:

@@ -3,17 +3,71 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated, Literal
 
 from flask import abort, jsonify, request, url_for
+from pydantic import AfterValidator, ConfigDict, Field
 
-from app.api import OPENAPI_PATHS, OPENAPI_SCHEMAS, bp
+from app.api import bp
 from app.api.auth import api_requires, api_user, error
+from app.api.contract import (
+    STATE_CODE,
+    UNAUTHORIZED,
+    In,
+    JsonDate,
+    Out,
+    Reply,
+    Text,
+    ValidationError_,
+    ok,
+    operation,
+    parse,
+    path_id,
+    refuse,
+    refused,
+)
 from app.exemptions import audit
 from app.exemptions.services import InvalidData
 from app.extensions import db
 from app.models import AuditPack
 from app.models.base import utcnow
 from app.storage import attachment_response
+from app.validation import US_STATES
+
+
+def _known_state(value: str) -> str:
+    if value.strip().upper() not in US_STATES:
+        raise refuse(f"{value[:10]!r} is not a US state code (or DC).")
+    return value
+
+
+class AuditPackInput(In):
+    from_: JsonDate = Field(alias="from")
+    to: JsonDate
+    jurisdictions: list[Annotated[Text, AfterValidator(_known_state),
+                                  Field(json_schema_extra={"pattern": STATE_CODE})]] = Field(min_length=1)
+    messages = {
+        "from": {"not_text": "from must be a date string YYYY-MM-DD.", "missing": "from must be a date string "
+                 "YYYY-MM-DD.", "*": "from must be a date in the form YYYY-MM-DD."},
+        "to": {"not_text": "to must be a date string YYYY-MM-DD.", "missing": "to must be a date string YYYY-MM-DD.",
+               "*": "to must be a date in the form YYYY-MM-DD."},
+        "jurisdictions": {"too_short": "Choose at least one state.",
+                          "*": "jurisdictions must be a list of two-letter state codes."},
+    }
+
+
+class AuditPackOut(Out):
+    model_config = ConfigDict(title="AuditPack")
+    id: int
+    status: Literal["queued", "running", "done", "failed"]
+    from_: date = Field(alias="from")
+    to: date
+    jurisdictions: list[str]
+    total: int
+    done: int
+    progress: int = Field(ge=0, le=100)
+    error: str | None
+    download_url: str | None
 
 
 def pack_json(pack: AuditPack) -> dict:
@@ -26,34 +80,23 @@ def pack_json(pack: AuditPack) -> dict:
     }
 
 
-def _date(body: dict, key: str, errors: dict) -> date | None:
-    value = body.get(key)
-    if not isinstance(value, str):
-        errors[key] = f"{key} must be a date string YYYY-MM-DD."
-        return None
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        errors[key] = f"{key} must be a date in the form YYYY-MM-DD."
-        return None
-
-
 @bp.route("/audit-packs", methods=["POST"])
 @api_requires("review_exemptions")
+@operation("POST", "/audit-packs", body=AuditPackInput,
+           summary="Build an audit pack: every exemption certificate active in a date range in the given states",
+           replies={202: ok(AuditPackOut, "Accepted; poll the pack"), **UNAUTHORIZED,
+                    403: refused("The token's user may not review exemptions"),
+                    422: refused("Dates out of order, a range over 10 years, an unknown state", ValidationError_)})
 def create_audit_pack():
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return error("Send a JSON object with from, to and jurisdictions.", 422,
                      fields={"body": "Expected a JSON object."})
-    errors: dict[str, str] = {}
-    date_from, date_to = _date(body, "from", errors), _date(body, "to", errors)
-    states = body.get("jurisdictions")
-    if not isinstance(states, list) or not all(isinstance(s, str) for s in states):
-        errors["jurisdictions"] = "jurisdictions must be a list of two-letter state codes."
+    asked, errors = parse(AuditPackInput, body)
     if errors:
         return error("Some fields are not valid.", 422, fields=errors)
     try:
-        pack = audit.start_audit_pack(date_from, date_to, states, actor=api_user(), now=utcnow())
+        pack = audit.start_audit_pack(asked.from_, asked.to, asked.jurisdictions, actor=api_user(), now=utcnow())
     except InvalidData as exc:
         db.session.rollback()
         return error("Some fields are not valid.", 422, fields=exc.errors)
@@ -67,6 +110,10 @@ def _pack(pack_id: int) -> AuditPack | None:
 
 @bp.route("/audit-packs/<int(max=2147483647):pack_id>")
 @api_requires("review_exemptions")
+@operation("GET", "/audit-packs/{id}", params=[path_id()],
+           summary="An audit pack's status and progress, with download_url once done",
+           replies={200: ok(AuditPackOut, "The pack"), **UNAUTHORIZED, 403: refused("The token's user may not review "
+                    "exemptions"), 404: refused("Not found")})
 def get_audit_pack(pack_id: int):
     pack = _pack(pack_id)
     if pack is None:
@@ -76,55 +123,13 @@ def get_audit_pack(pack_id: int):
 
 @bp.route("/audit-packs/<int(max=2147483647):pack_id>/download")
 @api_requires("review_exemptions")
+@operation("GET", "/audit-packs/{id}/download", params=[path_id()],
+           summary="The finished audit pack (ZIP, as an attachment)",
+           replies={200: Reply("The ZIP", media="application/zip"), **UNAUTHORIZED,
+                    403: refused("The token's user may not review exemptions"), 404: refused("Not found or not ready")})
 def download_audit_pack_api(pack_id: int):
     pack = _pack(pack_id)
     response = attachment_response(pack.file_key, pack.filename, "application/zip") if pack and pack.is_ready else None
     if response is None:
         abort(404)
     return response
-
-
-_bearer = [{"bearer": []}]
-_err = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-_id = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1,
-                                                                   "maximum": 2147483647}}]
-OPENAPI_SCHEMAS["AuditPack"] = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "integer"}, "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
-        "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
-        "jurisdictions": {"type": "array", "items": {"type": "string"}}, "total": {"type": "integer"},
-        "done": {"type": "integer"}, "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-        "error": {"type": ["string", "null"]}, "download_url": {"type": ["string", "null"]},
-    },
-}
-OPENAPI_PATHS["/api/v1/audit-packs"] = {"post": {
-    "summary": "Build an audit pack: every exemption certificate active in a date range in the given states",
-    "security": _bearer,
-    "requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "type": "object", "required": ["from", "to", "jurisdictions"],
-        "properties": {"from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
-                       "jurisdictions": {"type": "array", "minItems": 1,
-                                         "items": {"type": "string", "pattern": "^[A-Za-z]{2}$"}}}}}}},
-    "responses": {
-        "202": {"description": "Accepted; poll the pack", "content": {"application/json": {"schema": {
-            "$ref": "#/components/schemas/AuditPack"}}}},
-        "401": {"description": "Missing or invalid token", "content": _err},
-        "403": {"description": "The token's user may not review exemptions", "content": _err},
-        "422": {"description": "Dates out of order, a range over 10 years, an unknown state", "content": _err}},
-}}
-OPENAPI_PATHS["/api/v1/audit-packs/{id}"] = {"get": {
-    "summary": "An audit pack's status and progress, with download_url once done",
-    "security": _bearer, "parameters": _id,
-    "responses": {"200": {"description": "The pack", "content": {"application/json": {"schema": {
-        "$ref": "#/components/schemas/AuditPack"}}}},
-        "401": {"description": "Missing or invalid token", "content": _err},
-        "404": {"description": "Not found", "content": _err}},
-}}
-OPENAPI_PATHS["/api/v1/audit-packs/{id}/download"] = {"get": {
-    "summary": "The finished audit pack (ZIP, as an attachment)",
-    "security": _bearer, "parameters": _id,
-    "responses": {"200": {"description": "The ZIP", "content": {"application/zip": {}}},
-                  "401": {"description": "Missing or invalid token", "content": _err},
-                  "404": {"description": "Not found or not ready", "content": _err}},
-}}

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
 import sqlalchemy as sa
 from flask import jsonify, request, url_for
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 from sqlalchemy.orm import selectinload
 
-from app.api import OPENAPI_PATHS, OPENAPI_SCHEMAS, bp
+from app.api import bp
 from app.api.auth import api_requires, api_user, customer_visible, error
-from app.enums import RequestSource, RequestType, Role
+from app.api.contract import (
+    MAX_ID,
+    STATE_CODE,
+    UNAUTHORIZED,
+    In,
+    Out,
+    QueryInt,
+    Reply,
+    ValidationError_,
+    header,
+    ok,
+    operation,
+    parse,
+    path_id,
+    query_dict,
+    refused,
+)
+from app.enums import RequestSource, RequestStatus, RequestType, Role
 from app.extensions import db
 from app.insurance import intake
 from app.models import CertificateRequest, Customer, IssuedCertificate
@@ -20,9 +41,135 @@ HOLDER_MAP = {"name": "holder_name", "email": "holder_email", "phone": "holder_p
               "city": "holder_city", "state": "holder_state", "zip": "holder_zip"}
 PROJECT_MAP = {"name": "project_name", "location": "project_location", "duration": "project_duration",
                "contract_details": "contract_details"}
+MAX_PER_PAGE = 100
+
+# -- models ------------------------------------------------------------------------------------------
+# The values of a request (required holder fields, e-mail, phone, state, ZIP, lengths) are checked by
+# ``intake.validate_fields``, the one check the portal, staff pages and API share; the models check the
+# shape and publish those rules (from the service's own constants) in the document.
+
+
+def _text(max_length: int, *, required: bool = True, **schema) -> Any:
+    rule = {"type": "string", "maxLength": max_length, **({"minLength": 1, "pattern": r"\S"} if required else {}),
+            **schema}
+    return Annotated[Any, WithJsonSchema(rule)]
+
+
+def _object_or_absent(value):
+    return {} if value is None else value  # null is the same as leaving the part out
+
+
+class Holder(In):
+    model_config = ConfigDict(json_schema_extra={"required": ["name", "email", "phone", "address", "city", "state",
+                                                            "zip"]})
+    name: _text(intake.MAX_LENGTHS["holder_name"]) = None
+    email: _text(intake.MAX_LENGTHS["holder_email"], format="email") = None
+    phone: _text(intake.MAX_LENGTHS["holder_phone"], pattern=r"^[ +().-]*(1[ +().-]*)?([0-9][ +().-]*){10}$",
+                 description="10-digit US number (ASCII digits)") = None
+    address: _text(intake.MAX_LENGTHS["holder_address"]) = None
+    city: _text(intake.MAX_LENGTHS["holder_city"]) = None
+    state: _text(intake.MAX_LENGTHS["holder_state"], pattern=STATE_CODE, description="US state code or DC") = None
+    zip: _text(intake.MAX_LENGTHS["holder_zip"], pattern=r"^[0-9]{5}(-[0-9]{4})?$") = None
+
+
+class Project(In):
+    model_config = ConfigDict(json_schema_extra={"description": "Required (all four fields) for type coi_wos."})
+    name: _text(intake.MAX_LENGTHS["project_name"], required=False) = None
+    location: _text(intake.MAX_LENGTHS["project_location"], required=False) = None
+    duration: _text(intake.MAX_LENGTHS["project_duration"], required=False) = None
+    contract_details: _text(intake.MAX_LENGTHS["contract_details"], required=False) = None
+
+
+class CertificateRequestInput(In):
+    model_config = ConfigDict(json_schema_extra={"required": ["type", "holder"]})
+    customer_id: Annotated[Any, WithJsonSchema({
+        "type": "integer", "minimum": 1, "maximum": MAX_ID,
+        "description": "Optional for a customer user's token (its own customer)."})] = None
+    type: Annotated[Any, WithJsonSchema({"type": "string", "enum": [t.value for t in RequestType]})] = None
+    holder: Annotated[Holder, BeforeValidator(_object_or_absent)] = Field(default_factory=Holder)
+    description: _text(intake.MAX_LENGTHS["description"], required=False,
+                       description="Description of operations (optional).") = None
+    project: Annotated[Project, BeforeValidator(_object_or_absent)] = Field(default_factory=Project)
+    instructions: _text(intake.MAX_LENGTHS["instructions"], required=False,
+                        description="Special instructions: the request goes to staff.") = None
+    messages = {"holder": "holder must be an object.", "project": "project must be an object."}
+
+
+class CertificateRequestQuery(In):
+    customer_id: QueryInt = Field(None, ge=1, le=MAX_ID, description="Staff: only this customer's requests. A "
+                                  "customer token: only its own id is allowed.")
+    page: QueryInt = Field(1, ge=1, le=1_000_000)
+    per_page: QueryInt = Field(25, ge=1, le=MAX_PER_PAGE)
+    messages = {"customer_id": f"customer_id must be a whole number from 1 to {MAX_ID}.",
+                "page": "page must be a whole number from 1 to 1000000.",
+                "per_page": f"per_page must be a whole number from 1 to {MAX_PER_PAGE}."}
+
+
+STATUSES = Literal[tuple(s.value for s in RequestStatus)]
+KINDS = Literal[tuple(t.value for t in RequestType)]
+
+
+class CertificateRequestCreated(Out):
+    id: int
+    status: STATUSES = Field(description="new when created; a replay answers the request's status now")
+
+
+class IssuedCertificateOut(Out):
+    model_config = ConfigDict(title="IssuedCertificate")
+    id: int
+    certificate_number: str
+    kind: KINDS
+    revision: int
+    is_current: bool
+    holder_name: str
+    issued_at: datetime | None
+    filename: str
+    download_url: str = Field(json_schema_extra={"format": "uri"},
+                              description="GET with the same bearer token: the PDF (attachment).")
+    verification_url: str | None = Field(description="The public verify page printed on the certificate as a QR "
+                                         "code (null for certificates issued before verification existed).")
+    status: Literal["current", "superseded", "cancelled", "expired"] = Field(
+        description="Its state now: current; superseded by a later revision; a policy on it cancelled; or a "
+                    "policy on it expired.")
+
+
+class HolderOut(Out):
+    name: str
+    email: str
+    phone: str
+    address: str
+    city: str
+    state: str
+    zip: str
+
+
+class CertificateRequestOut(Out):
+    model_config = ConfigDict(title="CertificateRequest")
+    id: int
+    customer_id: int
+    status: STATUSES
+    type: KINDS
+    source: Literal[tuple(s.value for s in RequestSource)]
+    created_at: datetime
+    fee_cents: int
+    holder: HolderOut
+    rejection_reason: str | None
+    certificates: list[IssuedCertificateOut]
+
+
+class CertificateRequestPage(Out):
+    items: list[CertificateRequestOut]
+    page: int
+    per_page: int
+    total: int
+    next_page: int | None
+
+
 API_NAMES = {**{v: f"holder.{k}" for k, v in HOLDER_MAP.items()},
              **{v: f"project.{k}" for k, v in PROJECT_MAP.items()},
              "description": "description", "instructions": "instructions", "type": "type"}
+
+IDEMPOTENCY_KEY = header("Idempotency-Key", {"type": "string", "maxLength": 80})
 
 
 def _invalid(fields: dict[str, str]):
@@ -31,19 +178,15 @@ def _invalid(fields: dict[str, str]):
 
 def _parse_body(body) -> tuple[dict, dict[str, str]]:
     """Flatten the JSON body into service fields; shape errors (not values) are reported here."""
-    errors: dict[str, str] = {}
-    fields: dict = {}
     if not isinstance(body, dict):
         return {}, {"body": "Send a JSON object."}
-    for key, mapping in (("holder", HOLDER_MAP), ("project", PROJECT_MAP)):
-        part = body.get(key)
-        if part is None:
-            part = {}
-        if not isinstance(part, dict):
-            errors[key] = f"{key} must be an object."
-            continue
+    asked, errors = parse(CertificateRequestInput, body)
+    if errors:
+        return {}, errors
+    fields: dict = {}
+    for part, mapping in ((asked.holder, HOLDER_MAP), (asked.project, PROJECT_MAP)):
         for name, field in mapping.items():
-            fields[field] = part.get(name)
+            fields[field] = getattr(part, name, None)
     for name in ("description", "instructions"):
         fields[name] = body.get(name)
     return fields, errors
@@ -70,29 +213,20 @@ def _certificate_json(cert: IssuedCertificate) -> dict:
             "status": state_of(cert, utcnow().date()).status}
 
 
-MAX_PER_PAGE = 100
-
-
-def _int_arg(name: str, default: int | None, low: int, high: int) -> tuple[int | None, str | None]:
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return default, None
-    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-        return None, f"{name} must be a whole number from {low} to {high}."
-    return int(raw), None
-
-
 @bp.route("/certificate-requests", methods=["GET"])
 @api_requires("authenticated")
+@operation("GET", "/certificate-requests", query=CertificateRequestQuery,
+           summary="Certificate requests, newest first (a customer token: its own; staff: all or one customer's)",
+           replies={200: ok(CertificateRequestPage, "One page of requests"), **UNAUTHORIZED,
+                    404: refused("A customer token asked for another customer"),
+                    422: refused("page, per_page or customer_id is not a valid number", ValidationError_)})
 def list_certificate_requests():
     """A customer token: its own customer's requests; staff: all, or one customer's with ``customer_id``."""
     user = api_user()
-    page, bad_page = _int_arg("page", 1, 1, 1_000_000)
-    per_page, bad_size = _int_arg("per_page", 25, 1, MAX_PER_PAGE)
-    customer_id, bad_customer = _int_arg("customer_id", None, 1, 2**31 - 1)
-    problems = {k: v for k, v in (("page", bad_page), ("per_page", bad_size), ("customer_id", bad_customer)) if v}
+    asked, problems = parse(CertificateRequestQuery, query_dict(request.args))
     if problems:
         return _invalid(problems)
+    page, per_page, customer_id = asked.page, asked.per_page, asked.customer_id
     stmt = sa.select(CertificateRequest)
     if user.role is Role.CUSTOMER:
         if customer_id is not None and customer_id != user.customer_id:
@@ -110,6 +244,10 @@ def list_certificate_requests():
 
 @bp.route("/certificates/<int(max=2147483647):certificate_id>")
 @api_requires("authenticated")
+@operation("GET", "/certificates/{id}", params=[path_id()],
+           summary="One issued certificate: number, revision, status now and its verification URL",
+           replies={200: ok(IssuedCertificateOut, "The certificate"), **UNAUTHORIZED,
+                    404: refused("Not found (or another customer's)")})
 def get_certificate(certificate_id: int):
     """One issued certificate: number, revision, state now (current / superseded / cancelled / expired) and
     the public verification URL printed on it as a QR code."""
@@ -121,6 +259,10 @@ def get_certificate(certificate_id: int):
 
 @bp.route("/certificates/<int(max=2147483647):certificate_id>/pdf")
 @api_requires("authenticated")
+@operation("GET", "/certificates/{id}/pdf", params=[path_id()],
+           summary="Download an issued certificate (PDF, as an attachment)",
+           replies={200: Reply("The PDF", media="application/pdf"), **UNAUTHORIZED,
+                    404: refused("Not found (or another customer's)")})
 def certificate_pdf(certificate_id: int):
     cert = db.session.get(IssuedCertificate, certificate_id)
     if cert is None or not customer_visible(cert.customer_id):
@@ -130,6 +272,22 @@ def certificate_pdf(certificate_id: int):
 
 @bp.route("/certificate-requests", methods=["POST"])
 @api_requires("submit_coi")
+@operation("POST", "/certificate-requests", body=CertificateRequestInput, params=[IDEMPOTENCY_KEY],
+           summary="Request a certificate of insurance (COI, COI with WOS, or proof of insurance)",
+           description="Card / Amex customers are charged the WOS fee plus the card convenience fee before a "
+                       "coi_wos request exists. Send an Idempotency-Key header to make retries safe: the same key "
+                       "with the same body returns the first request (200) and never charges twice; the same key "
+                       "with a different body is refused (422).",
+           replies={201: ok(CertificateRequestCreated, "Created"),
+                    200: ok(CertificateRequestCreated, "An exact replay of an earlier Idempotency-Key: the first "
+                                                       "request, nothing new created or charged"),
+                    **UNAUTHORIZED,
+                    402: refused("Merchant payment failed (card declined); nothing was created"),
+                    403: refused("The customer is not active (the message says why), or the role may not submit"),
+                    404: refused("No such customer, or not this token's customer"),
+                    422: refused("Invalid fields, or the Idempotency-Key was already used with a different body "
+                                 "(fields names Idempotency-Key)", ValidationError_),
+                    503: refused("The payment service did not answer; nothing was created, retry later")})
 def create_certificate_request():
     user = api_user()
     body = request.get_json(silent=True)
@@ -176,165 +334,11 @@ def create_certificate_request():
 
 @bp.route("/certificate-requests/<int(max=2147483647):request_id>")
 @api_requires("authenticated")
+@operation("GET", "/certificate-requests/{id}", params=[path_id()], summary="A certificate request and its status",
+           replies={200: ok(CertificateRequestOut, "The request"), **UNAUTHORIZED,
+                    404: refused("Not found (or another customer's)")})
 def get_certificate_request(request_id: int):
     req = db.session.get(CertificateRequest, request_id)
     if req is None or not customer_visible(req.customer_id):
         return error("Not found.", 404)
     return jsonify(_request_json(req))
-
-
-# -- OpenAPI ---------------------------------------------------------------------------------------
-
-_STR = {"type": "string"}
-OPENAPI_SCHEMAS["Holder"] = {
-    "type": "object",
-    "required": ["name", "email", "phone", "address", "city", "state", "zip"],
-    "properties": {
-        "name": {"type": "string", "maxLength": 200}, "email": {"type": "string", "format": "email"},
-        "phone": {"type": "string", "description": "10-digit US number (ASCII digits)"},
-        "address": {"type": "string", "maxLength": 200},
-        "city": {"type": "string", "maxLength": 100},
-        "state": {"type": "string", "pattern": "^[A-Za-z]{2}$", "description": "US state code or DC"},
-        "zip": {"type": "string", "pattern": r"^[0-9]{5}(-[0-9]{4})?$"},
-    },
-}
-OPENAPI_SCHEMAS["Project"] = {
-    "type": "object",
-    "description": "Required (all four fields) for type coi_wos.",
-    "properties": {"name": {"type": "string", "maxLength": 200}, "location": {"type": "string", "maxLength": 300},
-                   "duration": {"type": "string", "maxLength": 120}, "contract_details": {"type": "string"}},
-}
-OPENAPI_SCHEMAS["CertificateRequestInput"] = {
-    "type": "object",
-    "required": ["type", "holder"],
-    "properties": {
-        "customer_id": {"type": "integer", "description": "Optional for a customer user's token (its own customer)."},
-        "type": {"type": "string", "enum": [t.value for t in RequestType]},
-        "holder": {"$ref": "#/components/schemas/Holder"},
-        "description": {"type": "string", "description": "Description of operations (optional)."},
-        "project": {"$ref": "#/components/schemas/Project"},
-        "instructions": {"type": "string", "description": "Special instructions: the request goes to staff."},
-    },
-}
-OPENAPI_SCHEMAS["CertificateRequestCreated"] = {
-    "type": "object", "required": ["id", "status"],
-    "properties": {"id": {"type": "integer"}, "status": {"type": "string", "enum": ["new"]}},
-}
-OPENAPI_SCHEMAS["CertificateRequest"] = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "integer"}, "customer_id": {"type": "integer"},
-        "status": {"type": "string", "enum": ["new", "in_progress", "completed", "rejected", "cancelled"]},
-        "type": {"type": "string", "enum": [t.value for t in RequestType]},
-        "source": {"type": "string", "enum": ["portal", "api", "internal"]},
-        "created_at": {"type": "string", "format": "date-time"}, "fee_cents": {"type": "integer"},
-        "holder": {"type": "object"}, "rejection_reason": {"type": ["string", "null"]},
-        "certificates": {"type": "array", "items": {"$ref": "#/components/schemas/IssuedCertificate"}},
-    },
-}
-OPENAPI_SCHEMAS["IssuedCertificate"] = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "integer"}, "certificate_number": _STR, "kind": {"type": "string",
-                                                                       "enum": [t.value for t in RequestType]},
-        "revision": {"type": "integer"}, "is_current": {"type": "boolean"}, "holder_name": _STR,
-        "issued_at": {"type": ["string", "null"], "format": "date-time"}, "filename": _STR,
-        "download_url": {"type": "string", "format": "uri",
-                         "description": "GET with the same bearer token: the PDF (attachment)."},
-        "verification_url": {"type": ["string", "null"], "format": "uri",
-                             "description": "The public verify page printed on the certificate as a QR code "
-                                            "(null for certificates issued before verification existed)."},
-        "status": {"type": "string", "enum": ["current", "superseded", "cancelled", "expired"],
-                   "description": "Its state now: current; superseded by a later revision; a policy on it "
-                                  "cancelled; or a policy on it expired."},
-    },
-}
-OPENAPI_SCHEMAS["CertificateRequestPage"] = {
-    "type": "object", "required": ["items", "page", "per_page", "total", "next_page"],
-    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/CertificateRequest"}},
-                   "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"},
-                   "next_page": {"type": ["integer", "null"]}},
-}
-OPENAPI_SCHEMAS["ValidationError"] = {
-    "type": "object", "required": ["error", "fields"],
-    "properties": {"error": _STR, "fields": {"type": "object", "additionalProperties": _STR,
-                                             "description": "Field path (e.g. holder.zip) -> message"}},
-}
-
-
-def _json(ref: str, description: str) -> dict:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
-
-
-OPENAPI_PATHS["/api/v1/certificate-requests"] = {
-    "post": {
-        "summary": "Request a certificate of insurance (COI, COI with WOS, or proof of insurance)",
-        "description": "Card / Amex customers are charged the WOS fee plus the card convenience fee before a "
-                       "coi_wos request exists. Send an Idempotency-Key header to make retries safe: the same "
-                       "key with the same body returns the first request (200) and never charges twice; the same key "
-                       "with a different body is refused (422).",
-        "security": [{"bearer": []}],
-        "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                        "schema": {"type": "string", "maxLength": 80}}],
-        "requestBody": {"required": True, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/CertificateRequestInput"}}}},
-        "responses": {
-            "201": _json("CertificateRequestCreated", "Created"),
-            "200": _json("CertificateRequestCreated", "An exact replay of an earlier Idempotency-Key: the first "
-                                                      "request, nothing new created or charged"),
-            "401": _json("Error", "Missing or invalid token"),
-            "402": _json("Error", "Merchant payment failed (card declined); nothing was created"),
-            "403": _json("Error", "The customer is not active (the message says why), or the role may not submit"),
-            "404": _json("Error", "No such customer, or not this token's customer"),
-            "422": _json("ValidationError", "Invalid fields, or the Idempotency-Key was already used with a "
-                                            "different body (fields names Idempotency-Key)"),
-            "503": _json("Error", "The payment service did not answer; nothing was created, retry later"),
-        },
-    },
-    "get": {
-        "summary": "Certificate requests, newest first (a customer token: its own; staff: all or one customer's)",
-        "security": [{"bearer": []}],
-        "parameters": [
-            {"name": "customer_id", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1},
-             "description": "Staff: only this customer's requests. A customer token: only its own id is allowed."},
-            {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
-            {"name": "per_page", "in": "query", "required": False,
-             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": 25}},
-        ],
-        "responses": {"200": _json("CertificateRequestPage", "One page of requests"),
-                      "401": _json("Error", "Missing or invalid token"),
-                      "404": _json("Error", "A customer token asked for another customer"),
-                      "422": _json("ValidationError", "page, per_page or customer_id is not a valid number")},
-    },
-}
-OPENAPI_PATHS["/api/v1/certificates/{id}"] = {
-    "get": {
-        "summary": "One issued certificate: number, revision, status now and its verification URL",
-        "security": [{"bearer": []}],
-        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-        "responses": {"200": _json("IssuedCertificate", "The certificate"),
-                      "401": _json("Error", "Missing token"),
-                      "404": _json("Error", "Not found (or another customer's)")},
-    }
-}
-OPENAPI_PATHS["/api/v1/certificates/{id}/pdf"] = {
-    "get": {
-        "summary": "Download an issued certificate (PDF, as an attachment)",
-        "security": [{"bearer": []}],
-        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-        "responses": {"200": {"description": "The PDF", "content": {"application/pdf": {
-                          "schema": {"type": "string", "format": "binary"}}}},
-                      "401": _json("Error", "Missing token"),
-                      "404": _json("Error", "Not found (or another customer's)")},
-    }
-}
-OPENAPI_PATHS["/api/v1/certificate-requests/{id}"] = {
-    "get": {
-        "summary": "A certificate request and its status",
-        "security": [{"bearer": []}],
-        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-        "responses": {"200": _json("CertificateRequest", "The request"), "401": _json("Error", "Missing token"),
-                      "404": _json("Error", "Not found (or another customer's)")},
-    }
-}

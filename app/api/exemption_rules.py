@@ -2,18 +2,60 @@
 
 from __future__ import annotations
 
-from flask import jsonify
+from typing import Literal
 
-from app.api import OPENAPI_PATHS, OPENAPI_SCHEMAS, bp
+from flask import jsonify
+from pydantic import ConfigDict, Field
+
+from app.api import bp
 from app.api.auth import api_requires, customer_visible, error
-from app.api.exemptions import certificate_json
+from app.api.contract import UNAUTHORIZED, Out, ok, operation, path_id, refused
+from app.api.exemptions import ExemptionCertificateBase, Source, certificate_json
 from app.exemptions import rules
 from app.extensions import db
 from app.models import ExemptionCertificate
 
 
+class ExemptionRule(Out):
+    state: str = Field(pattern="^[A-Z]{2}$")
+    name: str = ""
+    sales_tax: bool
+    accepts_mtc: bool
+    accepts_sst: bool
+    reasons: list[str]
+    state_id_required: bool
+    validity: dict = Field(description="reason (or `default`) -> {years | inactive_months, text}")
+    source: Source
+    override: dict | None = Field(None, description="the admin override in force: changes, note, by, at, version")
+
+
+class ExemptionRules(Out):
+    version: str
+    rules: list[ExemptionRule]
+
+
+class ExemptionCheck(Out):
+    rule: str
+    state: str | None
+    result: Literal["pass", "fail", "review"]
+    evidence: str
+    source: Source
+
+
+class ExemptionCertificateOut(ExemptionCertificateBase):
+    model_config = ConfigDict(title="ExemptionCertificate")
+    customer_id: int
+    checks: list[ExemptionCheck]
+
+
+FORBIDDEN = {403: refused("The role may not see the dashboard")}
+
+
 @bp.route("/exemption-rules")
 @api_requires("view_dashboard")
+@operation("GET", "/exemption-rules",
+           summary="The state exemption rules table (every state and DC), with sources and admin overrides",
+           replies={200: ok(ExemptionRules, "The table"), **UNAUTHORIZED, **FORBIDDEN})
 def list_exemption_rules():
     table = rules.rules_table()
     return jsonify({"version": rules.repository_table()["version"],
@@ -22,6 +64,10 @@ def list_exemption_rules():
 
 @bp.route("/exemption-rules/<string:state>")
 @api_requires("view_dashboard")
+@operation("GET", "/exemption-rules/{state}", summary="One state's exemption rules",
+           params=[{"name": "state", "in": "path", "required": True,
+                    "schema": {"type": "string", "pattern": "^[A-Za-z]{2}$"}}],
+           replies={200: ok(ExemptionRule, "The rule"), **UNAUTHORIZED, **FORBIDDEN, 404: refused("Unknown state")})
 def get_exemption_rule(state: str):
     rule = rules.rule_for(state.strip().upper()) if len(state) <= 2 else None
     if rule is None:
@@ -31,6 +77,10 @@ def get_exemption_rule(state: str):
 
 @bp.route("/exemption-certificates/<int(max=2147483647):certificate_id>")
 @api_requires("view_dashboard")
+@operation("GET", "/exemption-certificates/{id}", params=[path_id()],
+           summary="One exemption certificate as the lookup shows it, with its status and state rule checks",
+           replies={200: ok(ExemptionCertificateOut, "The certificate"), **UNAUTHORIZED, **FORBIDDEN,
+                    404: refused("Not found (or another customer's)")})
 def get_exemption_certificate(certificate_id: int):
     cert = db.session.get(ExemptionCertificate, certificate_id)
     if cert is None or not customer_visible(cert.customer_id):
@@ -42,70 +92,3 @@ def certificate_detail_json(cert: ExemptionCertificate) -> dict:
     return {**certificate_json(cert), "customer_id": cert.customer_id,
             "checks": [{"rule": c["rule"], "state": c.get("state"), "result": c["result"],
                         "evidence": c["evidence"], "source": c.get("source") or {}} for c in (cert.checks or [])]}
-
-
-_bearer = [{"bearer": []}]
-_err = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-_source = {"type": "object", "properties": {"title": {"type": "string"}, "url": {"type": "string"}}}
-OPENAPI_SCHEMAS["ExemptionRule"] = {
-    "type": "object",
-    "required": ["state", "sales_tax", "accepts_mtc", "accepts_sst", "reasons", "state_id_required", "validity",
-                 "source"],
-    "properties": {
-        "state": {"type": "string", "pattern": "^[A-Z]{2}$"}, "name": {"type": "string"},
-        "sales_tax": {"type": "boolean"}, "accepts_mtc": {"type": "boolean"}, "accepts_sst": {"type": "boolean"},
-        "reasons": {"type": "array", "items": {"type": "string"}}, "state_id_required": {"type": "boolean"},
-        "validity": {"type": "object", "description": "reason (or `default`) -> {years | inactive_months, text}"},
-        "source": _source,
-        "override": {"type": ["object", "null"], "description": "the admin override in force: changes, note, by, "
-                                                                 "at, version"},
-    },
-}
-OPENAPI_SCHEMAS["ExemptionCheck"] = {
-    "type": "object",
-    "properties": {"rule": {"type": "string"}, "state": {"type": "string"},
-                   "result": {"type": "string", "enum": ["pass", "fail", "review"]},
-                   "evidence": {"type": "string"}, "source": _source},
-}
-OPENAPI_SCHEMAS["ExemptionCertificate"] = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "integer"}, "customer_id": {"type": "integer"},
-        "status": {"type": "string", "enum": ["pending_review", "active", "rejected", "expired"]},
-        "reason": {"type": "string"}, "form_type": {"type": "string"},
-        "purchase_type": {"type": "string", "enum": ["blanket", "single"]},
-        "po_number": {"type": ["string", "null"]}, "tax_id_number": {"type": "string"},
-        "effective_date": {"type": "string", "format": "date"},
-        "expiration_date": {"type": ["string", "null"], "format": "date"},
-        "jurisdictions": {"type": "array", "items": {"type": "object"}},
-        "checks": {"type": "array", "items": {"$ref": "#/components/schemas/ExemptionCheck"}},
-    },
-}
-OPENAPI_PATHS["/api/v1/exemption-rules"] = {"get": {
-    "summary": "The state exemption rules table (every state and DC), with sources and admin overrides",
-    "security": _bearer,
-    "responses": {"200": {"description": "The table", "content": {"application/json": {"schema": {
-        "type": "object", "properties": {"version": {"type": "string"}, "rules": {
-            "type": "array", "items": {"$ref": "#/components/schemas/ExemptionRule"}}}}}}},
-        "401": {"description": "Missing or invalid token", "content": _err}},
-}}
-OPENAPI_PATHS["/api/v1/exemption-rules/{state}"] = {"get": {
-    "summary": "One state's exemption rules",
-    "security": _bearer,
-    "parameters": [{"name": "state", "in": "path", "required": True,
-                    "schema": {"type": "string", "pattern": "^[A-Za-z]{2}$"}}],
-    "responses": {"200": {"description": "The rule", "content": {"application/json": {"schema": {
-        "$ref": "#/components/schemas/ExemptionRule"}}}},
-        "401": {"description": "Missing or invalid token", "content": _err},
-        "404": {"description": "Unknown state", "content": _err}},
-}}
-OPENAPI_PATHS["/api/v1/exemption-certificates/{id}"] = {"get": {
-    "summary": "One exemption certificate as the lookup shows it, with its status and state rule checks",
-    "security": _bearer,
-    "parameters": [{"name": "id", "in": "path", "required": True,
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647}}],
-    "responses": {"200": {"description": "The certificate", "content": {"application/json": {"schema": {
-        "$ref": "#/components/schemas/ExemptionCertificate"}}}},
-        "401": {"description": "Missing or invalid token", "content": _err},
-        "404": {"description": "Not found", "content": _err}},
-}}

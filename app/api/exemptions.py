@@ -4,21 +4,114 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+from datetime import date, datetime
+from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from flask import jsonify, request
+from pydantic import BeforeValidator, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from app.api import OPENAPI_PATHS, OPENAPI_SCHEMAS, bp
+from app.api import bp
 from app.api.auth import api_requires, api_user, customer_visible, error
+from app.api.contract import (
+    UNAUTHORIZED,
+    In,
+    JsonInt,
+    Out,
+    QueryDate,
+    RequiredText,
+    StateCode,
+    ValidationError_,
+    header,
+    ok,
+    operation,
+    parse,
+    path_id,
+    refused,
+)
 from app.exemptions import services
 from app.exemptions.queries import db_id
 from app.extensions import db
 from app.models import Customer, ExemptionCertificate, ExemptionRequest
 from app.models.base import utcnow
 from app.models.idempotency import IdempotencyKey
-from app.validation import US_STATES
+
+# -- models ------------------------------------------------------------------------------------------
+
+class ExemptionRequestInput(In):
+    customer_id: JsonInt = Field(ge=1, le=2**31 - 1)
+    email: RequiredText = Field(json_schema_extra={"format": "email"})
+    messages = {"customer_id": {"greater_than_equal": "No customer with this id.",
+                                "less_than_equal": "No customer with this id.", "*": "customer_id must be an integer."},
+                "email": "An e-mail address is required."}
+
+
+def _po(value):
+    if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 60):
+        raise ValueError("bad po")
+    return value
+
+
+class ExemptionLookupQuery(In):
+    jurisdiction: StateCode = Field(examples=["TX"])
+    on: QueryDate = Field(None, description="Defaults to today (UTC).")
+    po: Annotated[str, BeforeValidator(_po), Field(min_length=1, max_length=60, pattern=r"\S")] = Field(
+        None, description="A PO or invoice number: single-purchase certificates count only for their own PO. "
+                          "Without it only blanket certificates answer.")
+    messages = {"jurisdiction": "Use a two-letter US state code (or DC).",
+                "on": "The date must be in the form YYYY-MM-DD.",
+                "po": "Give the PO or invoice number (up to 60 characters), or leave po out."}
+
+
+class ExemptionRequestOut(Out):
+    model_config = ConfigDict(title="ExemptionRequest")
+    id: int
+    customer_id: int
+    email: str
+    status: Literal["sent", "opened", "completed", "expired", "cancelled"]
+    sent_at: datetime
+    opened_at: datetime | None
+    completed_at: datetime | None
+    expires_at: datetime
+    certificate_id: int | None
+
+
+class Source(Out):
+    title: str = ""
+    url: str = ""
+
+
+class Jurisdiction(Out):
+    state: str
+    state_id_number: str | None
+    expiration_date: date | None
+    expiration_source: Literal["printed", "state_rule"] | None
+
+
+class ExemptionCertificateBase(Out):
+    id: int
+    status: Literal["pending_review", "active", "rejected", "expired"]
+    reason: str
+    form_type: str
+    purchase_type: Literal["blanket", "single"]
+    po_number: str | None
+    tax_id_number: str
+    effective_date: date
+    expiration_date: date | None
+    jurisdictions: list[Jurisdiction]
+
+
+class ExemptionLookup(Out):
+    customer_id: int
+    jurisdiction: str
+    on: date
+    po: str | None
+    exempt: bool
+    certificates: list[ExemptionCertificateBase]
+
+
+IDEMPOTENCY_KEY = header("Idempotency-Key", {"type": "string", "maxLength": 80})
 
 
 def request_json(req: ExemptionRequest) -> dict:
@@ -49,22 +142,28 @@ def certificate_json(cert: ExemptionCertificate) -> dict:
 
 @bp.route("/exemption-requests", methods=["POST"])
 @api_requires("manage_exemption_requests")
+@operation("POST", "/exemption-requests", body=ExemptionRequestInput, params=[IDEMPOTENCY_KEY],
+           summary="Send an exemption certificate request link to a customer",
+           description="Send an Idempotency-Key header to make retries safe: the same key with the same body "
+                       "answers the first request again (200) and sends no second link.",
+           replies={201: ok(ExemptionRequestOut, "Created; the link e-mail is on its way"),
+                    200: ok(ExemptionRequestOut, "An exact replay of an earlier Idempotency-Key: the first request, "
+                                              "nothing sent"),
+                    **UNAUTHORIZED, 403: refused("The role may not send exemption requests"),
+                    422: refused("Field errors in `fields` (an unknown customer too), or the Idempotency-Key was "
+                                 "already used with a different body (`fields` names Idempotency-Key)",
+                                 ValidationError_)})
 def create_exemption_request():
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return error("Send a JSON object with customer_id and email.", 422, fields={"body": "Expected a JSON object."})
-    errors = {}
+    asked, errors = parse(ExemptionRequestInput, body)
     customer_id = body.get("customer_id")
-    customer = None
-    if not isinstance(customer_id, int) or isinstance(customer_id, bool):
-        errors["customer_id"] = "customer_id must be an integer."
-    else:
-        customer = db.session.get(Customer, customer_id) if db_id(customer_id) else None
+    email = body.get("email")
+    if "customer_id" not in errors:
+        customer = db.session.get(Customer, customer_id)
         if customer is None:
             errors["customer_id"] = "No customer with this id."
-    email = body.get("email")
-    if not isinstance(email, str) or not email.strip():
-        errors["email"] = "An e-mail address is required."
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > 80:
         errors["Idempotency-Key"] = "Use at most 80 characters."
@@ -116,6 +215,9 @@ def _replay(scope: str, key: str, body_hash: str):
 
 @bp.route("/exemption-requests/<int:request_id>")
 @api_requires("manage_exemption_requests")
+@operation("GET", "/exemption-requests/{id}", params=[path_id()], summary="The status of an exemption request",
+           replies={200: ok(ExemptionRequestOut, "The request"), **UNAUTHORIZED,
+                    403: refused("The role may not send exemption requests"), 404: refused("Not found")})
 def get_exemption_request(request_id: int):
     req = db.session.get(ExemptionRequest, request_id) if db_id(request_id) else None
     if req is None:
@@ -125,101 +227,24 @@ def get_exemption_request(request_id: int):
 
 @bp.route("/customers/<int:customer_id>/exemptions")
 @api_requires("view_dashboard")
+@operation("GET", "/customers/{customer_id}/exemptions", params=[path_id("customer_id")], query=ExemptionLookupQuery,
+           summary="Is the customer exempt in a jurisdiction on a date?",
+           description="Lists the active certificates covering the jurisdiction on that date "
+                       "(effective date <= on <= that jurisdiction's expiration).",
+           replies={200: ok(ExemptionLookup, "The answer"), **UNAUTHORIZED,
+                    403: refused("The role may not see the dashboard"),
+                    404: refused("Unknown customer (or another customer's)"),
+                    422: refused("Bad jurisdiction, date or PO", ValidationError_)})
 def customer_exemptions(customer_id: int):
     customer = db.session.get(Customer, customer_id) if db_id(customer_id) else None
     if customer is None or not customer_visible(customer_id):
         return error("Not found.", 404)
-    errors = {}
-    state = (request.args.get("jurisdiction") or "").strip().upper()
-    if state not in US_STATES:
-        errors["jurisdiction"] = "Use a two-letter US state code (or DC)."
-    on_text = request.args.get("on")
-    on = utcnow().date()
-    if on_text:
-        try:
-            on = date.fromisoformat(on_text.strip())
-        except ValueError:
-            errors["on"] = "The date must be in the form YYYY-MM-DD."
-    po = request.args.get("po")
-    if po is not None and (not po.strip() or len(po) > 60):
-        errors["po"] = "Give the PO or invoice number (up to 60 characters), or leave po out."
+    asked, errors = parse(ExemptionLookupQuery, {k: request.args.get(k) for k in ("jurisdiction", "on", "po")
+                                                 if k in request.args})
     if errors:
         return error("Some parameters are not valid.", 422, fields=errors)
+    state, on, po = asked.jurisdiction.strip().upper(), asked.on or utcnow().date(), asked.po
     certs = services.lookup(customer_id, state, on, po=po.strip() if po else None)
     return jsonify({"customer_id": customer_id, "jurisdiction": state, "on": on.isoformat(),
                     "po": po.strip() if po else None,
                     "exempt": bool(certs), "certificates": [certificate_json(c) for c in certs]})
-
-
-_bearer = [{"bearer": []}]
-_err = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-OPENAPI_SCHEMAS["ExemptionRequest"] = {
-    "type": "object",
-    "properties": {"id": {"type": "integer"}, "customer_id": {"type": "integer"}, "email": {"type": "string"},
-                   "status": {"type": "string", "enum": ["sent", "opened", "completed", "expired", "cancelled"]},
-                   "sent_at": {"type": "string", "format": "date-time"},
-                   "opened_at": {"type": ["string", "null"], "format": "date-time"},
-                   "completed_at": {"type": ["string", "null"], "format": "date-time"},
-                   "expires_at": {"type": "string", "format": "date-time"},
-                   "certificate_id": {"type": ["integer", "null"]}},
-}
-OPENAPI_SCHEMAS["ExemptionLookup"] = {
-    "type": "object",
-    "properties": {"customer_id": {"type": "integer"}, "jurisdiction": {"type": "string"},
-                   "on": {"type": "string", "format": "date"}, "exempt": {"type": "boolean"},
-                   "certificates": {"type": "array", "items": {"type": "object"}}},
-}
-OPENAPI_PATHS["/api/v1/exemption-requests"] = {
-    "post": {
-        "summary": "Send an exemption certificate request link to a customer",
-        "security": _bearer,
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["customer_id", "email"],
-            "properties": {"customer_id": {"type": "integer"}, "email": {"type": "string", "format": "email"}}}}}},
-        "description": "Send an Idempotency-Key header to make retries safe: the same key with the same body "
-                       "answers the first request again (200) and sends no second link.",
-        "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                        "schema": {"type": "string", "maxLength": 80}}],
-        "responses": {
-            "201": {"description": "Created; the link e-mail is on its way",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExemptionRequest"}}}},
-            "200": {"description": "An exact replay of an earlier Idempotency-Key: the first request, nothing sent",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExemptionRequest"}}}},
-            "401": {"description": "Missing or invalid token"},
-            "422": {"description": "Field errors in `fields`, or the Idempotency-Key was already used with a "
-                                   "different body (`fields` names Idempotency-Key)", "content": _err},
-        },
-    }
-}
-OPENAPI_PATHS["/api/v1/exemption-requests/{id}"] = {
-    "get": {
-        "summary": "The status of an exemption request",
-        "security": _bearer,
-        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-        "responses": {"200": {"description": "The request", "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/ExemptionRequest"}}}},
-            "404": {"description": "Not found", "content": _err}},
-    }
-}
-OPENAPI_PATHS["/api/v1/customers/{customer_id}/exemptions"] = {
-    "get": {
-        "summary": "Is the customer exempt in a jurisdiction on a date?",
-        "description": "Lists the active certificates covering the jurisdiction on that date "
-                       "(effective date <= on <= that jurisdiction's expiration).",
-        "security": _bearer,
-        "parameters": [
-            {"name": "customer_id", "in": "path", "required": True, "schema": {"type": "integer"}},
-            {"name": "jurisdiction", "in": "query", "required": True, "schema": {"type": "string", "example": "TX"}},
-            {"name": "on", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
-             "description": "Defaults to today (UTC)."},
-            {"name": "po", "in": "query", "required": False,
-             "schema": {"type": "string", "minLength": 1, "maxLength": 60},
-             "description": "A PO or invoice number: single-purchase certificates count only for their own PO. "
-                            "Without it only blanket certificates answer."},
-        ],
-        "responses": {"200": {"description": "The answer", "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/ExemptionLookup"}}}},
-            "404": {"description": "Unknown customer", "content": _err},
-            "422": {"description": "Bad jurisdiction or date", "content": _err}},
-    }
-}

@@ -1,28 +1,21 @@
 from flask import jsonify
 
-from app.api import OPENAPI_PATHS, OPENAPI_SCHEMAS, bp
+from app.api import bp
 from app.api.auth import api_requires, api_user
+from app.api.contract import UNAUTHORIZED, Out, document, ok, operation
 from app.auth.access import public
 
-OPENAPI_PATHS["/api/v1/me"] = {
-    "get": {
-        "summary": "The user the bearer token acts as",
-        "security": [{"bearer": []}],
-        "responses": {"200": {"description": "The user",
-                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Me"}}}},
-                      "401": {"description": "Missing or invalid token"}},
-    }
-}
-OPENAPI_SCHEMAS["Me"] = {
-    "type": "object",
-    "properties": {"id": {"type": "integer"}, "email": {"type": "string"}, "role": {"type": "string"},
-                   "customer_id": {"type": ["integer", "null"]}},
-}
-OPENAPI_SCHEMAS["Error"] = {"type": "object", "properties": {"error": {"type": "string"}}}
+
+class Me(Out):
+    id: int
+    email: str
+    role: str
+    customer_id: int | None
 
 
 @bp.route("/me")
 @api_requires("authenticated")
+@operation("GET", "/me", summary="The user the bearer token acts as", replies={200: ok(Me, "The user"), **UNAUTHORIZED})
 def me():
     user = api_user()
     return jsonify({"id": user.id, "email": user.email, "role": str(user.role), "customer_id": user.customer_id})
@@ -31,12 +24,5 @@ def me():
 @bp.route("/openapi.json")
 @public
 def openapi():
-    return jsonify({
-        "openapi": "3.1.0",
-        "info": {"title": "CertDesk API", "version": "1.0.0"},
-        "paths": OPENAPI_PATHS,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": OPENAPI_SCHEMAS,
-        },
-    })
+    """Generated from the models and operations the API modules declare (``app.api.contract``)."""
+    return jsonify(document())

@@ -3,19 +3,93 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from flask import jsonify, request
+from pydantic import ConfigDict, Field, StrictBool
 
 from app import webhooks
-from app.api import OPENAPI_PATHS, OPENAPI_SCHEMAS, bp
+from app.api import bp
 from app.api.auth import api_requires, api_user, error
+from app.api.contract import UNAUTHORIZED, In, Out, Text, ValidationError_, ok, operation, parse, path_id, refused
 from app.events import CATALOGUE, EXAMPLE
 from app.extensions import db
 from app.models import WebhookDelivery, WebhookEndpoint
 from app.models.base import utcnow
 
-FIELDS = {"url", "event_types", "description", "enabled", "rotate_secret"}
+
+class WebhookEndpointPatch(In):
+    """Every field optional (PATCH; null leaves a field as it is); unknown fields are refused. Event types and
+    the URL's safety are the service's checks (``app.webhooks``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: Annotated[Text, Field(json_schema_extra={"format": "uri", "maxLength": 2000})] | None = None
+    event_types: list[Annotated[Text, Field(json_schema_extra={"enum": list(CATALOGUE)})]] | None = None
+    description: Text | None = Field(None, description="Longer text is cut to 200 characters")
+    enabled: StrictBool | None = None
+    rotate_secret: StrictBool | None = Field(None, description="PATCH only: a new secret (answered once); the old "
+                                                               "one also signs for 24 hours")
+    messages = {"*": "Unknown field.", "url": "Give the receiver's https:// address.",
+                "event_types": "Give a list of event types (or none, for every type).",
+                "description": "description must be text.", "enabled": "Use true or false.",
+                "rotate_secret": "Use true or false."}
+
+
+class WebhookEndpointInput(WebhookEndpointPatch):
+    url: Annotated[Text, Field(json_schema_extra={"format": "uri", "maxLength": 2000})]
+
+
+class WebhookEndpointOut(Out):
+    model_config = ConfigDict(title="WebhookEndpoint")
+    id: int
+    url: str
+    event_types: list[str]
+    description: str
+    enabled: bool
+    disabled_reason: str | None
+    failing_since: datetime | None
+    created_at: datetime
+    secret: str = Field(None, description="Only in the answer that creates or rotates it")
+
+
+class WebhookEndpoints(Out):
+    endpoints: list[WebhookEndpointOut]
+
+
+class WebhookDeliveryOut(Out):
+    model_config = ConfigDict(title="WebhookDelivery")
+    id: int
+    event_id: str
+    event_type: str
+    status: Literal["pending", "succeeded", "failed"]
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    response_excerpt: str | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+
+
+class WebhookDeliveries(Out):
+    deliveries: list[WebhookDeliveryOut]
+
+
+class ReplayInput(In):
+    since: Text = Field(json_schema_extra={"format": "date-time"})
+
+
+class Queued(Out):
+    queued: int
+
+
+class EventTypes(Out):
+    event_types: list[dict[str, str]]
+    example: dict
+
+
+ADMINS = {**UNAUTHORIZED, 403: refused("Admins only")}
+NOT_FOUND = {404: refused("Not found")}
 
 
 def endpoint_json(endpoint: WebhookEndpoint, *, secret: str | None = None) -> dict:
@@ -37,13 +111,13 @@ def delivery_json(d: WebhookDelivery) -> dict:
             "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None}
 
 
-def _body() -> tuple[dict | None, tuple | None]:
+def _body(model: type[In]) -> tuple[dict | None, tuple | None]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return None, error("Send a JSON object.", 422, fields={"body": "Expected a JSON object."})
-    unknown = sorted(set(body) - FIELDS)
-    if unknown:
-        return None, error("Some fields are not valid.", 422, fields={k: "Unknown field." for k in unknown})
+    _, errors = parse(model, body)
+    if errors:
+        return None, error("Some fields are not valid.", 422, fields=errors)
     return body, None
 
 
@@ -53,21 +127,28 @@ def _endpoint(endpoint_id: int) -> WebhookEndpoint | None:
 
 @bp.route("/webhook-event-types")
 @api_requires("configure")
+@operation("GET", "/webhook-event-types",
+           summary="The event catalogue (every type, what it means) and an example payload",
+           replies={200: ok(EventTypes, "The catalogue"), **ADMINS})
 def webhook_event_types():
     return jsonify({"event_types": [{"type": t, "description": d} for t, d in CATALOGUE.items()], "example": EXAMPLE})
 
 
 @bp.route("/webhook-endpoints", methods=["GET", "POST"])
 @api_requires("configure")
+@operation("GET", "/webhook-endpoints", summary="Webhook endpoints",
+           replies={200: ok(WebhookEndpoints, "The endpoints"), **ADMINS})
+@operation("POST", "/webhook-endpoints", body=WebhookEndpointInput,
+           summary="Add a webhook endpoint; the answer carries its signing secret, once",
+           replies={201: ok(WebhookEndpointOut, "Created"), **ADMINS,
+                    422: refused("Not https, refused address, unknown event type", ValidationError_)})
 def webhook_endpoints():
     if request.method == "GET":
         rows = db.session.scalars(sa.select(WebhookEndpoint).order_by(WebhookEndpoint.id)).all()
         return jsonify({"endpoints": [endpoint_json(e) for e in rows]})
-    body, refused = _body()
-    if refused:
-        return refused
-    if not isinstance(body.get("url"), str):
-        return error("Some fields are not valid.", 422, fields={"url": "Give the receiver's https:// address."})
+    body, refusal = _body(WebhookEndpointInput)
+    if refusal:
+        return refusal
     try:
         endpoint = webhooks.create_endpoint(body["url"], body.get("event_types"), description=body.get("description")
                                             or "", actor=api_user(), now=utcnow())
@@ -82,6 +163,14 @@ def webhook_endpoints():
 
 @bp.route("/webhook-endpoints/<int(max=2147483647):endpoint_id>", methods=["GET", "PATCH", "DELETE"])
 @api_requires("configure")
+@operation("GET", "/webhook-endpoints/{id}", params=[path_id()], summary="One webhook endpoint",
+           replies={200: ok(WebhookEndpointOut, "The endpoint"), **ADMINS, **NOT_FOUND})
+@operation("PATCH", "/webhook-endpoints/{id}", params=[path_id()], body=WebhookEndpointPatch,
+           summary="Change, enable / disable an endpoint or rotate its secret",
+           replies={200: ok(WebhookEndpointOut, "The endpoint"), **ADMINS, **NOT_FOUND,
+                    422: refused("Field errors", ValidationError_)})
+@operation("DELETE", "/webhook-endpoints/{id}", params=[path_id()], summary="Remove an endpoint and its delivery log",
+           replies={204: ok(None, "Deleted"), **ADMINS, **NOT_FOUND})
 def webhook_endpoint(endpoint_id: int):
     endpoint = _endpoint(endpoint_id)
     if endpoint is None:
@@ -92,9 +181,9 @@ def webhook_endpoint(endpoint_id: int):
         webhooks.delete_endpoint(endpoint, actor=api_user(), now=utcnow())
         db.session.commit()
         return "", 204
-    body, refused = _body()
-    if refused:
-        return refused
+    body, refusal = _body(WebhookEndpointPatch)
+    if refusal:
+        return refusal
     secret = None
     try:
         webhooks.update_endpoint(endpoint, actor=api_user(), now=utcnow(), url=body.get("url"),
@@ -111,6 +200,9 @@ def webhook_endpoint(endpoint_id: int):
 
 @bp.route("/webhook-endpoints/<int(max=2147483647):endpoint_id>/deliveries")
 @api_requires("configure")
+@operation("GET", "/webhook-endpoints/{id}/deliveries", params=[path_id()],
+           summary="The endpoint's delivery log (newest 100)",
+           replies={200: ok(WebhookDeliveries, "Deliveries"), **ADMINS, **NOT_FOUND})
 def webhook_deliveries(endpoint_id: int):
     endpoint = _endpoint(endpoint_id)
     if endpoint is None:
@@ -122,6 +214,10 @@ def webhook_deliveries(endpoint_id: int):
 
 @bp.route("/webhook-endpoints/<int(max=2147483647):endpoint_id>/replay", methods=["POST"])
 @api_requires("configure")
+@operation("POST", "/webhook-endpoints/{id}/replay", params=[path_id()], body=ReplayInput,
+           summary="Deliver again every subscribed event since a time",
+           replies={202: ok(Queued, "Queued"), **ADMINS, **NOT_FOUND,
+                    422: refused("Bad time (it needs a time zone)", ValidationError_)})
 def replay_webhook_endpoint(endpoint_id: int):
     endpoint = _endpoint(endpoint_id)
     if endpoint is None:
@@ -142,6 +238,9 @@ def replay_webhook_endpoint(endpoint_id: int):
 
 @bp.route("/webhook-deliveries/<int(max=2147483647):delivery_id>/replay", methods=["POST"])
 @api_requires("configure")
+@operation("POST", "/webhook-deliveries/{id}/replay", params=[path_id()],
+           summary="Deliver one event to its endpoint again (same event id)",
+           replies={202: ok(WebhookDeliveryOut, "Queued"), **ADMINS, **NOT_FOUND})
 def replay_webhook_delivery(delivery_id: int):
     delivery = db.session.get(WebhookDelivery, delivery_id)
     if delivery is None:
@@ -149,68 +248,3 @@ def replay_webhook_delivery(delivery_id: int):
     webhooks.replay(delivery, actor=api_user(), now=utcnow())
     db.session.commit()
     return jsonify(delivery_json(delivery)), 202
-
-
-_bearer = [{"bearer": []}]
-_err = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-_id = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1,
-                                                                   "maximum": 2147483647}}]
-_std = {"401": {"description": "Missing or invalid token", "content": _err},
-        "403": {"description": "Admins only", "content": _err}}
-_endpoint_body = {"type": "object", "additionalProperties": False, "properties": {
-    "url": {"type": "string", "format": "uri", "maxLength": 2000},
-    "event_types": {"type": "array", "items": {"type": "string", "enum": list(CATALOGUE)}},
-    "description": {"type": "string", "maxLength": 200}, "enabled": {"type": "boolean"},
-    "rotate_secret": {"type": "boolean", "description": "PATCH only: a new secret (answered once); the old one "
-                                                        "also signs for 24 hours"}}}
-OPENAPI_SCHEMAS["WebhookEndpoint"] = {"type": "object", "properties": {
-    "id": {"type": "integer"}, "url": {"type": "string"}, "event_types": {"type": "array", "items": {"type": "string"}},
-    "description": {"type": "string"}, "enabled": {"type": "boolean"}, "disabled_reason": {"type": ["string", "null"]},
-    "failing_since": {"type": ["string", "null"], "format": "date-time"},
-    "created_at": {"type": "string", "format": "date-time"},
-    "secret": {"type": "string", "description": "Only in the answer that creates or rotates it"}}}
-OPENAPI_SCHEMAS["WebhookDelivery"] = {"type": "object", "properties": {
-    "id": {"type": "integer"}, "event_id": {"type": "string"}, "event_type": {"type": "string"},
-    "status": {"type": "string", "enum": ["pending", "succeeded", "failed"]}, "attempts": {"type": "integer"},
-    "last_status_code": {"type": ["integer", "null"]}, "last_error": {"type": ["string", "null"]},
-    "response_excerpt": {"type": ["string", "null"]},
-    "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
-    "delivered_at": {"type": ["string", "null"], "format": "date-time"}}}
-_ep = {"application/json": {"schema": {"$ref": "#/components/schemas/WebhookEndpoint"}}}
-OPENAPI_PATHS["/api/v1/webhook-event-types"] = {"get": {
-    "summary": "The event catalogue (every type, what it means) and an example payload", "security": _bearer,
-    "responses": {"200": {"description": "The catalogue"}, **_std}}}
-OPENAPI_PATHS["/api/v1/webhook-endpoints"] = {
-    "get": {"summary": "Webhook endpoints", "security": _bearer,
-            "responses": {"200": {"description": "The endpoints"}, **_std}},
-    "post": {"summary": "Add a webhook endpoint; the answer carries its signing secret, once", "security": _bearer,
-             "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                 **_endpoint_body, "required": ["url"]}}}},
-             "responses": {"201": {"description": "Created", "content": _ep},
-                           "422": {"description": "Not https, refused address, unknown event type", "content": _err},
-                           **_std}}}
-OPENAPI_PATHS["/api/v1/webhook-endpoints/{id}"] = {
-    "get": {"summary": "One webhook endpoint", "security": _bearer, "parameters": _id,
-            "responses": {"200": {"description": "The endpoint", "content": _ep},
-                          "404": {"description": "Not found", "content": _err}, **_std}},
-    "patch": {"summary": "Change, enable / disable an endpoint or rotate its secret", "security": _bearer,
-              "parameters": _id, "requestBody": {"required": True, "content": {"application/json": {
-                  "schema": _endpoint_body}}},
-              "responses": {"200": {"description": "The endpoint", "content": _ep},
-                            "404": {"description": "Not found", "content": _err},
-                            "422": {"description": "Field errors", "content": _err}, **_std}},
-    "delete": {"summary": "Remove an endpoint and its delivery log", "security": _bearer, "parameters": _id,
-               "responses": {"204": {"description": "Deleted"}, "404": {"description": "Not found",
-                                                                        "content": _err}, **_std}}}
-OPENAPI_PATHS["/api/v1/webhook-endpoints/{id}/deliveries"] = {"get": {
-    "summary": "The endpoint's delivery log (newest 100)", "security": _bearer, "parameters": _id,
-    "responses": {"200": {"description": "Deliveries"}, "404": {"description": "Not found", "content": _err}, **_std}}}
-OPENAPI_PATHS["/api/v1/webhook-endpoints/{id}/replay"] = {"post": {
-    "summary": "Deliver again every subscribed event since a time", "security": _bearer, "parameters": _id,
-    "requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "type": "object", "required": ["since"], "properties": {"since": {"type": "string", "format": "date-time"}}}}}},
-    "responses": {"202": {"description": "Queued"}, "404": {"description": "Not found", "content": _err},
-                  "422": {"description": "Bad time", "content": _err}, **_std}}}
-OPENAPI_PATHS["/api/v1/webhook-deliveries/{id}/replay"] = {"post": {
-    "summary": "Deliver one event to its endpoint again (same event id)", "security": _bearer, "parameters": _id,
-    "responses": {"202": {"description": "Queued"}, "404": {"description": "Not found", "content": _err}, **_std}}}

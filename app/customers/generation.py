@@ -502,11 +502,11 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
     done = emailed = seen = 0
     passed: set[tuple] = set()
     # Every holder's own file (a ZIP member, a sent certificate, an attachment) is signed as it is stamped.
-    seal = signing.get_seal(signed_at=now) if per_holder or not merged else None
+    seal = signing.get_seal(signed_at=now)
     try:
         out_path = workdir / f"{base}.{'pdf' if merged else 'zip'}"
-        with out_path.open("wb") as fh:
-            out = MergedPdfWriter(fh, combined, workdir) if merged else ZipStreamWriter(fh, workdir)
+        with out_path.open("w+b") as fh:  # read back too: the combined PDF is signed in place at the end
+            out = MergedPdfWriter(fh, combined, workdir, seal) if merged else ZipStreamWriter(fh, workdir)
             if progress:
                 progress(0, total)
             for rows in _batched(_holder_rows(run, size), size):
@@ -533,7 +533,7 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
                     generation_run_id=run_id) if chunk else []
                 for row, entry in zip(chunk, entries, strict=True):
                     group = groups[group_key(row, specific)]
-                    own_pdf = group.pdf_for(row.info, entry.stamp, seal) if seal is not None else None
+                    own_pdf = group.pdf_for(row.info, entry.stamp, seal) if per_holder or not merged else None
                     if own_pdf is not None:
                         entry.cert.sha256 = hashlib.sha256(own_pdf).hexdigest()
                     if merged:
@@ -552,8 +552,6 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
                 raise GenerationError("No certificate was generated: the issue guard blocked every holder ("
                                       + " ".join(run.skipped[0]["reasons"] if run.skipped else []) + ").")
             out.close()
-        if merged:  # one signature over the combined file (its pages are not files of their own)
-            out_path.write_bytes(signing.sign_pdf(out_path.read_bytes()))
         digest = _file_sha256(out_path) if merged else None
         run.file_key = get_store().save_file(out_path)
         run.filename = out_path.name

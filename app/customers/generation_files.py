@@ -9,7 +9,8 @@ file is closed. Python's ``zipfile`` keeps a ``ZipInfo`` per member in memory (h
 The merged PDF reuses the stamping of ``app.insurance.pdf``: the certificate of each group of holders
 (one per combination of endorsement flags) is rendered once; the bases are combined into one file,
 then each holder adds a page that shares its base page's drawing and fonts plus a small content
-stream with the holder's text (a few hundred bytes a page).
+stream with the holder's text (a few hundred bytes a page). The combined PDF is signed in place when it
+is closed (``MergedPdfWriter(seal=...)``): before, pyHanko re-read the whole file into memory to sign it.
 """
 
 from __future__ import annotations
@@ -67,9 +68,11 @@ class BasePage:
             ops += verification_content(stamp, number_slots=self.number_slots)
         return ops
 
-    def first_page(self, parent: bytes, q_ref: int, text_ref: int, annot_ref: int | None = None) -> bytes:
+    def first_page(self, parent: bytes, q_ref: int, text_ref: int, annot_ref: int | None = None,
+                   widget_ref: int | None = None) -> bytes:
         refs = [q_ref, *self.contents_refs, text_ref]
-        annots = b" /Annots [%d 0 R]" % annot_ref if annot_ref else b""
+        annots = [b"%d 0 R" % r for r in (annot_ref, widget_ref) if r]
+        annots = b" /Annots [" + b" ".join(annots) + b"]" if annots else b""
         return (b"<<" + self.rest + b" /Parent " + parent + b" /Contents [" + b" ".join(b"%d 0 R" % r for r in refs)
                 + b"] /Resources " + self.resources + annots + b">>")
 
@@ -101,9 +104,13 @@ def combine_bases(bases: list[tuple]) -> tuple[bytes, list[BasePage]]:
 
 class MergedPdfWriter:
     """Writes the combined base once, then per holder a content stream and its pages; ``close`` adds the
-    page tree, the catalog and the cross-reference section as an incremental update of the base."""
+    page tree, the catalog and the cross-reference section as an incremental update of the base.
 
-    def __init__(self, fh: BinaryIO, base: bytes, spool_dir: Path) -> None:
+    With ``seal`` (``signing.Seal``; ``fh`` opened for reading too) the same update carries the file's
+    signature: its field on the first holder's page, its dictionary written last, and ``close`` signs
+    the finished file in place, reading it back in blocks (no second copy in memory, however many holders)."""
+
+    def __init__(self, fh: BinaryIO, base: bytes, spool_dir: Path, seal=None) -> None:
         import re
 
         from pypdf import PdfReader
@@ -124,6 +131,13 @@ class MergedPdfWriter:
             self.pos += 1
         self.pages_num = self._size  # reserved: the page tree is written last, its number comes first
         self.next_num = self._size + 1
+        self.seal = seal
+        if seal is not None:  # reserved too: the signature field and its dictionary, written at the end
+            if "/AcroForm" in self._catalog:  # pragma: no cover - our renders have no form
+                raise RuntimeError("the base certificate has a form of its own")
+            self.widget_num, self.sig_num = self._size + 1, self._size + 2
+            self.next_num = self._size + 3
+        self._first_page_num: int | None = None
         self._xref = (spool_dir / "xref.spool").open("w+b")  # 20-byte entries from pages_num + 1 on
         self._kids = (spool_dir / "kids.spool").open("w+b")
         self.page_count = 0
@@ -150,7 +164,11 @@ class MergedPdfWriter:
 
         text = self._put(flate_stream(page.content(holder, stamp)))
         annot = self._put(link_annotation(stamp)) if stamp is not None and stamp.url else None
-        self._kid(self._put(page.first_page(self._parent, self._q, text, annot)))
+        widget = self.widget_num if self.seal is not None and self._first_page_num is None else None
+        num = self._put(page.first_page(self._parent, self._q, text, annot, widget))
+        if self._first_page_num is None:
+            self._first_page_num = num
+        self._kid(num)
         for rest in page.other_pages:
             self._kid(self._put(b"<<" + rest + b" /Parent " + self._parent + b">>"))
 
@@ -167,10 +185,22 @@ class MergedPdfWriter:
         self.fh.write(tail)
         self.pos = self.fh.tell()
         catalog = DictionaryObject({NameObject(k): v for k, v in self._catalog.items() if k != "/Pages"})
-        catalog_num = self._put(_serialize(catalog)[:-2] + b" /Pages %d 0 R >>" % self.pages_num)
+        form = b" /AcroForm << /Fields [%d 0 R] /SigFlags 3 >>" % self.widget_num if self.seal is not None else b""
+        catalog_num = self._put(_serialize(catalog)[:-2] + b" /Pages %d 0 R" % self.pages_num + form + b" >>")
+        reserved = [pages_at]
+        if self.seal is not None:
+            from app.insurance.pdf import signature_dictionary, signature_widget
+
+            for num, body in ((self.widget_num, signature_widget(self.seal, self._first_page_num, self.sig_num)),
+                              (self.sig_num, signature_dictionary(self.seal))):
+                reserved.append(self.pos)
+                chunk = b"%d 0 obj\n" % num + body + b"\nendobj\n"
+                self.fh.write(chunk)
+                self.pos += len(chunk)
         xref_at = self.pos
-        self.fh.write(b"xref\n0 1\n0000000000 65535 f \n%d %d\n%010d 00000 n \n"
-                      % (self.pages_num, self.next_num - self.pages_num, pages_at))
+        self.fh.write(b"xref\n0 1\n0000000000 65535 f \n%d %d\n" % (self.pages_num, len(reserved))
+                      + b"".join(b"%010d 00000 n \n" % at for at in reserved)
+                      + b"%d %d\n" % (self.pages_num + len(reserved), self.next_num - self.pages_num - len(reserved)))
         self._xref.seek(0)
         shutil.copyfileobj(self._xref, self.fh)
         trailer = b"trailer\n<< /Size %d /Root %d 0 R /Prev %d" % (self.next_num, catalog_num, self._prev_xref)
@@ -179,6 +209,10 @@ class MergedPdfWriter:
         self.fh.write(trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % xref_at)
         self._xref.close()
         self._kids.close()
+        if self.seal is not None:
+            from app.insurance.pdf import sign_file_in_place
+
+            sign_file_in_place(self.fh, self.seal, reserved[-1] + len(b"%d 0 obj\n" % self.sig_num))
 
 
 # -- ZIP -------------------------------------------------------------------------------------------------

@@ -1015,11 +1015,8 @@ class Stamper:
             objects += [
                 (self.root_ref.idnum, b"<<" + self.catalog_rest + b" /AcroForm << /Fields [%d 0 R] /SigFlags 3 >> >>"
                  % widget),
-                (widget, b"<< /Type /Annot /Subtype /Widget /FT /Sig /T " + _pdf_string(seal.field_name)
-                 + b" /F 132 /Rect [0 0 0 0] /P %d 0 R /V %d 0 R >>" % (page_num, sig)),
-                (sig, b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached /M "
-                 + _pdf_string(seal.pdf_date) + b" /Reason " + _pdf_string(seal.reason) + b" /ByteRange "
-                 + _BYTE_RANGE_HOLE + b" /Contents <" + b"0" * (2 * seal.reserve) + b"> >>"),
+                (widget, signature_widget(seal, page_num, sig)),
+                (sig, signature_dictionary(seal)),
             ]
         offsets: dict[int, int] = {}
         pos = len(head)
@@ -1063,6 +1060,52 @@ class Stamper:
 
 
 _BYTE_RANGE_HOLE = b"[0 0 0 0]" + b" " * 36  # room for three 10-digit offsets
+
+
+def signature_widget(seal, page_num: int, sig_num: int) -> bytes:
+    """The invisible signature field of ``seal`` (field and widget in one, on page ``page_num``)."""
+    return (b"<< /Type /Annot /Subtype /Widget /FT /Sig /T " + _pdf_string(seal.field_name)
+            + b" /F 132 /Rect [0 0 0 0] /P %d 0 R /V %d 0 R >>" % (page_num, sig_num))
+
+
+def signature_dictionary(seal) -> bytes:
+    """The signature dictionary with its ``/ByteRange`` and ``/Contents`` still to fill in (fixed sizes)."""
+    return (b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached /M " + _pdf_string(seal.pdf_date)
+            + b" /Reason " + _pdf_string(seal.reason) + b" /ByteRange " + _BYTE_RANGE_HOLE + b" /Contents <"
+            + b"0" * (2 * seal.reserve) + b"> >>")
+
+
+def sign_file_in_place(fh, seal, dictionary_at: int) -> None:
+    """Sign a PDF already written to ``fh`` (opened for reading and writing) whose signature dictionary
+    (``signature_dictionary``) starts at byte ``dictionary_at``: fill in its ``/ByteRange``, hash the two
+    ranges reading the file back in blocks (memory stays flat, whatever its size), write the container."""
+    import hashlib
+
+    body = signature_dictionary(seal)
+    at = dictionary_at + body.index(b" /ByteRange ") + len(b" /ByteRange ")
+    hole = dictionary_at + body.index(b"/Contents <") + len(b"/Contents ")
+    hole_end = hole + 2 * seal.reserve + 2
+    fh.flush()
+    total = fh.seek(0, io.SEEK_END)
+    fh.seek(at)
+    fh.write((b"[0 %d %d %d]" % (hole, hole_end, total - hole_end)).ljust(len(_BYTE_RANGE_HOLE)))
+    fh.flush()
+    digest = hashlib.sha256()
+    for start, end in ((0, hole), (hole_end, total)):
+        fh.seek(start)
+        left = end - start
+        while left > 0:
+            block = fh.read(min(left, 1 << 20))
+            if not block:  # pragma: no cover - the file is as long as it said
+                raise RuntimeError("the PDF ended early while signing")
+            digest.update(block)
+            left -= len(block)
+    container = seal.cms(digest.digest()).hex().encode()
+    if len(container) > 2 * seal.reserve:  # pragma: no cover - the reserve is measured with a real one
+        raise RuntimeError("the signature does not fit the space kept for it")
+    fh.seek(hole + 1)
+    fh.write(container)
+    fh.seek(0, io.SEEK_END)
 
 
 def _serialize(obj) -> bytes:

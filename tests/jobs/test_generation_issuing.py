@@ -89,12 +89,15 @@ def test_fifty_holders_fifty_numbers_then_revision_two_supersedes(app, make, run
         assert NUMBER.search(_flat(archive.read(archive.namelist()[0]))).group(2) == "2"
 
 
-def test_merged_pdf_is_signed_once_and_each_page_has_its_own_number_and_qr_link(app, make, run_jobs, client):
+def test_merged_pdf_is_signed_in_place_and_each_page_has_its_own_number_and_qr_link(app, make, run_jobs, client):
     customer, staff = _customer_with_holders(make, 5)
     run = _run(customer, staff, GenerationMode.MERGED, run_jobs)
     merged = get_store().read(run.file_key)
     status = signing.signature_status(merged, trust_cert_path=app.config["CERT_SIGNING_CERT"])
-    assert status["intact"] and status["valid"] and status["covers_whole_file"]
+    assert status["intact"] and status["valid"] and status["covers_whole_file"] and status["trusted"]
+    changed = bytearray(merged)
+    changed[len(merged) // 2] ^= 0x01  # a holder's page, written after the shared render
+    assert signing.signature_status(bytes(changed), trust_cert_path=app.config["CERT_SIGNING_CERT"])["intact"] is False
     reader = PdfReader(io.BytesIO(merged))
     numbers, links = [], []
     for page in reader.pages:

@@ -416,8 +416,10 @@ def update_policy(policy: Policy, values: dict[str, Any], *, actor: User | None,
         db.session.flush()
         if cancelled:
             from app.events import emit
+            from app.insurance.documents import notify_cancellation
 
             emit("policy.cancelled", "policy", policy, now=now)
+            notify_cancellation(policy, actor=actor, now=now)
     return changes
 
 

@@ -58,3 +58,44 @@ def deliver_certificate(cert: IssuedCertificate, *, recipients: list[str],
             customer_id=cert.customer_id, dedupe_key=f"cert:{cert.id}:{address}", attachments=attachment,
         ))
     return messages
+
+
+def notify_cancellation(policy, *, actor: User | None, now: datetime) -> int:
+    """A policy was cancelled: e-mail the holders of current certificates that print it, but only those the
+    policy's notice-of-cancellation endorsement covers (one naming the holder, or a blanket one). Holders
+    without such an endorsement get nothing: a certificate confers no right to notice. One e-mail per
+    holder address and policy (``dedupe_key policy-cancelled:<policy>:<address>``), listing its
+    certificates. The verify pages need nothing: they read the policy's state when opened. Returns the
+    number of holders e-mailed. Flushes only."""
+    import sqlalchemy as sa
+
+    from app.activity import record
+    from app.enums import EndorsementKind
+
+    if not any(e.kind is EndorsementKind.NOTICE_OF_CANCELLATION for e in policy.endorsements):
+        return 0
+    holders: dict[str, tuple[str, list[str]]] = {}
+    certs = db.session.scalars(sa.select(IssuedCertificate).where(
+        IssuedCertificate.customer_id == policy.customer_id, IssuedCertificate.is_current.is_(True))
+        .order_by(IssuedCertificate.id).execution_options(yield_per=500))
+    for cert in certs:
+        address = (cert.holder_email or "").strip().lower()
+        if not address or policy.id not in cert.policy_ids:
+            continue
+        if policy.endorsement_for(EndorsementKind.NOTICE_OF_CANCELLATION, cert.holder_name) is None:
+            continue
+        name, numbers = holders.setdefault(address, (cert.holder_name, []))
+        numbers.append(cert.certificate_number)
+    customer = policy.customer or db.session.get(Customer, policy.customer_id)
+    for address, (name, numbers) in holders.items():
+        queue_email(address, "policy_cancelled",
+                    subject=_l("Notice of cancellation: policy %(number)s of %(customer)s",
+                               number=policy.policy_number, customer=customer.name),
+                    context={"customer": customer, "holder_name": name, "policy": policy,
+                             "numbers": ", ".join(sorted(set(numbers)))},
+                    customer_id=customer.id, dedupe_key=f"policy-cancelled:{policy.id}:{address}")
+    if holders:
+        record("policy", policy.id, "cancellation_notices", actor=actor, customer_id=customer.id, now=now,
+               message=f"Notice of cancellation e-mailed to {len(holders)} holder(s) its endorsement covers: "
+               + ", ".join(name for name, _ in holders.values()) + ".")
+    return len(holders)

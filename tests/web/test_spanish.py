@@ -379,6 +379,9 @@ def _contexts(customer):
                                         "renewal_of": exemption},
         "holder_certificate": {"customer": customer, "holder_name": "Lakeside School District",
                                "kind": RequestType.COI},
+        "policy_cancelled": {"customer": customer, "holder_name": "Lakeside School District",
+                             "policy": SimpleNamespace(policy_number="CD-2026-000123", cancelled_on=date(2026, 7, 15)),
+                             "numbers": "CD-2026-000123"},
     }
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from flask import jsonify, request
-from pydantic import ConfigDict, Field, StrictBool
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool
 
 from app import webhooks
 from app.api import bp
@@ -75,8 +75,18 @@ class WebhookDeliveries(Out):
     deliveries: list[WebhookDeliveryOut]
 
 
+def _aware(value):
+    if not isinstance(value, str):
+        raise ValueError("not text")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("no time zone")
+    return moment
+
+
 class ReplayInput(In):
-    since: Text = Field(json_schema_extra={"format": "date-time"})
+    since: Annotated[datetime, BeforeValidator(_aware), Field(json_schema_extra={"format": "date-time"})]
+    messages = {"since": "Give a date-time with a time zone, e.g. 2026-11-23T00:00:00+00:00."}
 
 
 class Queued(Out):
@@ -223,15 +233,10 @@ def replay_webhook_endpoint(endpoint_id: int):
     if endpoint is None:
         return error("Not found.", 404)
     body = request.get_json(silent=True)
-    since_text = body.get("since") if isinstance(body, dict) else None
-    try:
-        since = datetime.fromisoformat(since_text) if isinstance(since_text, str) else None
-    except ValueError:
-        since = None
-    if since is None or since.tzinfo is None:
-        return error("Some fields are not valid.", 422,
-                     fields={"since": "Give a date-time with a time zone, e.g. 2026-11-23T00:00:00+00:00."})
-    count = webhooks.replay_since(endpoint, since, actor=api_user(), now=utcnow())
+    asked, errors = parse(ReplayInput, body if isinstance(body, dict) else {})
+    if errors:
+        return error("Some fields are not valid.", 422, fields=errors)
+    count = webhooks.replay_since(endpoint, asked.since, actor=api_user(), now=utcnow())
     db.session.commit()
     return jsonify({"queued": count}), 202
 

@@ -44,6 +44,10 @@ def create_app(config_class: type = Config) -> Flask:
     # Rate-limit counters carry the instance prefix: two instances on one Redis never share them.
     app.config.setdefault("RATELIMIT_KEY_PREFIX", app.config["QUEUE_PREFIX"].rstrip(":") + ":limits")
     limiter._key_prefix = ""  # Flask-Limiter keeps the first app's prefix; take this app's (tests make many)
+    from app.ratelimit import storage_uri
+
+    # Counters in Redis at one round trip a request (the hit also answers the X-RateLimit-* headers).
+    app.config["RATELIMIT_STORAGE_URI"] = storage_uri(app.config.get("RATELIMIT_STORAGE_URI"))
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     csrf.init_app(app)

@@ -205,10 +205,23 @@ class CertificateForm(CleanForm):
                 self.form_errors_extra[name] = message
 
 
+DOCUMENT_LABEL = _l("Signed certificate document (PDF, PNG or JPEG)")
+
+
 class LinkForm(CertificateForm):
-    document = FileField(_l("Signed certificate document (PDF, PNG or JPEG)"))
+    document = FileField(DOCUMENT_LABEL)
     # A document accepted on an earlier attempt whose other fields had errors (signed reference).
     kept_document = HiddenField()
+
+
+class BlankLinkForm(CleanForm):
+    """A blank link form's per-request part: CSRF token, kept-document reference and document field. Its
+    certificate fields are the same for every link and are rendered once (app/portal/links.py), so the
+    ~35 fields of a :class:`LinkForm` are not built on every opening of a link."""
+
+    document = FileField(DOCUMENT_LABEL)
+    kept_document = HiddenField()
+    form_errors_extra: dict[str, str] = {}  # noqa: RUF012 - read only, like LinkForm's (empty) one
 
 
 class EditForm(CertificateForm):

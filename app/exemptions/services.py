@@ -242,7 +242,8 @@ def cancel_request(req: ExemptionRequest, *, actor: User | None, now: datetime) 
 def find_by_token(token: str) -> ExemptionRequest | None:
     if not token or len(token) > 200:
         return None
-    return db.session.scalar(sa.select(ExemptionRequest).where(ExemptionRequest.token_hash == hash_link_token(token)))
+    return db.session.scalar(sa.select(ExemptionRequest).where(ExemptionRequest.token_hash == hash_link_token(token))
+                             .options(sa.orm.joinedload(ExemptionRequest.customer)))
 
 
 def expire_request(req: ExemptionRequest, *, now: datetime) -> bool:

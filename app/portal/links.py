@@ -15,7 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app.auth.access import public
 from app.exemptions import services
-from app.exemptions.forms import LinkForm
+from app.exemptions.forms import BlankLinkForm, LinkForm
 from app.exemptions.prefill import PrefillError, read_prefill
 from app.extensions import db, limiter
 from app.i18n import use_customer_language
@@ -62,6 +62,32 @@ def state_select(field, aria_label: str) -> Markup:
     if "required" in field.flags:
         attrs["required"] = True
     return Markup(f"<select {html_params(name=field.name, **attrs)}>{options}</select>")
+
+
+# -- the blank form's fields, rendered once -------------------------------------------------------------
+#
+# A link without a prefill opens on a blank form: its certificate fields (reason, state rows, dates,
+# purchaser, signature) are the same HTML for every link and request in one language. They are rendered
+# once per process, language and number of rows; the CSRF token, the link's own address and details
+# around them are rendered per request (tests/web/test_link_page_speed.py compares both ways).
+
+_BLANK_FIELDS: dict[str, Markup] = {}
+CACHE_BLANK_FIELDS = True
+
+
+def _blank_fields() -> tuple[LinkForm | BlankLinkForm, Markup | None]:
+    """(the form to render, its certificate fields' HTML) for a link opened on a blank form."""
+    from app.i18n import current_language
+
+    if not CACHE_BLANK_FIELDS:
+        return LinkForm(formdata=None), None
+    key = current_language()
+    html = _BLANK_FIELDS.get(key)
+    if html is None:
+        html = Markup(render_template("exemptions/_certificate_fields.html", form=LinkForm(formdata=None),
+                                      add_rows="link"))
+        _BLANK_FIELDS[key] = html
+    return BlankLinkForm(formdata=None), html
 
 
 def _rate():
@@ -143,9 +169,11 @@ def _returned_notes(req) -> str:
     return previous.review_notes if previous is not None and previous.customer_id == req.customer_id else ""
 
 
-def _render_form(req, form, *, status=200, upload_error=None, kept=None, prefill_note=None):
+def _render_form(req, form, *, status=200, upload_error=None, kept=None, prefill_note=None,
+                 certificate_fields=None):
     response = make_response(render_template(
         "portal/link.html", req=req, form=form, upload_error=upload_error, kept=kept, prefill_note=prefill_note,
+        certificate_fields=certificate_fields,
         returned_notes=_returned_notes(req), max_mb=current_app.config["MAX_UPLOAD_BYTES"] // (1024 * 1024)), status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -162,11 +190,14 @@ def link(token: str):
     except services.LinkUnavailable:
         return unavailable()
     use_customer_language(req.customer)
-    db.session.commit()  # a lazily-applied expiry; opening is recorded by the page itself (below)
-    form = LinkForm(formdata=None)
+    if db.session.new or db.session.dirty:
+        db.session.commit()  # a lazily-applied expiry; opening is recorded by the page itself (below)
     if req.prefill:
+        form = LinkForm(formdata=None)
         form.fill_from(req.prefill)
-    return _render_form(req, form)
+        return _render_form(req, form)
+    form, fields = _blank_fields()
+    return _render_form(req, form, certificate_fields=fields)
 
 
 @bp.route("/r/<token>/opened", methods=["POST"])

@@ -38,5 +38,14 @@ def test_upgrade_to_head_and_no_pending_diff(empty_database_url, tmp_path):
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             diff = compare_metadata(context, db.metadata)
             assert "users" in sa.inspect(conn).get_table_names()
+            # the triggers that move the queue's data version (app/models/versions.py) exist after migrating:
+            # a later migration that rebuilds one of these tables (SQLite batch mode) must create them again
+            if conn.dialect.name == "postgresql":
+                triggers = conn.execute(sa.text("SELECT tgrelid::regclass::text FROM pg_trigger "
+                                                "WHERE tgname = 'queue_version'")).scalars().all()
+            else:
+                triggers = conn.execute(sa.text("SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' "
+                                                "AND name LIKE 'queue_version_%'")).scalars().all()
+        assert {"certificate_requests", "customers", "users"} <= set(triggers), triggers
         db.engine.dispose()
     assert diff == [], f"models and migrations differ; run `flask db migrate`: {diff}"

@@ -24,7 +24,7 @@ from sqlalchemy.orm import joinedload, load_only
 
 from app.enums import RequestStatus, RequestType
 from app.extensions import db
-from app.models import CertificateRequest, Customer, User
+from app.models import CertificateRequest, Customer, DataVersion, User
 from app.validation import parse_id
 
 PENDING = (RequestStatus.NEW, RequestStatus.IN_PROGRESS)
@@ -277,3 +277,8 @@ def request_detail(request_id: int) -> CertificateRequest | None:
         .options(joinedload(CertificateRequest.customer).joinedload(Customer.program),
                  joinedload(CertificateRequest.assigned_to), joinedload(CertificateRequest.submitted_by))
     )
+
+
+def queue_version() -> int:
+    """The queue's data version (app/models/versions.py): read it before the rows a kept fragment shows."""
+    return db.session.scalar(sa.select(DataVersion.version).where(DataVersion.name == "queue")) or 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -23,7 +23,9 @@ from app.auth.access import requires
 from app.dashboard import bp, queries
 from app.enums import CoverageLine, InvalidTransition, RequestStatus, RequestType
 from app.extensions import db
+from app.fragments import fragment
 from app.htmx import hx_trigger, is_htmx, render_page_or_partial, wants_partial
+from app.i18n import current_language
 from app.insurance import processing, review_drafts
 from app.insurance.processing import ActionRefused, Conflict, UploadRejected
 from app.models import IssuedCertificate
@@ -37,27 +39,47 @@ SUBMITTED = "Submitted: the certificate is being generated and will be e-mailed.
 
 # -- listing ---------------------------------------------------------------------------------------
 
+def _queue_fragments(partial: str, build_context) -> object:
+    """The queue page (or, for htmx, ``partial``), its list, tabs and filters from the fragment kept for the
+    current data version and these arguments (app/fragments.py); the page around it per request."""
+    version = queries.queue_version()  # first: the rows rendered below are at least this new
+    only_partial = wants_partial()
+    name = partial if only_partial else "dashboard/_queue_part.html"
+    html = fragment(version, (request.endpoint, name, request.query_string, current_language()),
+                    lambda: render_template(name, **build_context()))
+    if only_partial:
+        response = make_response(html)
+    else:
+        response = make_response(render_template("dashboard/queue.html", queue_part=html))
+    response.vary.add("HX-Request")
+    return response
+
+
 @bp.route("/queue")
 @requires("view_dashboard")
 def queue():
-    filters = queries.QueueFilters.from_args(request.args)
-    page = queries.queue_page(filters, page=request.args.get("page", 1, type=int),
-                              after=request.args.get("after"), before=request.args.get("before"))
-    context = {"filters": filters, "requests": page, "counts": queries.pending_counts(), "tabs": queries.TABS,
-               "statuses": list(processing.RequestStatus), "types": list(RequestType)}
+    def context() -> dict:
+        filters = queries.QueueFilters.from_args(request.args)
+        page = queries.queue_page(filters, page=request.args.get("page", 1, type=int),
+                                  after=request.args.get("after"), before=request.args.get("before"))
+        return {"filters": filters, "requests": page, "counts": queries.pending_counts(), "tabs": queries.TABS,
+                "statuses": list(processing.RequestStatus), "types": list(RequestType)}
+
     if request.headers.get("HX-Target") == "queue-results":
-        return render_page_or_partial("dashboard/queue.html", "dashboard/_queue_results.html", **context)
-    return render_page_or_partial("dashboard/queue.html", "dashboard/_queue_part.html", **context)
+        return _queue_fragments("dashboard/_queue_results.html", context)
+    return _queue_fragments("dashboard/_queue_part.html", context)
 
 
 @bp.route("/queue/counts")
 @requires("view_dashboard")
 def queue_counts():
-    filters = queries.QueueFilters.from_args(request.args)
-    return render_page_or_partial("dashboard/queue.html", "dashboard/_queue_tabs.html", filters=filters,
-                                  counts=queries.pending_counts(), tabs=queries.TABS,
-                                  requests=queries.queue_page(filters), statuses=list(processing.RequestStatus),
-                                  types=list(RequestType))
+    def context() -> dict:
+        filters = queries.QueueFilters.from_args(request.args)
+        return {"filters": filters, "counts": queries.pending_counts(), "tabs": queries.TABS,
+                "requests": queries.queue_page(filters), "statuses": list(processing.RequestStatus),
+                "types": list(RequestType)}
+
+    return _queue_fragments("dashboard/_queue_tabs.html", context)
 
 
 # -- the request page --------------------------------------------------------------------------------

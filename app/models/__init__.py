@@ -26,6 +26,7 @@ from app.models.policies import Endorsement, Insurer, Policy
 from app.models.review_drafts import ReviewDraft
 from app.models.settings import Setting
 from app.models.users import ApiToken, User
+from app.models.versions import DataVersion
 from app.models.webhooks import Event, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "CertificateRequest",
     "Customer",
     "CustomerHolder",
+    "DataVersion",
     "Endorsement",
     "Holder",
     "Insurer",

@@ -173,6 +173,22 @@ def _register_template_helpers(app: Flask) -> None:
             "seller_name": app.config["SELLER_NAME"],
         }
 
+    @app.template_global()
+    def main_nav():
+        """The header's navigation links: the same for every user of one role (``can`` asks the role only),
+        so rendered once per process, role and language rather than on every page."""
+        from flask_login import current_user
+        from markupsafe import Markup
+
+        from app.i18n import current_language
+
+        kept = app.extensions.setdefault("certdesk.nav", {})
+        key = (current_user.role, current_language(), request.script_root)
+        html = kept.get(key)
+        if html is None:
+            html = kept[key] = Markup(render_template("_nav.html"))
+        return html
+
     @app.template_filter("datefmt")
     def datefmt(value, fmt: str = "%b %d, %Y"):
         from app.i18n import format_day

@@ -281,4 +281,8 @@ def request_detail(request_id: int) -> CertificateRequest | None:
 
 def queue_version() -> int:
     """The queue's data version (app/models/versions.py): read it before the rows a kept fragment shows."""
-    return db.session.scalar(sa.select(DataVersion.version).where(DataVersion.name == "queue")) or 0
+    # Plain SQL: read on every queue load, it skips the ORM's statement building (same table and row).
+    return db.session.connection().exec_driver_sql(QUEUE_VERSION_SQL).scalar() or 0
+
+
+QUEUE_VERSION_SQL = f"SELECT version FROM {DataVersion.__tablename__} WHERE name = 'queue'"

@@ -38,9 +38,45 @@ def _no_nul(value):
     return value.replace("\x00", "") if isinstance(value, str) else value
 
 
+_WTFORMS_CATALOGS: dict[str, object] = {}
+
+
+class _KeptTranslations:
+    """WTForms' own messages in the request's language, from catalogs loaded once per process and language
+    (Flask-WTF loads the catalog file again on every request that builds a form)."""
+
+    @staticmethod
+    def _catalog():
+        from babel import support
+        from flask_babel import get_locale
+        from wtforms.i18n import messages_path
+
+        locale = get_locale()
+        catalog = _WTFORMS_CATALOGS.get(str(locale))
+        if catalog is None:
+            catalog = _WTFORMS_CATALOGS[str(locale)] = support.Translations.load(messages_path(), [locale],
+                                                                                 domain="wtforms")
+        return catalog
+
+    def gettext(self, string):
+        return self._catalog().ugettext(string)
+
+    def ngettext(self, singular, plural, n):
+        return self._catalog().ungettext(singular, plural, n)
+
+
+KEPT_TRANSLATIONS = _KeptTranslations()
+
+
 class CleanMeta:
     """Form ``Meta`` mixin: every text field drops NUL characters (PostgreSQL cannot store them, and
     no person types one), so garbage gets a normal answer instead of a database error."""
+
+    def get_translations(self, form):
+        translations = super().get_translations(form)
+        from flask_wtf.i18n import translations as per_request
+
+        return KEPT_TRANSLATIONS if translations is per_request else translations
 
     def bind_field(self, form, unbound_field, options):
         if issubclass(unbound_field.field_class, StringField):

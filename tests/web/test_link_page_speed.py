@@ -100,3 +100,17 @@ def test_link_rate_limit_in_redis_counts_and_answers_its_headers(app, make, tmp_
         redis = Redis.from_url(app.config["REDIS_URL"])
         for key in redis.scan_iter(f"*{prefix}*"):
             redis.delete(key)
+
+
+def test_wtforms_messages_follow_each_requests_language(app):
+    """WTForms' own messages come from catalogs kept per process and language, still per request's language."""
+    from flask_babel import force_locale
+
+    from app.exemptions.forms import BlankLinkForm
+
+    with app.test_request_context("/"):
+        for language, text in (("es", "Este campo es obligatorio."), ("en", "This field is required."),
+                               ("es", "Este campo es obligatorio.")):
+            with force_locale(language):
+                form = BlankLinkForm(formdata=None)
+                assert form.meta.get_translations(form).gettext("This field is required.") == text

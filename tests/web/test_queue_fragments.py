@@ -125,3 +125,18 @@ def test_a_kept_page_costs_one_statement_for_the_rows(client, processor, make):
     assert holders(page) == ["Holder Kept"]
     assert not [s for s in statements if "certificate_requests" in s]
     assert [s for s in statements if "data_versions" in s]
+
+
+def test_the_header_navigation_is_each_roles_own(app, client, auth, make):
+    """The header's links are rendered once per role: each role still gets exactly its own links."""
+    expected = {Role.PROCESSOR: ("Queue", "Customers"), Role.ADMIN: ("Queue", "Webhooks", "Users")}
+    for role, links in expected.items():
+        auth.login(make.user(role))
+        page = client.get("/dashboard/queue").text
+        nav = page.split('<nav class="nav" aria-label="Main">')[1].split("</nav>")[0]
+        with app.test_request_context("/"):
+            login_user(db.session.scalar(sa.select(User).where(User.role == role)))
+            assert nav.strip() == render_template("_nav.html").strip()
+        assert all(f">{text}</a>" in nav for text in links)
+        assert ("Settings" in nav) is (role is Role.ADMIN)
+        client.post("/logout")

@@ -1,7 +1,7 @@
 """Data versions for cached pages: the queue's version, moved by triggers
 
 Revision ID: 4d26e2e528c3
-Revises: 8937d3ed36ff
+Revises: 5df278cfbca5
 Create Date: 2026-12-03 07:46:56.496336
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '4d26e2e528c3'
-down_revision = '8937d3ed36ff'
+down_revision = '5df278cfbca5'
 branch_labels = None
 depends_on = None
 

@@ -135,6 +135,30 @@ def linked_holders(customer_id: int) -> list[CustomerHolder]:
     return list(db.session.scalars(stmt))
 
 
+HOLDERS_PER_PAGE = 50
+
+
+def linked_holders_page(customer_id: int, *, after: str | None = None, before: str | None = None, page: int = 1,
+                        per_page: int | None = None):
+    """One seek page (app/pagination.py) of a customer's additional interests in the order of
+    ``linked_holders`` (name without case, then id), each with its holder, and a capped total.
+
+    The sort key is read from the database with the row (``lower()`` as the database does it), so
+    "Next" starts exactly after the last row shown whatever the names' letters."""
+    from app import pagination
+
+    sort_name = sa.func.lower(Holder.name)
+    stmt = (sa.select(CustomerHolder, sort_name.label("sort_name")).join(Holder)
+            .where(CustomerHolder.customer_id == customer_id)
+            .options(sa.orm.contains_eager(CustomerHolder.holder)))
+    result = pagination.seek_page(
+        stmt, (sort_name, Holder.id), lambda row: (row.sort_name, row[0].holder_id), descending=False, after=after,
+        before=before, page=page, per_page=per_page or HOLDERS_PER_PAGE, scalars=False,
+        count_stmt=sa.select(CustomerHolder.id).where(CustomerHolder.customer_id == customer_id))
+    result.items = [row[0] for row in result.items]
+    return result
+
+
 def get_link(customer_id: int, link_id: int) -> CustomerHolder | None:
     link = db.session.get(CustomerHolder, link_id)
     if link is None or link.customer_id != customer_id:

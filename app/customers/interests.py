@@ -35,10 +35,22 @@ def _csv_response(data: bytes, filename: str):
 
 # -- additional interests ----------------------------------------------------------------------------
 
+def _holders_page(customer):
+    """The page of additional interests the URL asks for (a seek page; the first one after an action)."""
+    from app.validation import parse_page
+
+    if request.method != "GET":
+        return holders.linked_holders_page(customer.id)
+    return holders.linked_holders_page(customer.id, after=request.args.get("after"),
+                                       before=request.args.get("before"), page=parse_page(request.args.get("page")))
+
+
 def _interests_context(customer, **extra) -> dict:
+    page = _holders_page(customer)
     return {
         "customer": customer,
-        "links": holders.linked_holders(customer.id),
+        "links": page.items,
+        "links_page": page,
         "runs": generation.recent_runs(customer.id),
         "flag_labels": holders.FLAG_LABELS,
         "modes": list(GenerationMode),

@@ -227,3 +227,32 @@ def test_totals_are_capped(client, admin, make, monkeypatch):
     assert "Page 1 of 2+ (40+)" in page and '<span class="count">40+</span>' in page and link(page, "next")
     assert pagination.capped_count(sa.select(ExemptionRequest), cap=100) == (ROWS, False)
     assert pagination.capped_count(sa.select(ExemptionRequest), cap=10) == (10, True)
+
+
+# -- a customer's additional interests (holders) -------------------------------------------------------------
+
+def test_additional_interests_page_by_name_without_case_then_id(client, admin, make):
+    from app.models import CustomerHolder, Holder
+
+    customer = make.customer(name="Many Holders Co", with_policies=False)
+    for i in range(ROWS):  # pairs share a name but for its case: the database's lower() and then the id decide
+        holder = Holder(name=f"Holder {i // 2:03d} {'inc' if i % 2 else 'INC'}", city="Austin", state="TX",
+                        normalized_key=f"seek-holder-{i}")
+        db.session.add(holder)
+        db.session.flush()
+        db.session.add(CustomerHolder(customer_id=customer.id, holder_id=holder.id))
+    db.session.commit()
+    expected = [f"Holder {i // 2:03d} {'inc' if i % 2 else 'INC'}" for i in range(ROWS)]
+
+    def names(page: str) -> list[str]:
+        return re.findall(r'<tr id="interest-\d+">\s*<td>([^<]+)</td>', page)
+
+    url = f"/customers/{customer.id}/interests"
+    seen, labels, last = walk(client, url, names)
+    assert seen == expected
+    assert labels == ["Page 1 of 2 (65)", "Page 2 of 2 (65)"]
+    assert "(65 holders)" in last and "(all 65 holders; below, this page's 15)" in last
+    assert walk_back(client, last, names) == expected[:50]
+    first = statements_of(client, url)
+    second = statements_of(client, link(client.get(url).get_data(as_text=True), "next"))
+    assert len(first) == len(second) <= 12, second

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import sqlalchemy as sa
@@ -612,28 +612,35 @@ def wos_fee_report(year: int | None = None, customer_id: int | None = None) -> d
 
     Counts every COI-with-WOS request that carries a fee: card / Amex ones charged up front
     (with their convenience fee) and ACH / wire ones billed with the account.
+
+    At a desk's size (100,000 requests, 10,000 customers) it costs three statements whatever the
+    size: the years that have fees, the year's fee-carrying requests (only the columns summed), and
+    their approved payments in one ``IN (subquery)``; the subtotals are summed in one pass each.
     """
-    stmt = (sa.select(CertificateRequest.id, CertificateRequest.created_at, CertificateRequest.fee_cents,
-                      CertificateRequest.customer_id, Customer.name)
-            .join(Customer, Customer.id == CertificateRequest.customer_id)
-            .where(CertificateRequest.type == RequestType.COI_WOS, CertificateRequest.fee_cents > 0))
+    wos = [CertificateRequest.type == RequestType.COI_WOS, CertificateRequest.fee_cents > 0]
     if customer_id is not None:
-        stmt = stmt.where(CertificateRequest.customer_id == customer_id)
-    rows = db.session.execute(stmt).all()
-    ids = [r.id for r in rows]
+        wos.append(CertificateRequest.customer_id == customer_id)
+    created = CertificateRequest.created_at
+    if db.engine.dialect.name == "postgresql":  # UTC years, whatever the session's time zone
+        created = sa.func.timezone("UTC", created)
+    year_of = sa.extract("year", created)
+    years = {int(y) for y in db.session.scalars(sa.select(year_of).where(*wos).distinct()) if y is not None}
+    if year is not None:
+        wos += [CertificateRequest.created_at >= datetime(year, 1, 1, tzinfo=UTC),
+                CertificateRequest.created_at < datetime(year + 1, 1, 1, tzinfo=UTC)]
+    rows = db.session.execute(
+        sa.select(CertificateRequest.id, CertificateRequest.created_at, CertificateRequest.fee_cents,
+                  CertificateRequest.customer_id, Customer.name)
+        .join(Customer, Customer.id == CertificateRequest.customer_id).where(*wos)).all()
     paid: dict[int, tuple[int, int, int]] = {}
-    for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
-        for p in db.session.execute(sa.select(Payment.request_id, Payment.convenience_fee_cents, Payment.amount_cents,
-                                              Payment.refunded_cents)
-                                    .where(Payment.request_id.in_(chunk),
-                                           Payment.status == PaymentStatus.APPROVED)):
-            paid[p.request_id] = (p.convenience_fee_cents, p.amount_cents, p.refunded_cents or 0)
+    for p in db.session.execute(sa.select(Payment.request_id, Payment.convenience_fee_cents, Payment.amount_cents,
+                                          Payment.refunded_cents)
+                                .where(Payment.status == PaymentStatus.APPROVED,
+                                       Payment.request_id.in_(sa.select(CertificateRequest.id).where(*wos)))
+                                .order_by(Payment.id)):
+        paid[p.request_id] = (p.convenience_fee_cents, p.amount_cents, p.refunded_cents or 0)
     table: dict[tuple[str, int], FeeRow] = {}
-    years = set()
     for r in rows:
-        years.add(r.created_at.year)
-        if year is not None and r.created_at.year != year:
-            continue
         month = r.created_at.strftime("%Y-%m")
         row = table.setdefault((month, r.customer_id), FeeRow(month, r.customer_id, r.name))
         row.requests += 1
@@ -646,24 +653,25 @@ def wos_fee_report(year: int | None = None, customer_id: int | None = None) -> d
             row.billed_to_account_cents += r.fee_cents
     detail = sorted(table.values(), key=lambda x: (x.month, x.customer_name.lower(), x.customer_id))
 
-    def total(rows_, **key):
-        out = FeeRow(key.get("month", ""), key.get("customer_id", 0), key.get("customer_name", ""))
-        for x in rows_:
-            out.requests += x.requests
-            out.wos_fees_cents += x.wos_fees_cents
-            out.convenience_cents += x.convenience_cents
-            out.card_charged_cents += x.card_charged_cents
-            out.billed_to_account_cents += x.billed_to_account_cents
-            out.refunded_cents += x.refunded_cents
+    def add(out: FeeRow, x: FeeRow) -> FeeRow:
+        out.requests += x.requests
+        out.wos_fees_cents += x.wos_fees_cents
+        out.convenience_cents += x.convenience_cents
+        out.card_charged_cents += x.card_charged_cents
+        out.billed_to_account_cents += x.billed_to_account_cents
+        out.refunded_cents += x.refunded_cents
         return out
 
-    months = [total([x for x in detail if x.month == m], month=m) for m in sorted({x.month for x in detail})]
-    customers = sorted(
-        (total([x for x in detail if x.customer_id == c], customer_id=c,
-               customer_name=next(x.customer_name for x in detail if x.customer_id == c))
-         for c in {x.customer_id for x in detail}),
-        key=lambda x: (x.customer_name.lower(), x.customer_id))
-    return {"rows": detail, "months": months, "customers": customers, "total": total(detail),
+    by_month: dict[str, FeeRow] = {}
+    by_customer: dict[int, FeeRow] = {}
+    grand = FeeRow("", 0, "")
+    for x in detail:
+        add(by_month.setdefault(x.month, FeeRow(x.month, 0, "")), x)
+        add(by_customer.setdefault(x.customer_id, FeeRow("", x.customer_id, x.customer_name)), x)
+        add(grand, x)
+    months = [by_month[m] for m in sorted(by_month)]
+    customers = sorted(by_customer.values(), key=lambda x: (x.customer_name.lower(), x.customer_id))
+    return {"rows": detail, "months": months, "customers": customers, "total": grand,
             "years": sorted(years, reverse=True), "year": year}
 
 

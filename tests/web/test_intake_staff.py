@@ -241,3 +241,39 @@ def test_recent_requests_link_to_the_queue_and_inactive_customer_has_no_poi_form
     page = client.get(f"/customers/{inactive.id}/certificates").get_data(as_text=True)
     assert "is suspended: certificates cannot be requested" in page
     assert f'action="/customers/{inactive.id}/certificates/poi"' not in page
+
+
+def test_wos_fee_report_costs_the_same_statements_for_many_customers(client, staff, make):
+    """Three statements (years, requests, payments) whatever the number of requests and customers."""
+    staff(Role.ADMIN)
+
+    def statements_for_page() -> tuple[int, dict]:
+        seen = []
+
+        def listen(conn, cursor, statement, *args):
+            seen.append(statement)
+
+        sa.event.listen(db.engine, "before_cursor_execute", listen)
+        try:
+            report = intake.wos_fee_report(year=2026)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", listen)
+        return len(seen), report
+
+    customers = [make.customer(name=f"Fee Customer {i:02d}", payment_method=PaymentMethod.CARD if i % 2
+                               else PaymentMethod.ACH) for i in range(30)]
+    for i, customer in enumerate(customers[:3]):
+        _wos(customer, datetime(2026, 1 + i, 5, tzinfo=UTC), payment=(75, PaymentStatus.APPROVED) if i % 2 else None)
+    db.session.commit()
+    few, _ = statements_for_page()
+    for i in range(64):
+        customer = customers[i % 30]
+        _wos(customer, datetime(2026, 1 + i % 12, 10, tzinfo=UTC),
+             payment=(75, PaymentStatus.APPROVED) if customers.index(customer) % 2 else None)
+    db.session.commit()
+    many, report = statements_for_page()
+    assert few == many == 3
+    assert report["total"].requests == 67 and len(report["customers"]) == 30 and len(report["months"]) == 12
+    assert sum(c.requests for c in report["customers"]) == sum(m.requests for m in report["months"]) == 67
+    page = client.get("/admin/fees/report?year=2026").get_data(as_text=True)
+    assert "Fee Customer 29" in page and ">67<" in page

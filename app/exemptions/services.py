@@ -692,12 +692,53 @@ def expire_certificate_if_due(cert: ExemptionCertificate, *, today: date, now: d
     return True
 
 
+def _due_certificates(today: date):
+    """SQL: active certificates with at least one jurisdiction and none still valid on ``today`` (the
+    rule of :func:`expire_certificate_if_due`; a jurisdiction without any expiry never lapses)."""
+    t, jt = ExemptionCertificate.__table__, CertificateJurisdiction.__table__
+    expires_on = sa.func.coalesce(jt.c.expiration_date, t.c.expiration_date, jt.c.rule_expiration, date.max)
+    return (t.c.status == CS.ACTIVE.value, sa.exists().where(jt.c.certificate_id == t.c.id),
+            ~sa.exists().where(jt.c.certificate_id == t.c.id, expires_on >= today))
+
+
 @register_sweep("exemption_certificates_expire")
-def expire_certificates(now: datetime) -> int:
-    today = now.date()
-    certs = db.session.scalars(sa.select(ExemptionCertificate).where(ExemptionCertificate.status == CS.ACTIVE)
-                               .order_by(ExemptionCertificate.id)).all()
-    return sum(1 for c in certs if expire_certificate_if_due(c, today=today, now=now))
+def expire_certificates(now: datetime, *, batch: int | None = None) -> int:
+    """Expire every active certificate whose every jurisdiction has lapsed, set-based: per batch one
+    ``UPDATE … RETURNING``, one INSERT of the timeline rows and the events (``emit_many``) -- what
+    ``expire_certificate_if_due`` does one certificate at a time. Each batch is committed, and it goes on
+    until none is due. The version goes up, so a reviewer acting on the same certificate gets a conflict."""
+    from app.events import emit_many
+    from app.models import Activity
+
+    batch, today = batch or SWEEP_BATCH, now.date()
+    t = ExemptionCertificate.__table__
+    message = "Every jurisdiction on the certificate has expired."
+    total = 0
+    while True:
+        db.session.flush()
+        due = sa.select(t.c.id).where(*_due_certificates(today)).order_by(t.c.id).limit(batch)
+        done = db.session.execute(
+            sa.update(t).where(t.c.id.in_(due.scalar_subquery()), t.c.status == CS.ACTIVE.value)
+            .values(status=CS.EXPIRED.value, expired_at=now, version=t.c.version + 1)
+            .returning(t.c.id, t.c.customer_id)).all()
+        if not done:
+            return total
+        db.session.execute(sa.insert(Activity.__table__), [
+            {"subject_type": CERTIFICATE_SUBJECT, "subject_id": cid, "customer_id": customer_id, "actor_id": None,
+             "actor_label": "system", "action": str(CS.EXPIRED), "message": message, "is_note": False,
+             "created_at": now} for cid, customer_id in done])
+        ids = [cid for cid, _ in done]
+        for cid in ids:  # a copy this session holds already shows the new status when next read
+            if (obj := db.session.identity_map.get(sa.orm.util.identity_key(ExemptionCertificate, cid))) is not None:
+                db.session.expire(obj)
+        if event := EVENT_OF.get((CERTIFICATE_SUBJECT, CS.EXPIRED)):
+            certs = db.session.scalars(sa.select(ExemptionCertificate).where(ExemptionCertificate.id.in_(ids))
+                                       .options(sa.orm.selectinload(ExemptionCertificate.jurisdictions))).all()
+            emit_many(event, CERTIFICATE_SUBJECT, certs, now=now)
+            for obj in certs:  # not kept for the next batch (memory; no refresh after the commit)
+                db.session.expunge(obj)
+        db.session.commit()
+        total += len(done)
 
 
 def renewal_email(cert: ExemptionCertificate) -> str:

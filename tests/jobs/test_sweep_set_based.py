@@ -71,3 +71,54 @@ def test_an_expired_link_refuses_the_page_after_the_set_based_sweep(app, client,
     assert services.expire_overdue_links(T0 + timedelta(days=31)) == 1
     page = client.get(f"/portal/r/{token}")
     assert page.status_code == 404
+
+
+def test_certificate_expiry_is_set_based_with_a_timeline_row_and_event_each_and_runs_once(app, make):
+    from datetime import date
+
+    from app.enums import ExemptionCertificateStatus as CS
+    from app.models import ExemptionCertificate
+
+    customer = make.customer()
+    tx = ("TX", "", date(2026, 6, 30))
+    lapsed = [make.exemption_certificate(customer, states=(tx, ("NY", "", date(2026, 7, 1 + i)))) for i in range(7)]
+    one_left = make.exemption_certificate(customer, states=(tx, ("NY", "", date(2027, 1, 1))))
+    no_date = make.exemption_certificate(customer, states=(("TX", "", date(2026, 6, 30)), ("OH", "", None)))
+    by_cert_date = make.exemption_certificate(customer, states=(("OH", "", None),), expiration=date(2026, 8, 1))
+    pending = make.exemption_certificate(customer, status=CS.PENDING_REVIEW, states=(("TX", "", date(2026, 6, 30)),))
+    db.session.commit()
+    now = datetime(2026, 9, 1, 0, 5, tzinfo=UTC)
+
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement.split()[0].upper())
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert services.expire_certificates(now, batch=3) == 8
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert statements.count("UPDATE") == 4  # 3 + 3 + 2, then one that finds nothing: not one per certificate
+    assert statements.count("INSERT") <= 3 * 3
+
+    db.session.expire_all()
+    expired = [c.id for c in lapsed] + [by_cert_date.id]
+    status = dict(db.session.execute(sa.select(ExemptionCertificate.id, ExemptionCertificate.status)).all())
+    assert {status[i] for i in expired} == {CS.EXPIRED}
+    assert status[one_left.id] is CS.ACTIVE and status[no_date.id] is CS.ACTIVE
+    assert status[pending.id] is CS.PENDING_REVIEW
+    cert = db.session.get(ExemptionCertificate, lapsed[0].id)
+    assert cert.expired_at == now and cert.version >= 2
+    timeline = db.session.scalars(sa.select(Activity).where(Activity.subject_type == "exemption_certificate",
+                                                            Activity.action == "expired")).all()
+    assert sorted(a.subject_id for a in timeline) == sorted(expired)
+    assert {a.message for a in timeline} == {"Every jurisdiction on the certificate has expired."}
+    assert {a.customer_id for a in timeline} == {customer.id}
+    events = db.session.scalars(sa.select(Event).where(Event.type == "exemption_certificate.expired")).all()
+    assert sorted(e.subject_id for e in events) == sorted(expired)
+    assert {e.payload["data"]["status"] for e in events} == {"expired"}
+    # a second sweep finds nothing and writes nothing
+    assert services.expire_certificates(now + timedelta(days=1)) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)
+                             .where(Event.type == "exemption_certificate.expired")) == 8

@@ -10,9 +10,12 @@
    the same way, the bare Flask "hi" app of bench/hello.py; drives each with
    ``wrk -t2 -c16 -d<duration>s``: the staff queue's default page (signed in), one public exemption
    link page, and the bare app.
-3. Times the link-expiry sweep over the ``--scale`` overdue links (in process, one call).
+3. Times the link-expiry sweep over the ``--scale`` overdue links (in process, one call), and the
+   certificate-expiry sweep over ``--scale`` active certificates whose states have all lapsed.
 4. Delivers ``--emails`` outbox messages to a local SMTP server with two ``flask worker`` processes on
-   the ``email`` queue, against plain smtplib from two processes (one connection each).
+   the ``email`` queue, running already (steady state) and started in burst mode after the commit,
+   against plain smtplib from two processes (one connection each; building each message with the
+   ``email`` package, and sending one prebuilt message's bytes: the SMTP exchange alone).
 5. With ``--generation N``: bench/bench_mass_generation.py's real job path for N holders (merged PDF).
 
 wrk comes from the Debian package (``apt-get install wrk``). Throughput figures depend on the machine
@@ -244,64 +247,176 @@ def time_sweep(app) -> tuple[int, float]:
         return done, time.perf_counter() - started
 
 
+def time_certificate_expiry(app, n: int) -> tuple[int, float]:
+    """``n`` active exemption certificates whose every state has lapsed (bulk INSERTs copied from one the
+    factory made, two states each), then the certificate-expiry sweep over all of them (one call)."""
+    import sqlalchemy as sa
+
+    from app.exemptions.services import expire_certificates
+    from app.extensions import db
+    from app.models import CertificateJurisdiction, ExemptionCertificate
+    from app.models.base import utcnow
+    from tests import factories
+
+    cert_table, state_table = ExemptionCertificate.__table__, CertificateJurisdiction.__table__
+    with app.app_context():
+        lapsed = (datetime.now(UTC) - timedelta(days=10)).date()
+        template = factories.exemption_certificate(states=(("TX", "", lapsed), ("NY", "", lapsed)))
+        db.session.commit()
+        row = dict(db.session.execute(sa.select(cert_table).where(cert_table.c.id == template.id)).mappings().one())
+        states = [dict(r) for r in db.session.execute(sa.select(state_table).where(
+            state_table.c.certificate_id == template.id)).mappings()]
+        insert_all(db, cert_table, copies(cert_table, row, n - 1, lambda r, i: None))
+        ids = db.session.scalars(sa.select(cert_table.c.id).where(cert_table.c.id > template.id)).all()
+        insert_all(db, state_table, ({**{k: v for k, v in s.items() if k != "id"}, "certificate_id": cid}
+                                     for cid in ids for s in states))
+        db.session.execute(sa.text("ANALYZE"))
+        db.session.commit()
+        started = time.perf_counter()
+        done = expire_certificates(utcnow())
+        return done, time.perf_counter() - started
+
+
 # -- e-mail ---------------------------------------------------------------------------------------------
 
 class Sink:
     def __init__(self):
         self.count = 0
+        self.recipients: list[str] = []
 
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
+        self.recipients.extend(envelope.rcpt_tos)
         return "250 OK"
 
+    def duplicates(self, prefix: str) -> int:
+        mine = [r for r in self.recipients if r.startswith(prefix)]
+        return len(mine) - len(set(mine))
 
-def smtplib_sender(port: int, n: int) -> None:
+
+def smtplib_sender(port: int, n: int, prebuilt: int = 0) -> None:
+    """Plain smtplib over one connection: each message built with the ``email`` package, or (``prebuilt``)
+    one message's bytes sent ``n`` times: the floor of the SMTP exchange alone."""
     import smtplib
     from email.message import EmailMessage
 
+    def build(i: int) -> EmailMessage:
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = "desk@bench.example.com", f"to{i}@bench.example.com", "Hi"
+        msg.set_content("A request e-mail body of a few lines.\n" * 10)
+        return msg
+
+    data = build(0).as_bytes(policy=build(0).policy.clone(linesep="\r\n"))
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
         for i in range(n):
-            msg = EmailMessage()
-            msg["From"], msg["To"], msg["Subject"] = "desk@bench.example.com", f"to{i}@bench.example.com", "Hi"
-            msg.set_content("A request e-mail body of a few lines.\n" * 10)
-            smtp.send_message(msg)
+            if prebuilt:
+                smtp.sendmail("desk@bench.example.com", [f"to{i}@bench.example.com"], data)
+            else:
+                smtp.send_message(build(i))
 
 
-def time_emails(app, env: dict, n: int) -> tuple[float, float, int]:
-    """(CertDesk seconds, plain smtplib seconds, messages the CertDesk run delivered)."""
-    from aiosmtpd.controller import Controller
-
+def _queue_emails(app, n: int, prefix: str) -> None:
     from app.extensions import db
     from app.notify import queue_email
+
+    with app.app_context():
+        for i in range(n):
+            queue_email(f"{prefix}{i}@bench.example.com", "notice", subject="Your certificate request",
+                        context={"heading": "We received your request",
+                                 "body": "A request e-mail body of a few lines.\n" * 10})
+        db.session.commit()  # the delivery jobs reach Redis now
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _email_workers(env: dict, burst: bool) -> list:
+    cmd = [str(Path(PYTHON).with_name("flask")), "worker", "--queues", "email"] + (["--burst"] if burst else [])
+    return [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(2)]
+
+
+def time_emails(app, env: dict, n: int) -> dict:
+    """Seconds to deliver ``n`` outbox e-mails (written beforehand, not timed) with two ``email`` workers,
+    beside plain smtplib from two processes: ``steady`` with the workers running already (the deployment:
+    from the commit that enqueues the jobs to the last message received), then ``burst`` (two
+    ``flask worker --burst`` started after the commit, start-up included)."""
+    from aiosmtpd.controller import Controller
+    from rq import Worker
+
+    from app.extensions import jobs
 
     sink = Sink()
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port)
+    worker_env = {**env, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(port)}
+    out = {}
     try:
         started = time.perf_counter()
         senders = [subprocess.Popen([PYTHON, __file__, "--smtplib-child", str(port), str(n // 2)]) for _ in range(2)]
         for p in senders:
             p.wait()
-        plain = time.perf_counter() - started
-
-        app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port)
-        with app.app_context():
-            for i in range(n):
-                queue_email(f"buyer{i}@bench.example.com", "notice", subject="Your certificate request",
-                            context={"heading": "We received your request",
-                                     "body": "A request e-mail body of a few lines.\n" * 10})
-            db.session.commit()  # the delivery jobs reach Redis now
-        sink.count = 0
-        worker_env = {**env, "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(port)}
+        out["plain"] = time.perf_counter() - started
         started = time.perf_counter()
-        workers = [subprocess.Popen([str(Path(PYTHON).with_name("flask")), "worker", "--burst", "--queues", "email"],
-                                    env=worker_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        senders = [subprocess.Popen([PYTHON, __file__, "--smtplib-child", str(port), str(n // 2), "1"])
                    for _ in range(2)]
-        for w in workers:
+        for p in senders:
+            p.wait()
+        out["floor"] = time.perf_counter() - started
+        sink.count = 0
+
+        workers = _email_workers(worker_env, burst=False)
+        try:
+            with app.app_context():
+                queue = jobs.queue("email")
+                deadline = time.time() + 60
+                while len(Worker.all(queue=queue)) < 2 and time.time() < deadline:
+                    time.sleep(0.1)
+            _queue_emails(app, 10, "warm")  # each worker's first job (imports, connections) is not timed
+            _queue_emails(app, 10, "warm-again")
+            deadline = time.time() + 60
+            while sink.count < 20 and time.time() < deadline:
+                time.sleep(0.05)
+            rss_before = sum(_rss_mb(w.pid) for w in workers)
+            sink.count = 0
+            from app.extensions import db
+            from app.notify import queue_email
+
+            with app.app_context():  # written, not yet committed: the timer starts at the commit
+                for i in range(n):
+                    queue_email(f"steady{i}@bench.example.com", "notice", subject="Your certificate request",
+                                context={"heading": "We received your request",
+                                         "body": "A request e-mail body of a few lines.\n" * 10})
+                started = time.perf_counter()
+                db.session.commit()
+            deadline = time.time() + 600
+            while sink.count < n and time.time() < deadline:
+                time.sleep(0.005)
+            out["steady"] = time.perf_counter() - started
+            out["steady_delivered"] = sink.count
+            out["duplicates"] = sink.duplicates("steady") + sink.duplicates("warm")
+            out["rss"] = (rss_before / 2, sum(_rss_mb(w.pid) for w in workers) / 2)
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.wait(timeout=60)
+
+        _queue_emails(app, n, "burst")
+        sink.count = 0
+        started = time.perf_counter()
+        for w in _email_workers(worker_env, burst=True):
             w.wait()
-        certdesk = time.perf_counter() - started
-        return certdesk, plain, sink.count
+        out["burst"] = time.perf_counter() - started
+        out["burst_delivered"] = sink.count
+        out["duplicates"] += sink.duplicates("burst")
+        return out
     finally:
         controller.stop()
 
@@ -328,7 +443,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15, help="seconds of wrk per page")
     parser.add_argument("--emails", type=int, default=1000)
     parser.add_argument("--generation", type=int, default=0, help="holders for the mass-generation figure")
-    parser.add_argument("--smtplib-child", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--smtplib-child", nargs="+", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.smtplib_child:
         return smtplib_sender(*args.smtplib_child)
@@ -380,12 +495,25 @@ def main() -> None:
         results.append((f"expiry sweep of {args.scale:,} overdue links", f"{done:,} expired in {seconds:.2f} s",
                         f"{done / seconds:,.0f} links/s", "", "≤ 2 s at 100,000"))
 
+        log(f"certificate-expiry sweep of {args.scale:,} lapsed certificates")
+        done, seconds = time_certificate_expiry(app, args.scale)
+        results.append((f"certificate-expiry sweep of {args.scale:,} lapsed certificates (2 states each)",
+                        f"{done:,} expired in {seconds:.2f} s", f"{done / seconds:,.0f} certificates/s", "",
+                        "under a second a batch"))
+
         if args.emails:
             log(f"{args.emails:,} e-mails")
-            certdesk, plain, delivered = time_emails(app, env, args.emails)
-            results.append((f"{args.emails:,} e-mails to a local SMTP server, 2 workers",
-                            f"{certdesk:.2f} s ({delivered:,} delivered)", f"plain smtplib, 2 processes: {plain:.2f} s",
-                            f"{certdesk / plain:.1f}×", "≤ 2×"))
+            mail = time_emails(app, env, args.emails)
+            plain = mail["plain"]
+            results.append((f"{args.emails:,} e-mails to a local SMTP server, 2 running `email` workers",
+                            f"{mail['steady']:.2f} s ({mail['steady_delivered']:,} delivered)",
+                            f"plain smtplib, 2 processes: {plain:.2f} s (prebuilt bytes: {mail['floor']:.2f} s, "
+                            f"{mail['steady'] / mail['floor']:.2f}×); {mail['duplicates']} duplicates; worker RSS "
+                            f"{mail['rss'][0]:.0f} → {mail['rss'][1]:.0f} MB",
+                            f"{mail['steady'] / plain:.2f}×", "≤ 2×"))
+            results.append(("the same, 2 `flask worker --burst` started after the commit",
+                            f"{mail['burst']:.2f} s ({mail['burst_delivered']:,} delivered)",
+                            "worker start-up included", f"{mail['burst'] / plain:.2f}×", ""))
         if args.generation:
             log(f"mass generation, {args.generation:,} holders")
             results.append((f"mass generation, {args.generation:,} holders, merged", time_generation(

@@ -758,12 +758,17 @@ def renewal_due_on(cert: ExemptionCertificate) -> date | None:
 
 def renew_certificate(cert: ExemptionCertificate, *, now: datetime) -> ExemptionRequest | None:
     """Send a renewal request once, ahead of the certificate's earliest expiration."""
-    earliest = cert.earliest_expiration
     due = renewal_due_on(cert)
     if cert.status is not CS.ACTIVE or cert.renewal_requested_at or due is None or due > now.date():
         return None
-    to = renewal_email(cert)
     cert.renewal_requested_at = now
+    return _send_renewal(cert, now=now)
+
+
+def _send_renewal(cert: ExemptionCertificate, *, now: datetime) -> ExemptionRequest | None:
+    """The renewal request of a certificate already marked ``renewal_requested_at`` (so never twice),
+    or a timeline note when there is no address to send it to."""
+    to = renewal_email(cert)
     if not to:
         record(CERTIFICATE_SUBJECT, cert.id, "renewal_skipped", customer_id=cert.customer_id, now=now,
                message="No e-mail address on file for the renewal request.")
@@ -775,17 +780,49 @@ def renew_certificate(cert: ExemptionCertificate, *, now: datetime) -> Exemption
                           email_extra={"renewal_of": cert})
     emit("exemption_certificate.renewal_requested", CERTIFICATE_SUBJECT, cert, now=now)
     record(CERTIFICATE_SUBJECT, cert.id, "renewal_requested", customer_id=cert.customer_id, now=now,
-           message=f"Earliest expiration {earliest:%b %d, %Y} is near: renewal request #{req.id} sent to {to}.")
+           message=f"Earliest expiration {cert.earliest_expiration:%b %d, %Y} is near: renewal request #{req.id} "
+                   f"sent to {to}.")
     return req
 
 
+RENEWAL_BATCH = 500  # each renewal writes a request, its e-mail and a timeline row: well under a second
+
+
 @register_sweep("exemption_renewals")
-def send_renewals(now: datetime) -> int:
-    certs = db.session.scalars(
-        sa.select(ExemptionCertificate).where(ExemptionCertificate.status == CS.ACTIVE,
-                                              ExemptionCertificate.renewal_requested_at.is_(None))
-        .order_by(ExemptionCertificate.id)).all()
-    return sum(1 for c in certs if renew_certificate(c, now=now) is not None)
+def send_renewals(now: datetime, *, batch: int | None = None) -> int:
+    """Renewal requests for every active certificate whose earliest expiry is ``EXEMPTION_RENEWAL_DAYS``
+    away or nearer (:func:`renewal_due_on`): per batch one ``UPDATE … RETURNING`` claims the due ones
+    (``renewal_requested_at``, version + 1: each certificate is claimed once, whatever runs at the same
+    time), then each claimed certificate gets its request and e-mail, and the batch is committed; it goes
+    on until none is due. Only due certificates are read, not every active one."""
+    batch = batch or RENEWAL_BATCH
+    horizon = now.date() + timedelta(days=current_app.config.get("EXEMPTION_RENEWAL_DAYS", 45))
+    t, jt = ExemptionCertificate.__table__, CertificateJurisdiction.__table__
+    state_due = sa.exists().where(
+        jt.c.certificate_id == t.c.id,
+        sa.func.coalesce(jt.c.expiration_date, t.c.expiration_date, jt.c.rule_expiration) <= horizon)
+    own_date_due = sa.and_(~sa.exists().where(jt.c.certificate_id == t.c.id), t.c.expiration_date <= horizon)
+    unclaimed = (t.c.status == CS.ACTIVE.value, t.c.renewal_requested_at.is_(None))
+    total = 0
+    while True:
+        db.session.flush()
+        due = (sa.select(t.c.id).where(*unclaimed, sa.or_(state_due, own_date_due))
+               .order_by(t.c.id).limit(batch))
+        ids = db.session.scalars(
+            sa.update(t).where(t.c.id.in_(due.scalar_subquery()), *unclaimed)
+            .values(renewal_requested_at=now, version=t.c.version + 1).returning(t.c.id)).all()
+        if not ids:
+            return total
+        for cid in ids:  # a copy this session holds shows the claim when next read
+            if (obj := db.session.identity_map.get(sa.orm.util.identity_key(ExemptionCertificate, cid))) is not None:
+                db.session.expire(obj)
+        certs = db.session.scalars(
+            sa.select(ExemptionCertificate).where(ExemptionCertificate.id.in_(ids)).order_by(ExemptionCertificate.id)
+            .options(sa.orm.selectinload(ExemptionCertificate.jurisdictions),
+                     sa.orm.selectinload(ExemptionCertificate.request),
+                     sa.orm.selectinload(ExemptionCertificate.customer))).all()
+        total += sum(1 for cert in certs if _send_renewal(cert, now=now) is not None)
+        db.session.commit()
 
 
 def is_expiring_soon(cert: ExemptionCertificate, today: date, days: int | None = None) -> bool:

@@ -122,3 +122,52 @@ def test_certificate_expiry_is_set_based_with_a_timeline_row_and_event_each_and_
     assert services.expire_certificates(now + timedelta(days=1)) == 0
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)
                              .where(Event.type == "exemption_certificate.expired")) == 8
+
+
+def test_renewals_are_claimed_set_based_each_certificate_once_with_one_email(app, make):
+    from datetime import date
+
+    from app.models import ExemptionCertificate, OutboxMessage
+
+    def cert_for(email, earliest):
+        customer = make.customer(contact_email=email)
+        return make.exemption_certificate(customer, states=(("TX", "", earliest), ("NY", "", date(2027, 12, 31))))
+
+    due = [cert_for(f"renew{i}@customer.example.com", date(2026, 6, 30)) for i in range(5)]
+    later = cert_for("later@customer.example.com", date(2026, 9, 30))
+    no_address = cert_for("", date(2026, 6, 1))
+    db.session.commit()
+    now = datetime(2026, 5, 16, 0, 5, tzinfo=UTC)  # June 30 - 45 days
+
+    claims = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.startswith("UPDATE exemption_certificates SET renewal_requested_at"):
+            claims.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert services.send_renewals(now, batch=2) == 5
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    # 6 claimed (5 + the one without an address) in batches of 2: 3 claiming UPDATEs and one that finds nothing
+    assert len(claims) == 4
+    db.session.expire_all()
+    renewals = db.session.scalars(sa.select(ExemptionRequest).where(ExemptionRequest.source == "renewal")).all()
+    assert sorted(r.renewal_of_id for r in renewals) == sorted(c.id for c in due)
+    mails = db.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.to_address.like("renew%"))).all()
+    assert sorted(m.to_address for m in mails) == sorted(f"renew{i}@customer.example.com" for i in range(5))
+    assert all("renew" in m.subject.lower() for m in mails)
+    claimed = dict(db.session.execute(sa.select(ExemptionCertificate.id,
+                                                ExemptionCertificate.renewal_requested_at)).all())
+    assert {claimed[c.id] for c in due + [no_address]} == {now} and claimed[later.id] is None
+    timeline = {(a.subject_id, a.action) for a in db.session.scalars(
+        sa.select(Activity).where(Activity.subject_type == "exemption_certificate"))}
+    assert {(c.id, "renewal_requested") for c in due} <= timeline and (no_address.id, "renewal_skipped") in timeline
+    events = db.session.scalars(sa.select(Event).where(Event.type == "exemption_certificate.renewal_requested")).all()
+    assert sorted(e.subject_id for e in events) == sorted(c.id for c in due)
+    # a second sweep (and a later one) sends nothing twice
+    assert services.send_renewals(now + timedelta(hours=1)) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)
+                             .where(OutboxMessage.to_address.like("renew%"))) == 5
+    assert services.send_renewals(datetime(2026, 8, 16, 1, tzinfo=UTC)) == 1  # "later" comes due

@@ -60,6 +60,29 @@ def deliver_certificate(cert: IssuedCertificate, *, recipients: list[str],
     return messages
 
 
+def deliver_to_holder(certs: list[IssuedCertificate], address: str, *,
+                      actor: User | None = None) -> OutboxMessage | None:
+    """One e-mail to one holder address with every certificate of ``certs`` attached (a re-issue run sends
+    a holder all its new revisions together: one e-mail per holder). At most once for the first certificate
+    and the address (``dedupe_key cert:<first id>:<address>``, as ``deliver_certificate``)."""
+    address = (address or "").strip().lower()
+    if not certs or not address:
+        return None
+    if len(certs) == 1:
+        return deliver_certificate(certs[0], recipients=[address], actor=actor)[0]
+    first = certs[0]
+    customer = first.customer or db.session.get(Customer, first.customer_id)
+    return queue_email(
+        address, "certificate_issued",
+        subject=_l("%(kind)s %(number)s: %(customer)s", kind=lazy_label(first.kind), number=first.certificate_number,
+                   customer=customer.name),
+        context={"cert": first, "more": certs[1:], "customer": customer, "is_holder": True,
+                 "sent_by": actor.name if actor is not None else ""},
+        customer_id=first.customer_id, dedupe_key=f"cert:{first.id}:{address}",
+        attachments=[{"key": c.document_key, "filename": c.filename, "content_type": "application/pdf"}
+                     for c in certs])
+
+
 def notify_cancellation(policy, *, actor: User | None, now: datetime) -> int:
     """A policy was cancelled: e-mail the holders of current certificates that print it, but only those the
     policy's notice-of-cancellation endorsement covers (one naming the holder, or a blanket one). Holders

@@ -6,9 +6,11 @@ certificate ids; its job is enqueued after the commit. The job counts its attemp
 a crash still counts it), then ``run_reissue`` re-issues the certificates one by one.
 
 Decisions:
-- **Idempotent per certificate.** Each certificate's new revision, its e-mail (outbox row, deduplicated
-  by the new certificate) and its id in ``run.processed`` are committed together, so a retried job
-  skips what an earlier attempt did: no certificate is re-issued twice, no holder e-mailed twice.
+- **One e-mail per holder, idempotent per holder.** The certificates are handled holder by holder (by
+  e-mail address): the holder's new revisions, its one e-mail with all of them attached (an outbox row,
+  deduplicated by the first new certificate) and their ids in ``run.processed`` are committed together,
+  so a retried job skips what an earlier attempt did: no certificate is re-issued twice, no holder
+  e-mailed twice.
 - **What cannot be re-issued is skipped, visibly.** A certificate that is no longer current (re-issued
   meanwhile), not this customer's, or that the issue guard now blocks (e.g. a mark no endorsement backs
   any more, a policy not in force) is counted as skipped and listed on the run with the reason; the run
@@ -89,9 +91,8 @@ def _skip(run: ReissueRun, cert_id: int, cert: IssuedCertificate | None, message
 
 
 def reissue_one(run: ReissueRun, cert_id: int, *, actor: User | None, now: datetime) -> IssuedCertificate | None:
-    """Re-issue one certificate of the run and queue its holder's e-mail, or record why not. Marks the id
-    processed; the caller commits (all of it together). Returns the new revision, if any."""
-    from app.insurance.documents import deliver_certificate
+    """Re-issue one certificate of the run, or record why not. Marks the id processed; the caller e-mails
+    the holder and commits (all of it together). Returns the new revision, if any."""
     from app.insurance.issuing import CertificateBlocked, reissue
     from app.insurance.pdf import CertificateDataError
 
@@ -111,21 +112,35 @@ def reissue_one(run: ReissueRun, cert_id: int, *, actor: User | None, now: datet
         _skip(run, cert_id, cert, str(exc))
         return None
     run.reissued_count += 1
-    if new.holder_email:
-        deliver_certificate(new, recipients=[new.holder_email], actor=actor)
-        run.emailed_count += 1
     return new
 
 
+def _by_holder(ids: list[int]) -> list[tuple[str, list[int]]]:
+    """The ids grouped by holder e-mail address (case ignored), in the order first seen; a certificate
+    without an address is a group of its own."""
+    addresses = dict(db.session.execute(sa.select(IssuedCertificate.id, IssuedCertificate.holder_email)
+                                        .where(IssuedCertificate.id.in_(ids))).all()) if ids else {}
+    groups: dict[str, list[int]] = {}
+    for cert_id in ids:
+        address = (addresses.get(cert_id) or "").strip().lower()
+        groups.setdefault(address or f"#{cert_id}", []).append(cert_id)
+    return [("" if key.startswith("#") else key, group) for key, group in groups.items()]
+
+
 def run_reissue(run: ReissueRun, *, clock: Callable[[], datetime], commit: Callable[[], None]) -> ReissueRun:
-    """Re-issue the run's certificates not handled yet, committing after each (progress the page polls,
-    and what a retry skips); then end the run. ``clock`` gives the time of each step."""
+    """Re-issue the run's certificates not handled yet, holder by holder: each holder's new revisions and
+    its one e-mail (all of them attached) are committed together (progress the page polls, and what a retry
+    skips); then end the run. ``clock`` gives the time of each step."""
+    from app.insurance.documents import deliver_to_holder
+
     actor = db.session.get(User, run.created_by_id) if run.created_by_id else None
     done = set(run.processed or [])
-    for cert_id in list(run.certificate_ids or []):
-        if cert_id in done:
-            continue
-        reissue_one(run, int(cert_id), actor=actor, now=clock())
+    todo = [int(i) for i in run.certificate_ids or [] if i not in done]
+    for address, group in _by_holder(todo):
+        new = [c for c in (reissue_one(run, cert_id, actor=actor, now=clock()) for cert_id in group) if c]
+        if new and address:
+            deliver_to_holder(new, address, actor=actor)
+            run.emailed_count += 1
         commit()
     lifecycle.transition(run, ReissueStatus.DONE, actor=None, now=clock(),
                          note=f"{run.reissued_count} re-issued, {run.emailed_count} e-mailed, "

@@ -44,25 +44,28 @@ def _raise_gl_limit(customer):
 def test_staff_reissue_in_one_run_with_progress_each_holder_emailed_once(app, make, client, auth, run_jobs, smtp):
     customer = make.customer()
     first, second, third = _issued(customer, HOLDER, OTHER, THIRD)
+    wos = issue_certificate(customer, kind=RequestType.COI_WOS, holder=HOLDER, actor=None,
+                            now=utcnow() - timedelta(days=1))  # the first holder's second certificate
+    db.session.commit()
     staff = make.user(Role.REVIEWER)
     auth.login(staff)
     page = _text(client.get(f"/customers/{customer.id}/certificates"))
     assert "Certificates to re-issue" not in page  # nothing changed yet
     _raise_gl_limit(customer)
     page = _text(client.get(f"/customers/{customer.id}/certificates"))
-    assert "Certificates to re-issue (3)" in page and "each occurrence 1000000 → 2000000" in page
+    assert "Certificates to re-issue (4)" in page and "each occurrence 1000000 → 2000000" in page
 
     nothing = client.post(f"/customers/{customer.id}/certificates/reissue", data={"certificate_ids": ["999999"]})
     assert nothing.status_code == 422 and "Choose at least one certificate to re-issue." in _text(nothing)
     assert db.session.scalar(sa.select(sa.func.count(ReissueRun.id))) == 0
 
-    chosen = [str(first.id), str(second.id), str(third.id)]
+    chosen = [str(first.id), str(second.id), str(third.id), str(wos.id)]
     started = client.post(f"/customers/{customer.id}/certificates/reissue", data={"certificate_ids": chosen})
     assert started.status_code == 303
     run = db.session.scalar(sa.select(ReissueRun))
     assert started.headers["Location"].endswith(f"/customers/{customer.id}/certificates/reissue/{run.id}")
     page = _text(client.get(started.headers["Location"]))
-    assert "0 % · 0 of 3 done: 0 re-issued, 0 holders e-mailed, 0 skipped" in page
+    assert "0 % · 0 of 4 done: 0 re-issued, 0 holders e-mailed, 0 skipped" in page
     assert "hx-get" in client.get(started.headers["Location"]).text  # the page polls while the run works
 
     # Meanwhile someone re-issues the third one on its own: the run skips it and says why.
@@ -74,20 +77,23 @@ def test_staff_reissue_in_one_run_with_progress_each_holder_emailed_once(app, ma
     run_jobs()
     partial = client.get(started.headers["Location"], headers={"HX-Request": "true"})
     text = _text(partial)
-    assert "100 % · 3 of 3 done: 2 re-issued, 2 holders e-mailed, 1 skipped" in text
+    assert "100 % · 4 of 4 done: 3 re-issued, 2 holders e-mailed, 1 skipped" in text
     assert f"{third.certificate_number} rev. 1 (Summit Tower LLC): Already superseded by revision 2." in text
     assert "hx-get" not in partial.text  # polling stops when the run ends
     db.session.refresh(run)
     assert run.status is ReissueStatus.DONE and run.attempts == 1
 
-    for cert, holder in ((first, HOLDER), (second, OTHER)):
-        newest = db.session.scalar(sa.select(IssuedCertificate).filter_by(certificate_number=cert.certificate_number,
-                                                                          is_current=True))
-        assert newest.revision == 2 and newest.data["coverages"][0]["limits"][0]["amount"] == 2_000_000
+    for certs, holder in (((first, wos), HOLDER), ((second,), OTHER)):
         received = smtp.to(holder.email)
-        assert len(received) == 1
-        assert cert.certificate_number in received[0]["Subject"]
-        assert [a.get_filename() for a in received[0].iter_attachments()] == [newest.filename]
+        assert len(received) == 1  # each holder once, with all its new revisions
+        assert certs[0].certificate_number in received[0]["Subject"]
+        body = received[0].get_body(("plain",)).get_content()
+        newest = [db.session.scalar(sa.select(IssuedCertificate).filter_by(
+            certificate_number=c.certificate_number, is_current=True)) for c in certs]
+        for new in newest:
+            assert new.revision == 2 and new.data["coverages"][0]["limits"][0]["amount"] == 2_000_000
+            assert f"{new.certificate_number} (revision 2)" in body
+        assert [a.get_filename() for a in received[0].iter_attachments()] == [n.filename for n in newest]
     assert smtp.to(THIRD.email) == []
 
     # A retried job (a worker died after the last commit): nothing is re-issued or e-mailed twice.
@@ -96,9 +102,9 @@ def test_staff_reissue_in_one_run_with_progress_each_holder_emailed_once(app, ma
     from app.insurance.jobs import run_reissue
 
     customer_id, run_id = customer.id, run.id
-    assert run_reissue(run_id) == "2 re-issued, 1 skipped"  # the job's session ends with it
+    assert run_reissue(run_id) == "3 re-issued, 1 skipped"  # the job's session ends with it
     run_jobs()
-    assert db.session.scalar(sa.select(sa.func.count(IssuedCertificate.id))) == 6  # 3 + 2 + the third's own
+    assert db.session.scalar(sa.select(sa.func.count(IssuedCertificate.id))) == 8  # 4 + 3 + the third's own
     assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == 2
     assert len(smtp.to(HOLDER.email)) == 1 and len(smtp.to(OTHER.email)) == 1
     page = _text(client.get(f"/customers/{customer_id}/certificates"))

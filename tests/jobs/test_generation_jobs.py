@@ -502,3 +502,35 @@ def test_a_holder_the_guard_blocks_is_skipped_with_its_reason_on_the_run(app, wo
     assert "1 holder skipped" in page
     assert f"{NAMES[2]}: The holder&#39;s address is incomplete (missing street address)." in page
     assert db.session.get(Holder, blocked.id) is not None
+
+
+def test_a_wos_run_issues_only_to_holders_a_waiver_endorsement_covers(app, world, run_jobs, client, auth):
+    """A WOS certificate marks SUBR WVD on the WC row; with only a waiver naming one holder, the others are
+    blocked by the guard (as their single WOS request would be) and listed with its reason; with no waiver
+    at all the run fails saying why."""
+    from app.enums import CoverageLine, EndorsementKind, RequestType
+    from app.models import Endorsement, IssuedCertificate
+
+    wc = next(p for p in world["customer"].policies if p.line is CoverageLine.WORKERS_COMP)
+    wc.endorsements.clear()
+    wc.endorsements.append(Endorsement(kind=EndorsementKind.WAIVER_OF_SUBROGATION, holder_name=NAMES[2]))
+    db.session.commit()
+    run = _start(world, GenerationMode.ZIP, kind=RequestType.COI_WOS)
+    run_jobs()
+    db.session.refresh(run)
+    assert run.status is GenerationStatus.DONE and (run.total, run.skipped_count) == (1, 2)
+    assert [c.holder_name for c in db.session.scalars(sa.select(IssuedCertificate))] == [NAMES[2]]
+    auth.login(world["staff"])
+    page = " ".join(client.get(f"/customers/{world['customer'].id}/generations/{run.id}").text.split())
+    assert "2 holders skipped" in page
+    for name in NAMES[:2]:
+        assert f"{name}: Needs a waiver of subrogation endorsement" in page
+
+    wc.endorsements.clear()
+    db.session.commit()
+    again = _start(world, GenerationMode.ZIP, kind=RequestType.COI_WOS)
+    run_jobs()
+    db.session.refresh(again)
+    assert again.status is GenerationStatus.FAILED
+    assert again.error.startswith("No certificate was generated: the issue guard blocked every holder (Needs a "
+                                  "waiver of subrogation endorsement")

@@ -108,6 +108,7 @@ def get_signer():
 
 
 REASON = "Certificate of insurance issued by CertDesk"
+ECDSA_TRIES = 32
 RESERVE_MARGIN = 64  # bytes of /Contents hole beyond the template container (an ECDSA signature varies by a few)
 
 
@@ -144,8 +145,9 @@ class _Template:
     certificate (v2): only the message digest differs between two files, and the signature over those
     attributes. Both have a fixed length (32 bytes; an RSA signature is as long as the modulus), so each
     file's container is the template with the two values written in place, byte for byte what pyHanko
-    would produce, without rebuilding the ASN.1 (~40 ms of asn1crypto a signature). A signature of
-    another length (ECDSA's DER varies by a byte or two) goes through pyHanko in full."""
+    would produce, without rebuilding the ASN.1 (~40 ms of asn1crypto a signature). An ECDSA signature's
+    DER varies by a byte or two (each is random): the key signs again until one has the template's length
+    (about one try in two, ~0.1 ms each), and after ``ECDSA_TRIES`` pyHanko builds the container in full."""
 
     SEED = hashlib.sha256(b"CertDesk signature template").digest()
 
@@ -170,11 +172,14 @@ class _Template:
             return _run(signer.async_sign(digest, "sha256", use_pades=True)).dump()
         at = self.attrs_digest_at
         attrs = self.attrs[:at] + digest + self.attrs[at + len(digest):]
-        if hasattr(signer, "sign_raw"):
-            signature = signer.sign_raw(attrs, "sha256")
-        else:  # pragma: no cover - other pyHanko signers are asynchronous only
-            signature = _run(signer.async_sign_raw(attrs, "sha256"))
-        if len(signature) != len(self.signature):
+        for _ in range(ECDSA_TRIES):
+            if hasattr(signer, "sign_raw"):
+                signature = signer.sign_raw(attrs, "sha256")
+            else:  # pragma: no cover - other pyHanko signers are asynchronous only
+                signature = _run(signer.async_sign_raw(attrs, "sha256"))
+            if len(signature) == len(self.signature):
+                break
+        else:  # pragma: no cover - (3/4)^32: about once in 10,000 ECDSA signatures
             return _run(signer.async_sign(digest, "sha256", use_pades=True)).dump()
         der = bytearray(self.der)
         der[self.digest_at:self.digest_at + len(digest)] = digest

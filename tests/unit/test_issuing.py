@@ -270,3 +270,43 @@ def test_an_uploaded_pdf_locked_against_editing_is_signed_and_a_broken_one_is_re
                           uploaded_pdf=b"%PDF-1.4\n% no objects at all\n%%EOF\n")
     db.session.rollback()
     assert db.session.query(IssuedCertificate).count() == 1
+
+
+def test_a_prepared_signature_validates_with_an_rsa_or_an_ec_key_and_breaks_on_a_changed_byte(app, tmp_path):
+    """The signature our stamping writes (``signing.Seal``): pyHanko validates it for RSA and for ECDSA keys
+    (an ECDSA signature's length varies: each file still gets one that fits), and a changed byte breaks it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    from pyhanko.sign import signers
+
+    from app.insurance import pdf
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Agency EC signing")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(NOW - timedelta(days=1))
+            .not_valid_after(NOW + timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "ec-key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (tmp_path / "ec-cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pairs = [(app.config["CERT_SIGNING_KEY"], app.config["CERT_SIGNING_CERT"]),
+             (tmp_path / "ec-key.pem", tmp_path / "ec-cert.pem")]
+    stamper = pdf.Stamper(pdf.render_base_pdf(pdf.sample_data("coi")))
+    for key_path, cert_path in pairs:
+        seal = signing.Seal(signing.kept_key_signer(signers.SimpleSigner.load(str(key_path), str(cert_path))),
+                            signed_at=NOW)
+        for i in range(8):
+            stamp = pdf.IssueStamp(number=f"20260601-00001-00000{i}", revision=1, code="K7Q2M9XD4H",
+                                   url="http://certdesk.test/verify/K7Q2M9XD4H")
+            signed = stamper.stamp(HolderInfo(name=f"Holder {i} LLC"), stamp, seal)
+            status = signing.signature_status(signed, trust_cert_path=cert_path)
+            assert status == {"signed": True, "intact": True, "valid": True, "trusted": True,
+                              "covers_whole_file": True}, (cert_path, i)
+            assert f"Holder {i} LLC" in PdfReader(io.BytesIO(signed)).pages[0].extract_text()
+        changed = bytearray(signed)
+        changed[len(signed) // 3] ^= 0x01  # in the shared render, before the holder's update
+        assert signing.signature_status(bytes(changed), trust_cert_path=cert_path)["intact"] is False

@@ -8,8 +8,9 @@ What it runs (everything on this machine, each in its own process, as docs/deplo
 
 - a database of its own next to ``DATABASE_URL`` (created, filled and dropped): ``--scale`` certificate
   requests (~15 % open) and as many exemption links for ``--scale / 10`` customers, as bench/run.py
-  builds them; the links' expiry sweep runs once before the load, so the workers start with no sweep
-  backlog; then one fresh exemption link per expected link completion;
+  builds them; the overdue links are marked expired and the open requests as already seen by the
+  auto-issue job (what a real desk did long ago), so the workers start with no artificial backlog;
+  then one fresh exemption link per expected link completion;
 - two ``gunicorn -w 2`` processes (sync workers) on two ports, as two web hosts behind a balancer;
 - three ``flask worker`` processes: two on ``pdf,default`` (fork per job), one on ``email``
   (no fork), e-mail going to a local SMTP server (aiosmtpd) that accepts everything;
@@ -107,6 +108,22 @@ def fresh_links(app, n: int) -> list[tuple[int, str]]:
         return links
 
 
+def expire_links(app) -> tuple[int, float]:
+    """The data set's overdue links, expired in one UPDATE (the expiry sweep is bench/run.py's figure)."""
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.models import ExemptionRequest
+
+    started = time.perf_counter()
+    with app.app_context():
+        done = db.session.execute(sa.update(ExemptionRequest.__table__).where(
+            ExemptionRequest.__table__.c.status.in_(["sent", "opened"]),
+            ExemptionRequest.__table__.c.expires_at < datetime.now(UTC)).values(status="expired")).rowcount
+        db.session.commit()
+    return done, time.perf_counter() - started
+
+
 def settle_open_requests(app) -> int:
     """The copied open requests were never looked at by the auto-issue job; at a real desk it decided
     them long ago. Record that decision (sent to the manual queue), so the workers' repair sweep does not
@@ -156,6 +173,39 @@ def staff_cookies(app, n: int) -> list[str]:
         db.session.commit()
         emails = [u.email for u in users]
     return [desk.session_cookie(app, email, factories.PASSWORD) for email in emails]
+
+
+class Server(desk.Server):
+    """gunicorn as bench/run.py starts it, but its error log goes to a file (a pipe nobody reads fills up
+    under load and stalls the master), so that worker timeouts can be counted afterwards."""
+
+    def __init__(self, env: dict, log_path: Path):
+        self.log_path = log_path
+        self.port = desk.free_port()
+        with open(log_path, "w") as errors:
+            self.proc = subprocess.Popen(
+                [desk.GUNICORN, "-w", "2", "-b", f"127.0.0.1:{self.port}", "--chdir", str(ROOT),
+                 "--log-level", "warning", "wsgi:app"], env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                desk.socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise SystemExit(f"gunicorn exited: {log_path.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+        raise SystemExit("gunicorn did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def worker_timeouts(self) -> int:
+        return self.log_path.read_text(errors="replace").count("WORKER TIMEOUT")
 
 
 # -- load ------------------------------------------------------------------------------------------------------
@@ -267,7 +317,7 @@ async def warm_up(bases, cookie, links, api_token, customer_id):
     import aiohttp
 
     results = Results()
-    async with aiohttp.ClientSession(cookies={"session": cookie}) as s:
+    async with aiohttp.ClientSession(cookies={"session": cookie}, timeout=aiohttp.ClientTimeout(total=120)) as s:
         for base in bases:
             for _ in range(6):  # a few each, so both of a process's workers get them
                 await asyncio.gather(*(timed(s, "warm", results, "GET", base + url) for url in QUEUE_VIEWS))
@@ -466,8 +516,8 @@ def main() -> None:
     try:
         log(f"database: {database_url.split('@')[-1]}")
         data = desk.build_data(app, args.scale)
-        log("expiring the overdue links before the load (the sweep's one-off backlog)")
-        expired, sweep_s = desk.time_sweep(app)
+        log("marking the overdue links expired before the load (what the sweep did long ago at a real desk)")
+        expired, sweep_s = expire_links(app)
         log(f"{settle_open_requests(app):,} open requests marked as decided by the auto-issue job")
         cookies = staff_cookies(app, 5)
         api_token, customer_id = api_setup(app, env)
@@ -489,7 +539,7 @@ def main() -> None:
         log(f"jobs before the load: {queued} queued (the links' expiry jobs are scheduled, not queued)")
 
         for _ in range(args.web):
-            servers.append(desk.Server("wsgi:app", env, ROOT, workers=2))
+            servers.append(Server(env, tmp / f"gunicorn{len(servers)}.log"))
         for n, queues in enumerate(("pdf,default", "pdf,default", "email")):
             with open(tmp / f"worker{n}.log", "w") as worker_log:
                 workers.append(subprocess.Popen([FLASK, "worker", "--queues", queues], env=env, cwd=ROOT,
@@ -526,8 +576,8 @@ def main() -> None:
         total = sum(len(v) for v in results.latency.values())
         errors = sum(len(v) for v in results.errors.values())
         report.append(f"CertDesk scale-out, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
-                      f"PostgreSQL, scale {args.scale:,} ({data['open']:,} open requests, {expired:,} links expired "
-                      f"by the sweep beforehand in {sweep_s:.1f} s)")
+                      f"PostgreSQL, scale {args.scale:,} ({data['open']:,} open requests, {expired:,} overdue links "
+                      f"marked expired beforehand in {sweep_s:.1f} s)")
         report.append(f"{args.web} gunicorn x 2 sync workers, 3 flask workers (pdf,default x2 + email), "
                       f"{args.clients} clients ({len(range(0, args.clients, 3))} queue / "
                       f"{len(range(1, args.clients, 3))} link / {len(range(2, args.clients, 3))} API), "
@@ -555,7 +605,8 @@ def main() -> None:
                       + (f"; {results.links_short} link clients ran out of links" if results.links_short else ""))
         report.append(f"- jobs at the end of the load: {queued_end:,} queued, {running_end} running; drained "
                       f"{'in' if queued == running == 0 else 'NOT within'} {drain:.1f} s; failed jobs: {failed}")
-        report.append(f"- queued at the end of the load, by job: {made_of}")
+        report.append(f"- queued at the end of the load, by job: {made_of}; gunicorn worker timeouts (30 s): "
+                      f"{sum(s.worker_timeouts() for s in servers)}")
         others = cpu["machine"] - sum(v for k, v in cpu.items() if k != "machine")
         report.append(f"- CPU seconds during the {elapsed:.0f} s of load ({elapsed * os.cpu_count():.0f} available, "
                       f"{cpu['machine']:.0f} used): web {cpu['web']:.1f}, jobs {cpu['jobs']:.1f}, PostgreSQL for "

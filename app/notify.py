@@ -113,6 +113,41 @@ def queue_email(to: str, template: str, *, subject, context: dict | None = None,
     return _queue(message)
 
 
+def queue_emails(items: list[dict]) -> list[int]:
+    """:func:`queue_email` for many messages at once (a sweep): each item holds its keyword arguments
+    (``to``, ``template``, ``subject``, ``context``, ``customer_id``, ``dedupe_key``, ``ref``, ``locale``).
+    One SELECT finds the dedupe keys used already (those items are skipped, as ``queue_email`` returns the
+    first row), one INSERT writes the rest, and one delivery job is parked per ``MAIL_BATCH_SIZE`` of them.
+    Returns the new rows' ids."""
+    keys = [item["dedupe_key"] for item in items if item.get("dedupe_key")]
+    used = set(db.session.scalars(sa.select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(keys)))
+               ) if keys else set()
+    base = {"base_url": current_app.config["BASE_URL"], "seller_name": current_app.config["SELLER_NAME"]}
+    rows, now = [], utcnow()
+    for item in items:
+        key = item.get("dedupe_key")
+        if key and key in used:
+            continue
+        used.add(key)
+        ctx = {**base, **(item.get("context") or {})}
+        with force_locale(message_language(item.get("customer_id"), item.get("locale"))):
+            subject = str(item["subject"])
+            body_text = render_template(f"email/{item['template']}.txt", **ctx)
+            body_html = render_template(f"email/{item['template']}.html", **ctx)
+        rows.append({"channel": Channel.EMAIL, "to_address": item["to"], "subject": subject, "body_text": body_text,
+                     "body_html": body_html, "attachments": [], "status": MessageStatus.PENDING, "dedupe_key": key,
+                     "customer_id": item.get("customer_id"), "attempts": 0, "ref": item.get("ref"),
+                     "last_error": "", "created_at": now})
+    if not rows:
+        return []
+    t = OutboxMessage.__table__
+    ids = sorted(db.session.scalars(sa.insert(t).returning(t.c.id), rows).all())
+    step = _batch_size() if current_app.config["MAIL_SERVER"] else 1
+    for message_id in ids[::max(step, 1)]:
+        defer(db.session, DELIVER_JOB, message_id, queue="email")
+    return ids
+
+
 def queue_sms(to: str, text, *, customer_id: int | None = None,
               dedupe_key: str | None = None, locale: str | None = None) -> OutboxMessage:
     """An SMS in the outbox; ``text`` may be a lazy gettext string, written in :func:`message_language`."""

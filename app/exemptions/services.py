@@ -639,23 +639,67 @@ def due_reminder(req: ExemptionRequest, now: datetime, days_list) -> int | None:
     return None if closest in (req.reminders_sent or []) else closest
 
 
+REMINDER_BATCH = 1_000  # each reminder renders its own e-mail: a batch stays well under a second
+
+
 @register_sweep("exemption_reminders")
-def send_due_reminders(now: datetime) -> int:
-    days_list = current_app.config["EXEMPTION_REMINDER_DAYS"]
+def send_due_reminders(now: datetime, *, batch: int | None = None) -> int:
+    """Every reminder that is due (:func:`due_reminder`: only the closest one of each link), in batches:
+    per window of ``EXEMPTION_REMINDER_DAYS`` one SELECT of the links in it (id order, a page at a time;
+    only those whose expiry falls in the window are read), then for the due ones one SELECT of their
+    rows, one INSERT of their e-mails (:func:`~app.notify.queue_emails`, dedupe keys as ``remind_request``
+    uses, so none is written twice), one UPDATE (reminder bookkeeping, version + 1) and one INSERT of the
+    timeline rows; each batch is committed."""
+    from app.models import Activity
+    from app.notify import queue_emails
+
+    days_list = sorted(set(current_app.config["EXEMPTION_REMINDER_DAYS"] or ()))
     if not days_list:
         return 0
-    horizon = now + timedelta(days=max(days_list))
-    reqs = db.session.scalars(
-        sa.select(ExemptionRequest).where(ExemptionRequest.status.in_(LIVE), ExemptionRequest.expires_at > now,
-                                          ExemptionRequest.expires_at <= horizon)
-        .order_by(ExemptionRequest.id)).all()
-    sent = 0
-    for req in reqs:
-        days = due_reminder(req, now, days_list)
-        if days is None:
-            continue
-        remind_request(req, days, now=now)
-        sent += 1
+    batch = batch or REMINDER_BATCH
+    t = ExemptionRequest.__table__
+    live = [s.value for s in LIVE]
+    seller = current_app.config["SELLER_NAME"]
+    subject = _l("Reminder: %(seller)s still needs your exemption certificate", seller=seller)
+    sent, lower = 0, now
+    for days in days_list:  # the window where ``days`` is the closest reminder: lower < expires_at <= upper
+        upper, after = now + timedelta(days=days), 0
+        while True:
+            page = db.session.execute(
+                sa.select(t.c.id, t.c.reminders_sent).where(t.c.status.in_(live), t.c.expires_at > lower,
+                                                            t.c.expires_at <= upper, t.c.id > after)
+                .order_by(t.c.id).limit(batch)).all()
+            if not page:
+                break
+            after = page[-1].id
+            due = [rid for rid, already in page if days not in (already or [])]
+            if not due:
+                continue
+            reqs = db.session.scalars(sa.select(ExemptionRequest).where(ExemptionRequest.id.in_(due))
+                                      .order_by(ExemptionRequest.id)
+                                      .options(sa.orm.selectinload(ExemptionRequest.customer))).all()
+            queue_emails([
+                {"to": req.email, "template": "exemption_reminder", "subject": subject,
+                 "context": {"request": req, "customer": req.customer, "days": days_left(req.expires_at, now),
+                             "expires_at": req.expires_at, "link": link_placeholder(req)},
+                 "customer_id": req.customer_id, "dedupe_key": f"exemption-reminder:{req.id}:{req.link_version}:{days}",
+                 "ref": delivery_ref(req)} for req in reqs])
+            db.session.execute(
+                sa.update(t).where(t.c.id == sa.bindparam("rid"))
+                .values(reminders_sent=sa.bindparam("sent"), last_reminded_at=now, version=t.c.version + 1)
+                .execution_options(synchronize_session=False),
+                [{"rid": req.id, "sent": [*(req.reminders_sent or []), days]} for req in reqs])
+            plural = "s" if days != 1 else ""
+            db.session.execute(sa.insert(Activity.__table__), [
+                {"subject_type": REQUEST_SUBJECT, "subject_id": req.id, "customer_id": req.customer_id,
+                 "actor_id": None, "actor_label": "system", "action": "reminded", "is_note": False, "created_at": now,
+                 "message": f"Reminder sent to {req.email} ({days} day{plural} before the link expires)."}
+                for req in reqs])
+            for req in reqs:  # read again when next used: shows the new bookkeeping
+                db.session.expire(req)
+            db.session.commit()
+            sent += len(reqs)
+        lower = upper
     return sent
 
 

@@ -171,3 +171,48 @@ def test_renewals_are_claimed_set_based_each_certificate_once_with_one_email(app
     assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)
                              .where(OutboxMessage.to_address.like("renew%"))) == 5
     assert services.send_renewals(datetime(2026, 8, 16, 1, tzinfo=UTC)) == 1  # "later" comes due
+
+
+def test_reminders_are_written_in_bulk_each_once_with_their_link_and_timeline_row(app, make, smtp, run_jobs):
+    from app.models import OutboxMessage
+
+    app.config["EXEMPTION_REMINDER_DAYS"] = [7, 1]
+    with time_machine.travel(T0, tick=False):
+        week = [make.exemption_request(email=f"week{i}@example.com")[0] for i in range(5)]
+    with time_machine.travel(T0 + timedelta(days=6), tick=False):
+        day = [make.exemption_request(email=f"day{i}@example.com")[0] for i in range(2)]
+        done, _ = make.exemption_request(email="done@example.com")
+    services.cancel_request(done, actor=None, now=T0 + timedelta(days=6))
+    db.session.commit()
+    run_jobs()  # the link e-mails
+    smtp.messages.clear()
+    now = T0 + timedelta(days=29, hours=1)  # week*: 23 h left (the 1-day reminder); day*: 6 days 23 h (7-day)
+
+    inserts = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO outbox_messages"):
+            inserts.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert services.send_due_reminders(now, batch=3) == 7
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert len(inserts) <= 3  # one per batch of due links (3 + 2 in the 1-day window, 2 in the 7-day one)
+    run_jobs()
+    got = {rcpts[0]: m for rcpts, m in smtp.messages}
+    assert sorted(got) == sorted([f"week{i}@example.com" for i in range(5)] + ["day0@example.com", "day1@example.com"])
+    assert "1 day" in got["week0@example.com"].get_body(("plain",)).get_content()
+    assert "7 days" in got["day1@example.com"].get_body(("plain",)).get_content()
+    assert "/portal/r/" in got["week3@example.com"].get_body(("plain",)).get_content()
+    db.session.expire_all()
+    assert db.session.get(ExemptionRequest, week[0].id).reminders_sent == [1]
+    assert db.session.get(ExemptionRequest, day[0].id).reminders_sent == [7]
+    timeline = db.session.scalars(sa.select(Activity).where(Activity.action == "reminded")).all()
+    assert sorted(a.subject_id for a in timeline) == sorted(r.id for r in week + day)
+    assert "Reminder sent to week0@example.com (1 day before the link expires)." in {a.message for a in timeline}
+    # a second sweep writes nothing
+    assert services.send_due_reminders(now + timedelta(minutes=5)) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)
+                             .where(OutboxMessage.subject.like("Reminder%"))) == 7

@@ -175,6 +175,39 @@ CERTIFICATE_REQUEST_TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] =
 }
 
 
+class AutomationDecision(StrEnum):
+    """A COI request's automation decision, a sub-state of its own (``AUTOMATION_DECISION_TRANSITIONS``)."""
+
+    UNDECIDED = "undecided"  # the automatic check has not looked at it yet
+    MANUAL = "manual"        # left for staff; ``manual_reason`` says why
+    AUTO = "auto"            # issued and delivered without staff
+
+
+AUTOMATION_DECISION_TRANSITIONS: dict[AutomationDecision, frozenset[AutomationDecision]] = {
+    AutomationDecision.UNDECIDED: frozenset({AutomationDecision.MANUAL, AutomationDecision.AUTO}),
+    AutomationDecision.MANUAL: frozenset(),
+    AutomationDecision.AUTO: frozenset(),
+}
+
+
+class IssueState(StrEnum):
+    """A COI request's issuing, a sub-state of its own (``ISSUE_TRANSITIONS``)."""
+
+    NONE = "none"        # nothing submitted for issuing yet
+    PENDING = "pending"  # staff submitted the certificate; waiting for the PDF job
+    FAILED = "failed"    # the PDF job could not issue it; ``issue_error`` says why, staff may try again
+    ISSUED = "issued"    # the certificate was issued (the request is completed)
+
+
+ISSUE_TRANSITIONS: dict[IssueState, frozenset[IssueState]] = {
+    # none -> issued: the automatic path issues at once, without waiting for the PDF job
+    IssueState.NONE: frozenset({IssueState.PENDING, IssueState.ISSUED}),
+    IssueState.PENDING: frozenset({IssueState.ISSUED, IssueState.FAILED}),
+    IssueState.FAILED: frozenset({IssueState.PENDING}),
+    IssueState.ISSUED: frozenset(),
+}
+
+
 class PaymentStatus(StrEnum):
     APPROVED = "approved"
     DECLINED = "declined"

@@ -31,15 +31,18 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app.activity import record
 from app.enums import (
+    AUTOMATION_DECISION_TRANSITIONS,
     CERTIFICATE_REQUEST_TRANSITIONS,
     GENERATION_TRANSITIONS,
     IMPORT_TRANSITIONS,
+    ISSUE_TRANSITIONS,
     AuditPackStatus,
     ExemptionCertificateStatus,
     ExemptionRequestStatus,
     GenerationStatus,
     ImportStatus,
     InvalidTransition,
+    IssueState,
     ReissueStatus,
     RequestStatus,
     SendRunStatus,
@@ -118,9 +121,15 @@ class Machine:
     events: dict = field(default_factory=dict)           # state -> event type emitted
     customer_attr: str | None = "customer_id"
     updated_attr: str | None = None                       # attribute set to the time of every change
+    attr: str = "status"                                  # the column holding the state (a sub-state's own)
 
     def allows(self, current, target) -> bool:
         return can_transition(self.table, current, target)
+
+    @property
+    def states(self) -> type:
+        """The enum of this machine's states."""
+        return type(next(iter(self.table)))
 
     def subject_of(self, obj) -> str:
         return self.subject(obj) if callable(self.subject) else self.subject
@@ -175,8 +184,41 @@ MACHINES: dict[type, Machine] = {
 }
 
 
-def machine_of(obj) -> Machine:
-    return MACHINES[type(obj)]
+# Sub-states of a model with their own table, moved by the same ``transition()`` (the state's enum picks
+# the machine). They write no activity of their own unless the caller names one (``action=``): the
+# pages' timeline keeps telling the story in the words it always had.
+SUB_MACHINES: dict[tuple[type, str], Machine] = {
+    (CertificateRequest, "decision"): Machine(
+        "certificate request automation decision", AUTOMATION_DECISION_TRANSITIONS, "certificate_request",
+        attr="decision", action=lambda to: f"decision_{to.value}"),
+    (CertificateRequest, "issuing"): Machine(
+        "certificate request issuing", ISSUE_TRANSITIONS, "certificate_request", attr="issuing",
+        stamps={IssueState.PENDING: "issue_requested_at"}, action=lambda to: f"issuing_{to.value}"),
+}
+
+
+def all_machines() -> dict[str, tuple[type, Machine]]:
+    """Every machine by name: the models' own lifecycles and their sub-states."""
+    return {m.name: (model, m) for model, m in MACHINES.items()} | {
+        m.name: (model, m) for (model, _), m in SUB_MACHINES.items()}
+
+
+def table_rows(machine: Machine) -> list[str]:
+    """The machine's table as the rows of ``docs/architecture.md`` show it: ``| `state` | `next`, ... |``
+    (allowed next states in alphabetical order, ``—`` for a final state)."""
+    return [f"| `{state}` | " + (", ".join(f"`{t}`" for t in sorted(machine.table[state])) or "—") + " |"
+            for state in machine.table]
+
+
+def machine_of(obj, to=None) -> Machine:
+    """The machine of ``obj`` whose states ``to`` belongs to (its main lifecycle when ``to`` is None)."""
+    main = MACHINES[type(obj)]
+    if to is None or isinstance(to, main.states):
+        return main
+    for (model, _), machine in SUB_MACHINES.items():
+        if model is type(obj) and isinstance(to, machine.states):
+            return machine
+    raise KeyError(f"{type(obj).__name__} has no machine with the state {to!r}")
 
 
 def version_column(model: type):
@@ -201,16 +243,17 @@ def claim(obj, *, expected_version: int | None = None, target=None) -> None:
 
 def transition(obj, to, *, actor: User | None, now: datetime, note: str = "", action: str | None = None,
                actor_label: str | None = None, expected_version: int | None = None):
-    """Move ``obj`` to ``to`` if its machine's table allows it (else ``InvalidTransition``): status,
+    """Move ``obj`` to ``to`` if its machine's table allows it (else ``InvalidTransition``): the state,
     timestamps, a flush whose UPDATE checks the version counter (a lost race, or a page that showed an
-    older ``expected_version``: ``TransitionConflict``), one activity row, the event."""
-    machine = machine_of(obj)
+    older ``expected_version``: ``TransitionConflict``), one activity row, the event. A sub-state's move
+    writes its activity row only when ``action`` is given."""
+    machine = machine_of(obj, to)
     if expected_version is not None and obj.version != expected_version:
-        raise TransitionConflict(obj, obj.status, to, expected_version)
-    current = obj.status
+        raise TransitionConflict(obj, getattr(obj, machine.attr), to, expected_version)
+    current = getattr(obj, machine.attr)
     if not machine.allows(current, to):
         raise InvalidTransition(current, to)
-    obj.status = to
+    setattr(obj, machine.attr, to)
     if to in machine.stamps:
         setattr(obj, machine.stamps[to], now)
     if machine.updated_attr:
@@ -220,8 +263,10 @@ def transition(obj, to, *, actor: User | None, now: datetime, note: str = "", ac
     except StaleDataError as exc:
         raise TransitionConflict(obj, current, to) from exc
     subject = machine.subject_of(obj)
-    record(subject, obj.id, action or machine.action(to), actor=actor, actor_label=actor_label,
-           customer_id=getattr(obj, machine.customer_attr) if machine.customer_attr else None, message=note, now=now)
+    if machine.attr == "status" or action:
+        record(subject, obj.id, action or machine.action(to), actor=actor, actor_label=actor_label,
+               customer_id=getattr(obj, machine.customer_attr) if machine.customer_attr else None, message=note,
+               now=now)
     if event := machine.events.get(to):
         from app.events import emit
 

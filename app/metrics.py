@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
-from app.enums import PaymentStatus, RequestStatus
+from app.enums import AutomationDecision, PaymentStatus, RequestStatus
 from app.extensions import db
 from app.models import (
     CertificateJurisdiction,
@@ -93,7 +93,7 @@ def coi_numbers(date_from: date, date_to: date) -> dict:
     completed = Q.status == RequestStatus.COMPLETED
     total, issued, auto = db.session.execute(sa.select(
         sa.func.count(Q.id), sa.func.count(sa.case((completed, 1))),
-        sa.func.count(sa.case((sa.and_(completed, Q.needs_manual.is_(False)), 1)))).where(*in_range)).one()
+        sa.func.count(sa.case((sa.and_(completed, Q.decision == AutomationDecision.AUTO), 1)))).where(*in_range)).one()
     rejections = [{"reason": reason or "(none given)", "count": n} for reason, n in db.session.execute(
         sa.select(Q.rejection_reason, sa.func.count(Q.id)).where(*in_range, Q.status == RequestStatus.REJECTED)
         .group_by(Q.rejection_reason).order_by(sa.func.count(Q.id).desc()))]

@@ -114,7 +114,7 @@ def main() -> None:
                          else None, "reminders_sent": [], "version": 1, "created_at": sent})
             coi.append({"customer_id": customer.id, "type": RequestType.COI.value, "source": RequestSource.API.value,
                         "status": RequestStatus.COMPLETED.value if i % 4 else RequestStatus.NEW.value,
-                        "holder_name": "H", "needs_manual": bool(i % 5 == 0), "manual_reason": "",
+                        "holder_name": "H", "decision": "manual" if i % 5 == 0 else "auto", "manual_reason": "",
                         "rejection_reason": "", "fee_cents": 0, "version": 1, "created_at": sent, "updated_at": sent,
                         "completed_at": sent + timedelta(hours=i % 10) if i % 4 else None})
             if len(rows) == 5000:

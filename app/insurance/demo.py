@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import sqlalchemy as sa
 
 from app import activity
-from app.enums import PaymentStatus, RequestSource, RequestStatus, RequestType
+from app.enums import AutomationDecision, PaymentStatus, RequestSource, RequestStatus, RequestType
 from app.extensions import db
 from app.models import CertificateRequest, Customer, Payment, User
 
@@ -73,7 +73,8 @@ def seed_demo_requests(today: date) -> int:
         ok, reason = processing.should_auto_issue(
             CertificateRequest(type=kind, customer=customer, instructions=fields.get("instructions", "")), [])
         req = CertificateRequest(customer_id=customer.id, type=kind, source=RequestSource.PORTAL, fee_cents=fee,
-                                 needs_manual=True, idempotency_key=key, created_at=now, updated_at=now,
+                                 decision=AutomationDecision.MANUAL, idempotency_key=key, created_at=now,
+                                 updated_at=now,
                                  manual_reason=(reason if not ok else "Demo request, left for staff.")[:300],
                                  **fields)
         db.session.add(req)

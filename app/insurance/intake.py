@@ -451,7 +451,7 @@ def submit_certificate_request(customer: Customer, *, type, source: RequestSourc
 
     req = CertificateRequest(customer_id=customer.id, type=kind, source=source, fee_cents=fee_cents,
                              submitted_by_id=actor.id if actor is not None else None,
-                             needs_manual=True, manual_reason="", created_at=now, updated_at=now,
+                             created_at=now, updated_at=now,
                              idempotency_key=request_key, **clean)
     try:
         with db.session.begin_nested():  # a concurrent twin with the same idempotency key loses here

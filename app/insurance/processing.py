@@ -9,8 +9,12 @@ anything. Two actions racing past that check are caught by the row's version cou
 matches no row, raises ``StaleDataError`` and its whole transaction (pending values, e-mails,
 deferred jobs) is rolled back. Nothing is done twice.
 
+Two sub-states have their own tables in ``app.lifecycle``: the automation **decision** (undecided ->
+manual | auto, set by :func:`auto_process`) and **issuing** (none -> pending -> issued | failed, failed ->
+pending on a retry; the automatic path goes none -> issued).
+
 Issuing is asynchronous: staff *Submit* (generated or uploaded) validates, stores the approved values
-in ``pending_issue`` and sets ``issue_requested_at`` in one transaction, and defers the PDF job
+in ``pending_issue`` and moves issuing to ``pending`` in one transaction, and defers the PDF job
 (``ISSUE_JOB``, queue ``pdf``). The job (:func:`issue_requested`) renders / issues the certificate,
 completes the request and queues the e-mails; it does nothing for a request that is no longer being
 issued, so a retry or a duplicate is harmless. A sweep step re-enqueues submits a lost job left behind.
@@ -30,7 +34,9 @@ from sqlalchemy.orm.exc import StaleDataError
 from app import activity, lifecycle
 from app.enums import (
     OPEN_REQUEST_STATUSES,
+    AutomationDecision,
     InvalidTransition,
+    IssueState,
     RequestStatus,
     RequestType,
     Role,
@@ -106,9 +112,10 @@ def conflict_message(req: CertificateRequest) -> str:
 
 # -- lifecycle -------------------------------------------------------------------------------------
 
-def transition(req: CertificateRequest, to: RequestStatus, *, actor: User | None, now: datetime,
-               action: str | None = None, message: str = "") -> None:
-    """The only place that assigns ``CertificateRequest.status`` (through the lifecycle engine)."""
+def transition(req: CertificateRequest, to: RequestStatus | AutomationDecision | IssueState, *,
+               actor: User | None, now: datetime, action: str | None = None, message: str = "") -> None:
+    """The only place that assigns ``CertificateRequest.status`` and its sub-states ``decision`` and
+    ``issuing`` (through the lifecycle engine)."""
     lifecycle.transition(req, to, actor=actor, now=now, action=action, note=message)
 
 
@@ -220,7 +227,9 @@ def _complete_and_deliver(req: CertificateRequest, *, actor: User | None, now: d
     from app.insurance.documents import deliver_certificate, issue_certificate
 
     transition(req, RequestStatus.COMPLETED, actor=actor, now=now, action=action, message=message)
-    req.needs_manual = actor is not None
+    transition(req, IssueState.ISSUED, actor=actor, now=now)
+    if actor is None:  # the automatic check decided
+        transition(req, AutomationDecision.AUTO, actor=None, now=now)
     _claim(req)
     cert = issue_certificate(req.customer, kind=req.type, holder=holder, actor=actor, now=now, request=req,
                              data=data, uploaded_pdf=uploaded_pdf, override_note=override_note)
@@ -238,10 +247,8 @@ def _request_issue(req: CertificateRequest, *, actor: User, now: datetime, paylo
         transition(req, RequestStatus.IN_PROGRESS, actor=actor, now=now, action="marked_in_progress",
                    message=f"{actor.name} is working on it (submitted the certificate).")
     req.pending_issue = {**payload, "actor_id": actor.id, "actor_name": actor.name}
-    req.issue_requested_at = now
     req.issue_error = ""
-    activity.record(SUBJECT, req.id, "certificate_submitted", actor=actor, customer_id=req.customer_id, now=now,
-                    message=message)
+    transition(req, IssueState.PENDING, actor=actor, now=now, action="certificate_submitted", message=message)
     _claim(req)
     defer(db.session, ISSUE_JOB, req.id, queue="pdf")
 
@@ -311,7 +318,7 @@ def retry_issue(req: CertificateRequest, *, actor: User, now: datetime,
                 expected_version: int | None = None) -> CertificateRequest:
     """After a failed issue: queue the same submitted values again."""
     _check_open(req, expected_version)
-    if not req.pending_issue or not req.issue_error:
+    if not req.pending_issue or req.issuing is not IssueState.FAILED:
         raise ActionRefused("There is no failed certificate to try again: submit the certificate instead.")
     payload = {k: v for k, v in req.pending_issue.items() if k not in ("actor_id", "actor_name")}
     _request_issue(req, actor=actor, now=now, payload=payload, message="Trying the submitted certificate again.")
@@ -362,8 +369,8 @@ def record_issue_failure(req: CertificateRequest, reason: str, *, now: datetime)
     """The submitted certificate could not be issued: stop waiting, tell staff why (nothing was sent)."""
     req.issue_requested_at = None
     req.issue_error = reason[:500]
-    activity.record(SUBJECT, req.id, "issue_failed", customer_id=req.customer_id, now=now,
-                    message=f"The certificate could not be issued: {reason} Nothing was sent.")
+    transition(req, IssueState.FAILED, actor=None, now=now, action="issue_failed",
+               message=f"The certificate could not be issued: {reason} Nothing was sent.")
     _claim(req)
 
 
@@ -372,7 +379,7 @@ def requeue_issue_requests(now: datetime) -> int:
     """Re-enqueue submits whose PDF job was lost; give up (visibly) on those stuck for an hour."""
     stuck = db.session.scalars(
         sa.select(CertificateRequest).where(
-            CertificateRequest.status.in_(OPEN_STATUSES), CertificateRequest.issue_requested_at.is_not(None),
+            CertificateRequest.status.in_(OPEN_STATUSES), CertificateRequest.issuing == IssueState.PENDING,
             CertificateRequest.issue_requested_at < now - ISSUE_REQUEUE_AFTER,
         ).order_by(CertificateRequest.issue_requested_at).limit(500)
     ).all()
@@ -538,9 +545,9 @@ def should_auto_issue(request: CertificateRequest, discrepancies: list[str],
 def auto_process(req: CertificateRequest, *, now: datetime) -> str:
     """The job's work: issue and deliver without staff, or send to the manual queue with the reason.
 
-    Idempotent: only a ``new`` request that has not been decided yet (empty ``manual_reason``) is looked at.
+    Idempotent: only a ``new`` request whose decision is still ``undecided`` is looked at.
     """
-    if req.status is not RequestStatus.NEW or req.manual_reason:
+    if req.status is not RequestStatus.NEW or not req.is_undecided:
         return "nothing to do"
     from app.insurance.issuing import run_guard
 
@@ -560,10 +567,9 @@ def auto_process(req: CertificateRequest, *, now: datetime) -> str:
             blocks = run_guard(req.customer, data, _holder(req), now.date()).reasons
     ok, reason = should_auto_issue(req, discrepancies, blocks)
     if not ok:
-        req.needs_manual = True
         req.manual_reason = reason[:300]
-        activity.record(SUBJECT, req.id, "sent_to_manual_queue", customer_id=req.customer_id, now=now,
-                        message=f"Manual processing: {reason}")
+        transition(req, AutomationDecision.MANUAL, actor=None, now=now, action="sent_to_manual_queue",
+                   message=f"Manual processing: {reason}")
         _claim(req)
         return "manual"
     holder = _holder(req)
@@ -578,7 +584,8 @@ def requeue_undecided(now: datetime) -> int:
     """Re-enqueue the automatic check for new requests nobody decided (Redis or a worker was down)."""
     ids = db.session.scalars(
         sa.select(CertificateRequest.id).where(
-            CertificateRequest.status == RequestStatus.NEW, CertificateRequest.manual_reason == "",
+            CertificateRequest.status == RequestStatus.NEW,
+            CertificateRequest.decision == AutomationDecision.UNDECIDED,
             CertificateRequest.created_at < now - timedelta(minutes=2),
         ).limit(500)
     ).all()

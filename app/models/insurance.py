@@ -6,7 +6,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.enums import (
+    AutomationDecision,
     CertificateSource,
+    IssueState,
     PaymentStatus,
     ReissueStatus,
     RequestSource,
@@ -47,7 +49,10 @@ class CertificateRequest(TimestampMixin, db.Model):
     contract_details: Mapped[str] = mapped_column(sa.Text, default="")
     instructions: Mapped[str] = mapped_column(sa.Text, default="")
 
-    needs_manual: Mapped[bool] = mapped_column(default=True)
+    # The automation decision, a sub-state with its own table (app.lifecycle); ``manual_reason`` is the
+    # detail of ``manual`` (why staff must do it).
+    decision: Mapped[AutomationDecision] = mapped_column(
+        enum_column(AutomationDecision), default=AutomationDecision.UNDECIDED, server_default="undecided")
     manual_reason: Mapped[str] = mapped_column(sa.String(300), default="")
     rejection_reason: Mapped[str] = mapped_column(sa.String(300), default="")
     fee_cents: Mapped[int] = mapped_column(default=0)
@@ -63,9 +68,12 @@ class CertificateRequest(TimestampMixin, db.Model):
     # "<customer id>:<key>" from the submitting form or the API's Idempotency-Key header: a retried
     # submission returns the first request instead of creating a second one.
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(120), unique=True)
-    # Staff "Submit": the approved values (certificate data or the uploaded document's storage key, the
-    # recipients, who submitted) wait here for the PDF job; ``issue_requested_at`` marks the request as being
-    # issued until the job completes it (or records ``issue_error`` and clears it).
+    # Issuing, a sub-state with its own table (app.lifecycle). Staff "Submit": the approved values
+    # (certificate data or the uploaded document's storage key, the recipients, who submitted) wait in
+    # ``pending_issue`` for the PDF job while ``issuing`` is pending (since ``issue_requested_at``); a failure
+    # keeps its reason in ``issue_error``.
+    issuing: Mapped[IssueState] = mapped_column(enum_column(IssueState), default=IssueState.NONE,
+                                                server_default="none", index=True)
     pending_issue: Mapped[dict | None] = mapped_column(sa.JSON)
     issue_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     issue_error: Mapped[str] = mapped_column(sa.String(500), default="")
@@ -106,21 +114,32 @@ class CertificateRequest(TimestampMixin, db.Model):
     @property
     def is_issuing(self) -> bool:
         """Submitted by staff and waiting for the PDF job (the page polls, the actions are hidden)."""
-        return self.issue_requested_at is not None and self.is_open
+        return self.issuing is IssueState.PENDING and self.is_open
 
     @property
     def issue_failed(self) -> bool:
         """The PDF job gave up on the submitted values; staff may try again while the request is open."""
-        return bool(self.issue_error) and self.is_open
+        return self.issuing is IssueState.FAILED and self.is_open
 
     @property
-    def issue_state(self) -> str:
+    def issue_state(self) -> IssueState:
         """The issuing sub-state shown on the request page: pending, issued, failed or none."""
-        if self.is_issuing:
-            return "pending"
-        if self.status is RequestStatus.COMPLETED:
-            return "issued"
-        return "failed" if self.issue_error else "none"
+        return self.issuing
+
+    @property
+    def was_submitted(self) -> bool:
+        """Staff submitted a certificate for issuing (the page shows how that went)."""
+        return bool(self.pending_issue) or self.issuing is IssueState.PENDING
+
+    @property
+    def needs_manual(self) -> bool:
+        """Not issued automatically: undecided yet, or left for staff."""
+        return self.decision is not AutomationDecision.AUTO
+
+    @property
+    def is_undecided(self) -> bool:
+        """The automatic check has not decided yet (it runs on new requests only)."""
+        return self.decision is AutomationDecision.UNDECIDED
 
     @property
     def card_payment(self) -> "Payment | None":

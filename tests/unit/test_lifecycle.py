@@ -9,11 +9,13 @@ import sqlalchemy as sa
 from app import lifecycle
 from app.enums import (
     AuditPackStatus,
+    AutomationDecision,
     ExemptionCertificateStatus,
     ExemptionRequestStatus,
     GenerationStatus,
     ImportStatus,
     InvalidTransition,
+    IssueState,
     ReissueStatus,
     RequestStatus,
     SendRunStatus,
@@ -55,17 +57,44 @@ ALLOWED = {
     ExemptionSendRun: edges(SendRunStatus, "queued>running running>running running>done"),
     ReissueRun: edges(ReissueStatus, "queued>running queued>failed running>running running>done running>failed"),
 }
+# sub-states with their own tables: (model, column) -> allowed edges
+SUB_ALLOWED = {
+    (CertificateRequest, "decision"): edges(AutomationDecision, "undecided>manual undecided>auto"),
+    (CertificateRequest, "issuing"): edges(IssueState, "none>pending none>issued pending>issued pending>failed "
+                                                       "failed>pending"),
+}
 CASES = [(model, a, b) for model, machine in lifecycle.MACHINES.items()
          for a in machine.table for b in machine.table]
+SUB_CASES = [(key, a, b) for key, machine in lifecycle.SUB_MACHINES.items()
+             for a in machine.table for b in machine.table]
 
 
 def test_every_machine_is_pinned():
     assert set(ALLOWED) == set(lifecycle.MACHINES)
+    assert set(SUB_ALLOWED) == set(lifecycle.SUB_MACHINES)
 
 
 @pytest.mark.parametrize(("model", "a", "b"), CASES, ids=[f"{m.__name__}:{a}>{b}" for m, a, b in CASES])
 def test_edge(model, a, b):
     assert lifecycle.MACHINES[model].allows(a, b) == ((a, b) in ALLOWED[model])
+
+
+@pytest.mark.parametrize(("key", "a", "b"), SUB_CASES, ids=[f"{k[0].__name__}.{k[1]}:{a}>{b}" for k, a, b in SUB_CASES])
+def test_sub_state_edge(key, a, b):
+    assert lifecycle.SUB_MACHINES[key].allows(a, b) == ((a, b) in SUB_ALLOWED[key])
+
+
+def test_a_sub_state_moves_through_the_engine_on_its_own_column(app, make):
+    req = make.queue_request()
+    lifecycle.transition(req, IssueState.PENDING, actor=None, now=NOW, action="certificate_submitted", note="Sent.")
+    assert (req.status, req.issuing, req.issue_requested_at) == (RequestStatus.NEW, IssueState.PENDING, NOW)
+    with pytest.raises(InvalidTransition):
+        lifecycle.transition(req, IssueState.PENDING, actor=None, now=NOW)
+    lifecycle.transition(req, AutomationDecision.MANUAL, actor=None, now=NOW)  # no action: no activity row
+    db.session.commit()
+    assert req.decision is AutomationDecision.MANUAL
+    assert db.session.scalars(sa.select(Activity.action).filter_by(subject_id=req.id)).all() == [
+        "certificate_submitted"]
 
 
 def test_transition_sets_the_timestamp_writes_the_activity_and_emits_the_event(app, make):

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from app import lifecycle
 from app.enums import (
     AuditPackStatus,
+    AutomationDecision,
     ExemptionCertificateStatus,
     ExemptionRequestStatus,
     GenerationMode,
@@ -18,6 +19,7 @@ from app.enums import (
     ImportKind,
     ImportStatus,
     InvalidTransition,
+    IssueState,
     ReissueStatus,
     RequestStatus,
     SendRunStatus,
@@ -62,6 +64,9 @@ START = {
                                               updated_at=NOW)), ReissueStatus.RUNNING),
 }
 MODELS = list(lifecycle.MACHINES)
+# the sub-states race on the same row's counter: (model, column) -> the move both sessions try
+SUB_START = {(CertificateRequest, "decision"): AutomationDecision.MANUAL,
+             (CertificateRequest, "issuing"): IssueState.PENDING}
 
 
 def _activities(obj) -> int:
@@ -72,6 +77,7 @@ def _activities(obj) -> int:
 
 def test_every_machine_has_a_version_counter_and_a_race_here():
     assert set(START) == set(lifecycle.MACHINES)
+    assert set(SUB_START) == set(lifecycle.SUB_MACHINES)
     for model in lifecycle.MACHINES:
         assert lifecycle.version_column(model) is not None, f"{model.__name__} has no version counter"
 
@@ -127,3 +133,25 @@ def test_claim_first_then_the_loser_learns_before_doing_anything(app, make, mode
     with pytest.raises(lifecycle.TransitionConflict):
         lifecycle.claim(mine, target=to)
     assert mine.status is to  # reloaded: the session is still usable and shows the winner's state
+
+
+@pytest.mark.parametrize("key", list(SUB_START), ids=[f"{m.__name__}.{attr}" for m, attr in SUB_START])
+def test_two_sessions_moving_the_same_sub_state_one_wins(app, make, key):
+    model, attr = key
+    to = SUB_START[key]
+    obj_id = make.queue_request().id
+    db.session.commit()
+    db.session.expunge_all()
+    mine = db.session.get(model, obj_id)
+    before = getattr(mine, attr)
+    with app.app_context():
+        theirs = db.session.get(model, obj_id)
+        lifecycle.transition(theirs, to, actor=None, now=NOW, action="theirs")
+        db.session.commit()
+    with pytest.raises(lifecycle.TransitionConflict) as caught:
+        lifecycle.transition(mine, to, actor=None, now=NOW, action="mine")
+    assert caught.value.current is before
+    db.session.rollback()
+    fresh = db.session.get(model, obj_id, populate_existing=True)
+    assert getattr(fresh, attr) is to
+    assert db.session.scalars(sa.select(Activity.action).filter_by(subject_id=obj_id)).all() == ["theirs"]

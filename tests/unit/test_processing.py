@@ -9,7 +9,9 @@ from sqlalchemy.orm import Session
 
 from app.enums import (
     CERTIFICATE_REQUEST_TRANSITIONS,
+    AutomationDecision,
     InvalidTransition,
+    IssueState,
     RequestStatus,
     RequestType,
     Role,
@@ -187,7 +189,7 @@ def test_upload_refuses_non_pdfs_and_stores_nothing(app, make, data, filename, t
 
 
 def test_auto_process_skips_decided_and_closed(app, make):
-    req = make.queue_request(manual_reason="Discrepancies: something")
+    req = make.queue_request(manual_reason="Discrepancies: something", decision=AutomationDecision.MANUAL)
     assert processing.auto_process(req, now=NOW) == "nothing to do"
     done = make.queue_request(status="completed")
     assert processing.auto_process(done, now=NOW) == "nothing to do"
@@ -218,7 +220,8 @@ def test_attempt_automation_refused_without_automation(app, make):
 def test_sweep_requeues_undecided_new_requests(app, make):
     old = make.queue_request(created_at=datetime(2026, 6, 1, 14, 0, tzinfo=UTC))
     make.queue_request(created_at=datetime(2026, 6, 1, 14, 59, 30, tzinfo=UTC))  # too fresh
-    make.queue_request(created_at=datetime(2026, 6, 1, 14, 0, tzinfo=UTC), manual_reason="decided")
+    make.queue_request(created_at=datetime(2026, 6, 1, 14, 0, tzinfo=UTC), manual_reason="decided",
+                       decision=AutomationDecision.MANUAL)
     assert processing.requeue_undecided(NOW) == 1
     jobs = db.session.info["deferred_jobs"]
     assert [(j.func, j.args) for j in jobs] == [(processing.AUTO_JOB, (old.id,))]
@@ -311,7 +314,7 @@ def test_issue_failure_is_recorded_and_retry_needs_a_failure(app, make):
     with pytest.raises(processing.ActionRefused, match="no failed certificate"):
         processing.retry_issue(req, actor=staff, now=NOW)
     req.pending_issue = {"mode": "uploaded", "document_key": "00/missing", "recipients": []}
-    req.issue_requested_at = NOW
+    req.issuing, req.issue_requested_at = IssueState.PENDING, NOW
     with pytest.raises(processing.IssueFailed, match="missing from the file store"):
         processing.issue_requested(req, now=NOW)
     processing.record_issue_failure(req, "the uploaded file is missing.", now=NOW)
@@ -326,7 +329,7 @@ def test_sweep_requeues_lost_issue_jobs_and_gives_up_after_an_hour(app, make):
     def pending(minutes_ago, status="in_progress"):
         req = make.queue_request(status=status)
         req.pending_issue = {"mode": "generated", "data": {"x": 1}, "recipients": []}
-        req.issue_requested_at = NOW - timedelta(minutes=minutes_ago)
+        req.issuing, req.issue_requested_at = IssueState.PENDING, NOW - timedelta(minutes=minutes_ago)
         return req
 
     lost = pending(5)
@@ -338,6 +341,7 @@ def test_sweep_requeues_lost_issue_jobs_and_gives_up_after_an_hour(app, make):
     jobs = db.session.info["deferred_jobs"]
     assert [(j.func, j.args, j.queue) for j in jobs] == [(processing.ISSUE_JOB, (lost.id,), "pdf")]
     assert ancient.issue_requested_at is None and "kept failing" in ancient.issue_error
+    assert ancient.issuing is IssueState.FAILED and lost.issuing is IssueState.PENDING
 
 
 def test_issue_sweep_step_registered(app):

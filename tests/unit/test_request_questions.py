@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.enums import ExemptionRequestStatus, PaymentStatus, RequestStatus, RequestType
+from app.enums import AutomationDecision, ExemptionRequestStatus, IssueState, PaymentStatus, RequestStatus, RequestType
 from app.models import CertificateRequest, Payment
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -19,24 +19,33 @@ def test_open_means_new_or_in_progress(status, is_open):
     assert CertificateRequest(status=status).is_open is is_open
 
 
-@pytest.mark.parametrize("status, requested_at, error, state", [
-    (RequestStatus.NEW, NOW, "", "pending"),
-    (RequestStatus.IN_PROGRESS, NOW, "", "pending"),
-    (RequestStatus.IN_PROGRESS, None, "PDF engine down", "failed"),
-    (RequestStatus.NEW, None, "", "none"),
-    (RequestStatus.COMPLETED, None, "", "issued"),
-    (RequestStatus.CANCELLED, NOW, "", "none"),  # a stale submission on a closed request is not issuing
+@pytest.mark.parametrize("status, issuing, issuing_now, failed_now", [
+    (RequestStatus.NEW, IssueState.PENDING, True, False),
+    (RequestStatus.IN_PROGRESS, IssueState.PENDING, True, False),
+    (RequestStatus.IN_PROGRESS, IssueState.FAILED, False, True),
+    (RequestStatus.NEW, IssueState.NONE, False, False),
+    (RequestStatus.COMPLETED, IssueState.ISSUED, False, False),
+    (RequestStatus.CANCELLED, IssueState.PENDING, False, False),  # a closed request is not being issued
 ])
-def test_issuing_sub_state(status, requested_at, error, state):
-    req = CertificateRequest(status=status, issue_requested_at=requested_at, issue_error=error)
-    assert req.issue_state == state
-    assert req.is_issuing is (state == "pending")
-    assert req.issue_failed is (state == "failed")
+def test_issuing_sub_state(status, issuing, issuing_now, failed_now):
+    req = CertificateRequest(status=status, issuing=issuing, issue_requested_at=NOW)
+    assert req.issue_state == issuing.value
+    assert req.is_issuing is issuing_now
+    assert req.issue_failed is failed_now
 
 
 def test_a_failure_on_a_closed_request_offers_no_retry():
-    req = CertificateRequest(status=RequestStatus.REJECTED, issue_error="PDF engine down")
+    req = CertificateRequest(status=RequestStatus.REJECTED, issuing=IssueState.FAILED, issue_error="PDF engine down")
     assert req.issue_failed is False
+
+
+@pytest.mark.parametrize("decision, needs_manual, undecided", [
+    (AutomationDecision.UNDECIDED, True, True), (AutomationDecision.MANUAL, True, False),
+    (AutomationDecision.AUTO, False, False),
+])
+def test_automation_decision_sub_state(decision, needs_manual, undecided):
+    req = CertificateRequest(decision=decision)
+    assert (req.needs_manual, req.is_undecided) == (needs_manual, undecided)
 
 
 @pytest.mark.parametrize("kind, short, is_coi, waiver, relabel", [

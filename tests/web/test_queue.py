@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from app.enums import PaymentMethod, PaymentStatus, RequestStatus, Role
+from app.enums import IssueState, PaymentMethod, PaymentStatus, RequestStatus, Role
 from app.extensions import db
 from app.insurance import processing
 from app.models import Activity, CertificateRequest, IssuedCertificate, OutboxMessage, Payment
@@ -362,7 +362,7 @@ def test_queue_survives_garbage_filters(client, processor, make):
 def test_queue_flags_instructions_and_issuing(client, processor, make):
     make.queue_request(holder_name="Flagged Holder", instructions="Add the lender as loss payee")
     issuing = make.queue_request(holder_name="Issuing Holder", status="in_progress")
-    issuing.issue_requested_at = datetime(2026, 6, 1, tzinfo=UTC)
+    issuing.issuing, issuing.issue_requested_at = IssueState.PENDING, datetime(2026, 6, 1, tzinfo=UTC)
     db.session.commit()
     page = client.get("/dashboard/queue").text
     assert page.count('class="flag"') == 1 and 'title="Add the lender as loss payee"' in page

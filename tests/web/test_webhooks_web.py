@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.cli import create_api_token
-from app.enums import RequestSource, RequestStatus, RequestType, Role
+from app.enums import AutomationDecision, RequestSource, RequestStatus, RequestType, Role
 from app.exemptions import services
 from app.extensions import db
 from app.models import CertificateRequest, WebhookDelivery, WebhookEndpoint
@@ -110,7 +110,8 @@ def test_metrics_against_a_seeded_set(client, bearer, make, auth):
                                   (RequestStatus.REJECTED, True, None), (RequestStatus.NEW, True, None)):
         db.session.add(CertificateRequest(
             customer_id=customer.id, type=RequestType.COI, source=RequestSource.API, status=status,
-            holder_name="H", needs_manual=manual, created_at=t0, updated_at=t0,
+            holder_name="H", created_at=t0,
+            decision=AutomationDecision.MANUAL if manual else AutomationDecision.AUTO, updated_at=t0,
             completed_at=t0 + timedelta(hours=hours) if hours else None,
             rejection_reason="Duplicate request" if status is RequestStatus.REJECTED else ""))
     db.session.commit()

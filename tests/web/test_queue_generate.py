@@ -148,6 +148,8 @@ def test_upload_submit_sends_uploaded_pdf(htmx, processor, make, run_jobs, smtp)
     customer = make.customer(contact_email="office@upl.example.com")
     req = make.queue_request(customer=customer, holder_email="h@upl.example.com")
     db.session.commit()
+    panel = htmx.get(f"/dashboard/queue/{req.id}", target=f"request-{req.id}-panel").text
+    assert "with a verification page (number, code, QR code) added at the end, and the file is signed" in panel
     ok = htmx.post(f"/dashboard/queue/{req.id}/upload", content_type="multipart/form-data", data={
         "version": "1", "send_to_holder": "1", "certificate": (io.BytesIO(pdf), "issued cert.pdf")})
     assert ok.status_code == 200 and "Uploaded PDF submitted by Pia Processor" in ok.text

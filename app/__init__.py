@@ -106,9 +106,9 @@ def create_app(config_class: type = Config) -> Flask:
 
 def _build_registries() -> None:
     """The lists other modules read, filled here in one place rather than by importing a feature package:
-    the demo-data steps of ``flask seed-demo`` (in this order) and the outbox's link expanders (placeholders
-    replaced with a fresh link only when a message is delivered)."""
-    from app import cli, notify
+    the demo-data steps of ``flask seed-demo`` (in this order), the outbox's link expanders (placeholders
+    replaced with a fresh link only when a message is delivered) and the sweep's repair steps."""
+    from app import cli, notify, sweeper
     from app.auth.invitations import expand_placeholders
     from app.customers.holders import seed_demo_holders
     from app.exemptions.demo import seed_exemptions
@@ -118,6 +118,7 @@ def _build_registries() -> None:
 
     cli.SEED_HOOKS[:] = [seed_demo_holders, seed_exemptions, seed_demo_requests, seed_rejection_reasons]
     notify.DELIVERY_EXPANDERS[:] = [expand_placeholders, expand_link_placeholders]
+    sweeper.install()
 
 
 def _register_id_converter(app: Flask) -> None:

@@ -1,7 +1,9 @@
 """The periodic sweep: repairs whatever a dead worker, a lost schedule or a Redis outage left behind.
 
-Each capability registers an idempotent function ``fn(now) -> int`` (how many items it touched).
-The sweep runs them one by one, each in its own transaction, so one failure does not block the rest.
+Each step is an idempotent function ``fn(now) -> int`` (how many items it touched), listed by name in
+``STEPS`` (in the order they run) and put in the registry by ``create_app`` (``install``), not by importing
+a feature package. The sweep runs them one by one, each in its own transaction, so one failure does not
+block the rest.
 
 The time of the last completed sweep is kept in the database (``settings``: it survives a Redis
 restart), shown on the admin outbox page and checked by ``flask check-services``. A Redis lock keeps
@@ -22,13 +24,37 @@ log = logging.getLogger(__name__)
 
 SWEEPS: dict[str, Callable[[datetime], int]] = {}
 
+# name -> "module:function", in the order the sweep runs them (webhook deliveries last: the steps before
+# emit events).
+STEPS = {
+    "outbox": "app.sweeper:sweep_outbox",
+    "upload_scratch": "app.sweeper:sweep_upload_scratch",
+    "coi_auto_process": "app.insurance.processing:requeue_undecided",
+    "coi_issue_requests": "app.insurance.processing:requeue_issue_requests",
+    "exemption_links_expire": "app.exemptions.services:expire_overdue_links",
+    "exemption_reminders": "app.exemptions.services:send_due_reminders",
+    "exemption_certificates_expire": "app.exemptions.services:expire_certificates",
+    "exemption_renewals": "app.exemptions.services:send_renewals",
+    "exemption_expiring_soon": "app.exemptions.services:mark_expiring_soon",
+    "audit_packs_resume": "app.exemptions.audit:resume_audit_packs",
+    "generated-files": "app.customers.generation:remove_expired_files",
+    "stuck-holder-jobs": "app.customers.generation:requeue_stuck_runs",
+    "stuck-reissue-runs": "app.insurance.reissue_runs:requeue_stuck_runs",
+    "webhook_deliveries": "app.webhooks:resend_lost_deliveries",
+}
 
-def register_sweep(name: str):
-    def decorator(fn: Callable[[datetime], int]):
-        SWEEPS[name] = fn
-        return fn
 
-    return decorator
+def install(steps: dict[str, str] = STEPS) -> dict[str, Callable[[datetime], int]]:
+    """Fill the registry with exactly ``steps`` (called by ``create_app``; calling it again is harmless)."""
+    from importlib import import_module
+
+    found = {}
+    for name, target in steps.items():
+        module, _, attr = target.partition(":")
+        found[name] = getattr(import_module(module), attr)
+    SWEEPS.clear()
+    SWEEPS.update(found)
+    return SWEEPS
 
 
 LAST_SWEEP_KEY = "sweep.last_run"
@@ -110,15 +136,13 @@ def sweep_health(now: datetime | None = None) -> tuple[bool, str]:
     return now - last <= timedelta(seconds=3 * interval), sentence
 
 
-@register_sweep("outbox")
-def _sweep_outbox(now: datetime) -> int:
+def sweep_outbox(now: datetime) -> int:
     from app.notify import requeue_stuck
 
     return requeue_stuck(now)
 
 
-@register_sweep("upload_scratch")
-def _sweep_upload_scratch(now: datetime) -> int:
+def sweep_upload_scratch(now: datetime) -> int:
     """Delete documents kept between posts of a link form (``portal/links.py``) after an hour."""
     from pathlib import Path
 

@@ -69,7 +69,6 @@ from app.models import (
 from app.models.holders import WORKING_IMPORT_STATUSES
 from app.queue import defer
 from app.storage import get_store
-from app.sweeper import register_sweep
 
 GENERATE_JOB = "app.customers.holder_jobs.generate_certificates"
 QUEUED_GRACE = timedelta(minutes=5)    # a queued run nobody picked up after this is enqueued again
@@ -695,7 +694,6 @@ def _key_in_use(key: str, *, except_run: int) -> bool:
     return bool(in_runs or in_sent)
 
 
-@register_sweep("generated-files")
 def remove_expired_files(now: datetime) -> int:
     """Remove generated files past GENERATED_FILE_DAYS (and uploaded import files as old)."""
     count = 0
@@ -720,7 +718,6 @@ def remove_expired_files(now: datetime) -> int:
     return count
 
 
-@register_sweep("stuck-holder-jobs")
 def requeue_stuck_runs(now: datetime) -> int:
     """Enqueue again the generation / import runs a dead worker or a lost Redis message left behind. Only
     ``queued`` / ``running`` runs qualify: a failed run is final and is never enqueued again."""

@@ -27,7 +27,6 @@ from app.extensions import db
 from app.insurance.intake import csv_safe
 from app.models import Activity, AuditPack, CertificateJurisdiction, ExemptionCertificate, User
 from app.queue import defer
-from app.sweeper import register_sweep
 from app.validation import US_STATES
 
 SUBJECT = "audit_pack"
@@ -193,7 +192,6 @@ def fail_pack(pack: AuditPack, message: str, *, now) -> None:
     lifecycle.transition(pack, AuditPackStatus.FAILED, actor=None, now=now, note=pack.error)
 
 
-@register_sweep("audit_packs_resume")
 def resume_audit_packs(now: datetime) -> int:
     """Re-enqueue packs a lost job left queued or running (the job is idempotent); give up after
     ``MAX_ATTEMPTS`` tries, visibly."""

@@ -50,7 +50,6 @@ from app.models import (
 )
 from app.notify import queue_email
 from app.queue import defer
-from app.sweeper import register_sweep
 from app.uploads import CheckedUpload
 from app.validation import US_STATES
 
@@ -584,7 +583,6 @@ def jurisdiction_expiry(cert: ExemptionCertificate, j: CertificateJurisdiction) 
 SWEEP_BATCH = 5_000  # rows per statement: well under a second on PostgreSQL and SQLite
 
 
-@register_sweep("exemption_links_expire")
 def expire_overdue_links(now: datetime, *, batch: int | None = None) -> int:
     """Expire every live link past its time, set-based: per batch one ``UPDATE … RETURNING``, one INSERT
     of the timeline rows and the events (``emit_many``) -- what ``expire_request`` does one link at a time.
@@ -642,7 +640,6 @@ def due_reminder(req: ExemptionRequest, now: datetime, days_list) -> int | None:
 REMINDER_BATCH = 1_000  # each reminder renders its own e-mail: a batch stays well under a second
 
 
-@register_sweep("exemption_reminders")
 def send_due_reminders(now: datetime, *, batch: int | None = None) -> int:
     """Every reminder that is due (:func:`due_reminder`: only the closest one of each link), in batches:
     per window of ``EXEMPTION_REMINDER_DAYS`` one SELECT of the links in it (id order, a page at a time;
@@ -745,7 +742,6 @@ def _due_certificates(today: date):
             ~sa.exists().where(jt.c.certificate_id == t.c.id, expires_on >= today))
 
 
-@register_sweep("exemption_certificates_expire")
 def expire_certificates(now: datetime, *, batch: int | None = None) -> int:
     """Expire every active certificate whose every jurisdiction has lapsed, set-based: per batch one
     ``UPDATE … RETURNING``, one INSERT of the timeline rows and the events (``emit_many``) -- what
@@ -832,7 +828,6 @@ def _send_renewal(cert: ExemptionCertificate, *, now: datetime) -> ExemptionRequ
 RENEWAL_BATCH = 500  # each renewal writes a request, its e-mail and a timeline row: well under a second
 
 
-@register_sweep("exemption_renewals")
 def send_renewals(now: datetime, *, batch: int | None = None) -> int:
     """Renewal requests for every active certificate whose earliest expiry is ``EXEMPTION_RENEWAL_DAYS``
     away or nearer (:func:`renewal_due_on`): per batch one ``UPDATE … RETURNING`` claims the due ones
@@ -875,7 +870,6 @@ def is_expiring_soon(cert: ExemptionCertificate, today: date, days: int | None =
     return cert.status is CS.ACTIVE and earliest is not None and earliest <= today + timedelta(days=days)
 
 
-@register_sweep("exemption_expiring_soon")
 def mark_expiring_soon(now: datetime) -> int:
     """Once per certificate, when its earliest state expiry comes within EXPIRING_SOON_DAYS: a timeline
     entry and the ``exemption_certificate.expiring_soon`` event. Only certificates near their date are read."""

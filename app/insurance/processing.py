@@ -46,7 +46,6 @@ from app.models import CertificateRequest, IssuedCertificate, RejectionReason, U
 from app.models.insurance import DEFAULT_REJECTION_REASONS
 from app.notify import queue_email
 from app.queue import defer
-from app.sweeper import register_sweep
 from app.uploads import PDF, UploadRejected, check_upload
 
 log = logging.getLogger(__name__)
@@ -374,7 +373,6 @@ def record_issue_failure(req: CertificateRequest, reason: str, *, now: datetime)
     _claim(req)
 
 
-@register_sweep("coi_issue_requests")
 def requeue_issue_requests(now: datetime) -> int:
     """Re-enqueue submits whose PDF job was lost; give up (visibly) on those stuck for an hour."""
     stuck = db.session.scalars(
@@ -579,7 +577,6 @@ def auto_process(req: CertificateRequest, *, now: datetime) -> str:
     return "issued"
 
 
-@register_sweep("coi_auto_process")
 def requeue_undecided(now: datetime) -> int:
     """Re-enqueue the automatic check for new requests nobody decided (Redis or a worker was down)."""
     ids = db.session.scalars(

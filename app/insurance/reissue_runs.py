@@ -32,7 +32,6 @@ from app.enums import ReissueStatus
 from app.extensions import db
 from app.models import Customer, IssuedCertificate, ReissueRun, User
 from app.queue import defer
-from app.sweeper import register_sweep
 
 REISSUE_JOB = "app.insurance.jobs.run_reissue"
 QUEUED_GRACE = timedelta(minutes=5)    # a queued run nobody picked up after this is enqueued again
@@ -156,7 +155,6 @@ def recent_runs(customer_id: int, limit: int = 3) -> list[ReissueRun]:
                                    .order_by(ReissueRun.id.desc()).limit(limit)))
 
 
-@register_sweep("stuck-reissue-runs")
 def requeue_stuck_runs(now: datetime) -> int:
     """Enqueue again the re-issue runs a dead worker or a lost Redis message left ``queued`` / ``running``
     (the job is idempotent per certificate); a run out of attempts fails with a message."""

@@ -29,7 +29,6 @@ from app.extensions import db
 from app.models import Event, User, WebhookDelivery, WebhookEndpoint
 from app.notify import queue_email
 from app.queue import defer
-from app.sweeper import register_sweep
 
 SUBJECT = "webhook_endpoint"
 TIMEOUT_SECONDS = 10
@@ -306,7 +305,6 @@ def replay_since(endpoint: WebhookEndpoint, since: datetime, *, actor: User | No
     return count
 
 
-@register_sweep("webhook_deliveries")
 def resend_lost_deliveries(now: datetime) -> int:
     """Deliveries whose job a dead worker or a Redis restart lost: due for over a minute, still pending."""
     ids = list(db.session.scalars(sa.select(WebhookDelivery.id).where(

@@ -742,6 +742,11 @@ def _due_certificates(today: date):
             ~sa.exists().where(jt.c.certificate_id == t.c.id, expires_on >= today))
 
 
+# Each expired certificate's event carries its full API representation (read with its states): about a
+# millisecond a certificate on a loaded 2-core machine, so a batch of 1,000 stays near a second.
+CERTIFICATE_BATCH = 1_000
+
+
 def expire_certificates(now: datetime, *, batch: int | None = None) -> int:
     """Expire every active certificate whose every jurisdiction has lapsed, set-based: per batch one
     ``UPDATE … RETURNING``, one INSERT of the timeline rows and the events (``emit_many``) -- what
@@ -750,13 +755,14 @@ def expire_certificates(now: datetime, *, batch: int | None = None) -> int:
     from app.events import emit_many
     from app.models import Activity
 
-    batch, today = batch or SWEEP_BATCH, now.date()
+    batch, today = batch or CERTIFICATE_BATCH, now.date()
     t = ExemptionCertificate.__table__
     message = "Every jurisdiction on the certificate has expired."
-    total = 0
+    total, after = 0, 0
     while True:
         db.session.flush()
-        due = sa.select(t.c.id).where(*_due_certificates(today)).order_by(t.c.id).limit(batch)
+        # id order, from where the last batch ended: a batch never re-reads the certificates before it
+        due = (sa.select(t.c.id).where(*_due_certificates(today), t.c.id > after).order_by(t.c.id).limit(batch))
         done = db.session.execute(
             sa.update(t).where(t.c.id.in_(due.scalar_subquery()), t.c.status == CS.ACTIVE.value)
             .values(status=CS.EXPIRED.value, expired_at=now, version=t.c.version + 1)
@@ -768,6 +774,7 @@ def expire_certificates(now: datetime, *, batch: int | None = None) -> int:
              "actor_label": "system", "action": str(CS.EXPIRED), "message": message, "is_note": False,
              "created_at": now} for cid, customer_id in done])
         ids = [cid for cid, _ in done]
+        after = max(ids)
         for cid in ids:  # a copy this session holds already shows the new status when next read
             if (obj := db.session.identity_map.get(sa.orm.util.identity_key(ExemptionCertificate, cid))) is not None:
                 db.session.expire(obj)

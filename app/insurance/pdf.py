@@ -799,7 +799,7 @@ def verification_page_content(stamp: IssueStamp, facts: list[tuple[str, str]], w
             _pdf_string("Scan the QR code, or open this address, to see whether the certificate is current:")
             + b" Tj", b"/CDHolderB 10 Tf", b"1 0 0 1 %.2f %.2f Tm" % (left, y - 14), _pdf_string(stamp.url) + b" Tj",
             b"ET"]
-    qr_x, qr_y = left, y - 30 - VERIFY_PAGE_QR
+    qr_x, qr_y = left, y - 44 - VERIFY_PAGE_QR  # 30 pt clear above it: the quiet zone of 4+ modules
     matrix = qr_matrix(stamp.url) if stamp.url else []
     if matrix:
         n = len(matrix)

@@ -782,8 +782,7 @@ def expire_certificates(now: datetime, *, batch: int | None = None) -> int:
             certs = db.session.scalars(sa.select(ExemptionCertificate).where(ExemptionCertificate.id.in_(ids))
                                        .options(sa.orm.selectinload(ExemptionCertificate.jurisdictions))).all()
             emit_many(event, CERTIFICATE_SUBJECT, certs, now=now)
-            for obj in certs:  # not kept for the next batch (memory; no refresh after the commit)
-                db.session.expunge(obj)
+            del certs  # not kept for the next batch (the session holds them weakly)
         db.session.commit()
         total += len(done)
 

@@ -43,9 +43,11 @@ from app.enums import (
     ImportStatus,
     InvalidTransition,
     IssueState,
+    PaymentStatus,
     ReissueStatus,
     RequestStatus,
     SendRunStatus,
+    WebhookDeliveryStatus,
     can_transition,
 )
 from app.extensions import db
@@ -57,8 +59,10 @@ from app.models import (
     ExemptionSendRun,
     GenerationRun,
     ImportRun,
+    Payment,
     ReissueRun,
     User,
+    WebhookDelivery,
 )
 
 RS, CS = ExemptionRequestStatus, ExemptionCertificateStatus
@@ -111,6 +115,22 @@ class TransitionConflict(InvalidTransition, StaleDataError):
         self.seen_version = seen_version
 
 
+PAYMENT_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    # created ``error`` (a placeholder until the gateway answers; a resubmission with the same key charges
+    # again); a refund keeps ``approved`` and sets ``refunded_cents`` / ``refunded_at``
+    PaymentStatus.ERROR: frozenset({PaymentStatus.APPROVED, PaymentStatus.DECLINED}),
+    PaymentStatus.APPROVED: frozenset(),
+    PaymentStatus.DECLINED: frozenset(),
+}
+WEBHOOK_DELIVERY_TRANSITIONS: dict[WebhookDeliveryStatus, frozenset[WebhookDeliveryStatus]] = {
+    # -> pending: a replay (staff); a failed attempt with retries left stays pending (next_attempt_at)
+    WebhookDeliveryStatus.PENDING: frozenset({WebhookDeliveryStatus.PENDING, WebhookDeliveryStatus.SUCCEEDED,
+                                              WebhookDeliveryStatus.FAILED}),
+    WebhookDeliveryStatus.SUCCEEDED: frozenset({WebhookDeliveryStatus.PENDING}),
+    WebhookDeliveryStatus.FAILED: frozenset({WebhookDeliveryStatus.PENDING}),
+}
+
+
 @dataclass(frozen=True)
 class Machine:
     name: str
@@ -122,6 +142,8 @@ class Machine:
     customer_attr: str | None = "customer_id"
     updated_attr: str | None = None                       # attribute set to the time of every change
     attr: str = "status"                                  # the column holding the state (a sub-state's own)
+    timeline: bool = True                                 # every move writes an activity row (else: only
+                                                          # when the caller names an ``action``)
 
     def allows(self, current, target) -> bool:
         return can_transition(self.table, current, target)
@@ -181,6 +203,10 @@ MACHINES: dict[type, Machine] = {
         "re-issue run", REISSUE_TRANSITIONS, "reissue_run",
         stamps={ReissueStatus.RUNNING: "started_at", **_finished((ReissueStatus.DONE, ReissueStatus.FAILED))},
         action=lambda to: f"reissue_{to.value}", updated_attr="updated_at"),
+    Payment: Machine(
+        "payment", PAYMENT_TRANSITIONS, "payment", timeline=False),
+    WebhookDelivery: Machine(
+        "webhook delivery", WEBHOOK_DELIVERY_TRANSITIONS, "webhook_delivery", customer_attr=None, timeline=False),
 }
 
 
@@ -190,10 +216,11 @@ MACHINES: dict[type, Machine] = {
 SUB_MACHINES: dict[tuple[type, str], Machine] = {
     (CertificateRequest, "decision"): Machine(
         "certificate request automation decision", AUTOMATION_DECISION_TRANSITIONS, "certificate_request",
-        attr="decision", action=lambda to: f"decision_{to.value}"),
+        attr="decision", action=lambda to: f"decision_{to.value}", timeline=False),
     (CertificateRequest, "issuing"): Machine(
         "certificate request issuing", ISSUE_TRANSITIONS, "certificate_request", attr="issuing",
-        stamps={IssueState.PENDING: "issue_requested_at"}, action=lambda to: f"issuing_{to.value}"),
+        stamps={IssueState.PENDING: "issue_requested_at"}, action=lambda to: f"issuing_{to.value}",
+        timeline=False),
 }
 
 
@@ -245,8 +272,9 @@ def transition(obj, to, *, actor: User | None, now: datetime, note: str = "", ac
                actor_label: str | None = None, expected_version: int | None = None):
     """Move ``obj`` to ``to`` if its machine's table allows it (else ``InvalidTransition``): the state,
     timestamps, a flush whose UPDATE checks the version counter (a lost race, or a page that showed an
-    older ``expected_version``: ``TransitionConflict``), one activity row, the event. A sub-state's move
-    writes its activity row only when ``action`` is given."""
+    older ``expected_version``: ``TransitionConflict``), one activity row, the event. A machine without a
+    timeline of its own (a sub-state, a payment, a webhook delivery) writes the row only when ``action`` is
+    given."""
     machine = machine_of(obj, to)
     if expected_version is not None and obj.version != expected_version:
         raise TransitionConflict(obj, getattr(obj, machine.attr), to, expected_version)
@@ -263,7 +291,7 @@ def transition(obj, to, *, actor: User | None, now: datetime, note: str = "", ac
     except StaleDataError as exc:
         raise TransitionConflict(obj, current, to) from exc
     subject = machine.subject_of(obj)
-    if machine.attr == "status" or action:
+    if machine.timeline or action:
         record(subject, obj.id, action or machine.action(to), actor=actor, actor_label=actor_label,
                customer_id=getattr(obj, machine.customer_attr) if machine.customer_attr else None, message=note,
                now=now)

@@ -1,7 +1,11 @@
 """The outbox: every e-mail and SMS is written to the database first and delivered by a job.
 
 Delivery claims the row with a conditional UPDATE (pending -> sending), so two jobs for the same
-message never both send it, and a retried job after success finds nothing to do.
+message never both send it, and a retried job after success finds nothing to do. This claim protocol is
+the one lifecycle that does not go through ``app.lifecycle``: its moves are set-based claims by many
+workers at once (whole chunks per statement), not one actor's change of one loaded row; the moves are
+pending -> sending -> sent | held | pending (next retry) | failed, failed -> pending (admin Retry) and
+sending -> pending (the sweep reclaims a lost claim), each a conditional UPDATE on the status here.
 
 A temporary failure (SMTP server down, ``4xx`` answers, a timeout) does what a mail server does: the
 message waits until ``next_attempt_at`` on a schedule that grows from a minute to twelve hours and

@@ -21,6 +21,8 @@ SECTIONS = {
     "audit pack": "Audit pack",
     "send-to-many run": "Send-to-many run",
     "re-issue run": "Re-issue run",
+    "payment": "Payment",
+    "webhook delivery": "Webhook delivery",
 }
 MACHINES = lifecycle.all_machines()
 

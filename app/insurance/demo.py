@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
-from app import activity
+from app import activity, lifecycle
 from app.enums import AutomationDecision, PaymentStatus, RequestSource, RequestStatus, RequestType
 from app.extensions import db
 from app.models import CertificateRequest, Customer, Payment, User
@@ -86,13 +86,13 @@ def seed_demo_requests(today: date) -> int:
             payment = Payment(customer_id=customer.id, request_id=req.id, idempotency_key=f"wos:{key}",
                               status=PaymentStatus.ERROR, fee_cents=fee, convenience_fee_cents=conv,
                               amount_cents=fee + conv, card_last4=customer.card_last4 or "")
+            db.session.add(payment)
             result = get_gateway().charge(card_token=customer.card_token, amount_cents=fee + conv,
                                           idempotency_key=payment.idempotency_key,
                                           description=f"WOS certificate fee for {customer.name}")
-            payment.status = (PaymentStatus.APPROVED if result.status is ChargeStatus.APPROVED
-                              else PaymentStatus.DECLINED)
             payment.gateway_charge_id, payment.message = result.charge_id, result.message
-            db.session.add(payment)
+            lifecycle.transition(payment, PaymentStatus.APPROVED if result.status is ChargeStatus.APPROVED
+                                 else PaymentStatus.DECLINED, actor=None, now=now)
             activity.record(processing.SUBJECT, req.id, "payment_approved", customer_id=customer.id, now=now,
                             message=f"Charged ${(fee + conv) / 100:.2f} to the card ending {customer.card_last4} "
                                     "(demo sandbox charge).")

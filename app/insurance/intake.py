@@ -24,7 +24,7 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
-from app import activity
+from app import activity, lifecycle
 from app.enums import CustomerStatus, PaymentStatus, RequestSource, RequestType, Role
 from app.extensions import db
 from app.models import CertificateRequest, Customer, IssuedCertificate, Payment, Setting, User
@@ -313,9 +313,10 @@ def _charge(customer: Customer, payment: Payment, *, actor: User | None, now: da
             continue
         payment.gateway_charge_id = result.charge_id
         payment.message = result.message[:300]
-        payment.status = PaymentStatus.APPROVED if result.status is ChargeStatus.APPROVED else PaymentStatus.DECLINED
+        lifecycle.transition(payment, PaymentStatus.APPROVED if result.status is ChargeStatus.APPROVED
+                             else PaymentStatus.DECLINED, actor=actor, now=now)
         return
-    payment.status = PaymentStatus.ERROR
+    # no clear answer: the payment stays ``error`` (a resubmission with the same key charges again)
     payment.message = last_error[:300] or "The payment service did not answer."
 
 

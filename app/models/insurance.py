@@ -167,9 +167,12 @@ class Payment(TimestampMixin, db.Model):
     refunded_cents: Mapped[int] = mapped_column(default=0)
     refund_id: Mapped[str | None] = mapped_column(sa.String(100))
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(default=1, server_default="1")  # checked by the lifecycle engine
 
     request: Mapped[CertificateRequest | None] = relationship(back_populates="payments")
     customer: Mapped["Customer"] = relationship()  # noqa: F821
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class IssuedCertificate(TimestampMixin, db.Model):

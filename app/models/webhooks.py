@@ -65,8 +65,11 @@ class WebhookDelivery(db.Model):
     response_excerpt: Mapped[str] = mapped_column(sa.String(1000), default="")
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(default=1, server_default="1")  # checked by the lifecycle engine
 
     endpoint: Mapped[WebhookEndpoint] = relationship()
     event: Mapped[Event] = relationship()
+
+    __mapper_args__ = {"version_id_col": version}
 
     __table_args__ = (sa.UniqueConstraint("endpoint_id", "event_id", name="webhook_delivery_once"),)

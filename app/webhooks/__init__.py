@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from flask import current_app
 
+from app import lifecycle
 from app.activity import record
 from app.enums import Role, WebhookDeliveryStatus
 from app.events import CATALOGUE, queue_delivery
@@ -220,9 +221,8 @@ def deliver(delivery: WebhookDelivery, *, now: datetime, send=post) -> WebhookDe
     endpoint = delivery.endpoint
     if not endpoint.enabled:
         delivery.last_error = "The endpoint is disabled; replay the delivery after enabling it."
-        delivery.status = WebhookDeliveryStatus.FAILED
         delivery.next_attempt_at = None
-        return delivery
+        return lifecycle.transition(delivery, WebhookDeliveryStatus.FAILED, actor=None, now=now)
     body = body_of(delivery.event)
     delivery.attempts += 1
     delivery.last_attempt_at = now
@@ -238,16 +238,15 @@ def deliver(delivery: WebhookDelivery, *, now: datetime, send=post) -> WebhookDe
         delivery.last_status_code, ok = None, False
         delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
     if ok:
-        delivery.status = WebhookDeliveryStatus.SUCCEEDED
         delivery.delivered_at = now
         delivery.next_attempt_at = None
         endpoint.failing_since = None
-        return delivery
+        return lifecycle.transition(delivery, WebhookDeliveryStatus.SUCCEEDED, actor=None, now=now)
     endpoint.failing_since = endpoint.failing_since or now
     delay = next_delay(delivery.attempts)
     if delay is None:
-        delivery.status = WebhookDeliveryStatus.FAILED
         delivery.next_attempt_at = None
+        lifecycle.transition(delivery, WebhookDeliveryStatus.FAILED, actor=None, now=now)
         _disable_if_failing_for_a_day(endpoint, now=now)
         return delivery
     delivery.next_attempt_at = now + timedelta(seconds=delay)
@@ -274,9 +273,9 @@ def _disable_if_failing_for_a_day(endpoint: WebhookEndpoint, *, now: datetime) -
 
 def replay(delivery: WebhookDelivery, *, actor: User | None, now: datetime) -> WebhookDelivery:
     """Send one delivery again (same event id, so a receiver that got it already can ignore it)."""
-    delivery.status = WebhookDeliveryStatus.PENDING
     delivery.next_attempt_at = now
     delivery.attempts = 0
+    lifecycle.transition(delivery, WebhookDeliveryStatus.PENDING, actor=actor, now=now)
     defer(db.session, "app.webhooks.jobs.deliver_webhook", delivery.id, queue="email")
     record(SUBJECT, delivery.endpoint_id, "replayed", actor=actor, now=now,
            message=f"Delivery of {delivery.event.type} {delivery.event.uid} queued again.")
@@ -297,7 +296,8 @@ def replay_since(endpoint: WebhookEndpoint, since: datetime, *, actor: User | No
         if delivery is None:
             queue_delivery(endpoint, event, now=now)
         else:
-            delivery.status, delivery.next_attempt_at, delivery.attempts = WebhookDeliveryStatus.PENDING, now, 0
+            delivery.next_attempt_at, delivery.attempts = now, 0
+            lifecycle.transition(delivery, WebhookDeliveryStatus.PENDING, actor=actor, now=now)
             defer(db.session, "app.webhooks.jobs.deliver_webhook", delivery.id, queue="email")
         count += 1
     record(SUBJECT, endpoint.id, "replayed", actor=actor, now=now,

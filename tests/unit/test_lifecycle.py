@@ -16,9 +16,11 @@ from app.enums import (
     ImportStatus,
     InvalidTransition,
     IssueState,
+    PaymentStatus,
     ReissueStatus,
     RequestStatus,
     SendRunStatus,
+    WebhookDeliveryStatus,
 )
 from app.extensions import db
 from app.models import (
@@ -31,7 +33,9 @@ from app.models import (
     ExemptionSendRun,
     GenerationRun,
     ImportRun,
+    Payment,
     ReissueRun,
+    WebhookDelivery,
 )
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -56,6 +60,9 @@ ALLOWED = {
     AuditPack: edges(AuditPackStatus, "queued>running queued>failed running>running running>done running>failed"),
     ExemptionSendRun: edges(SendRunStatus, "queued>running running>running running>done"),
     ReissueRun: edges(ReissueStatus, "queued>running queued>failed running>running running>done running>failed"),
+    Payment: edges(PaymentStatus, "error>approved error>declined"),
+    WebhookDelivery: edges(WebhookDeliveryStatus, "pending>pending pending>succeeded pending>failed "
+                                                  "succeeded>pending failed>pending"),
 }
 # sub-states with their own tables: (model, column) -> allowed edges
 SUB_ALLOWED = {

@@ -20,21 +20,27 @@ from app.enums import (
     ImportStatus,
     InvalidTransition,
     IssueState,
+    PaymentStatus,
     ReissueStatus,
     RequestStatus,
     SendRunStatus,
+    WebhookDeliveryStatus,
 )
 from app.extensions import db
 from app.models import (
     Activity,
     AuditPack,
     CertificateRequest,
+    Event,
     ExemptionCertificate,
     ExemptionRequest,
     ExemptionSendRun,
     GenerationRun,
     ImportRun,
+    Payment,
     ReissueRun,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -62,7 +68,17 @@ START = {
     ExemptionSendRun: (lambda make: _add(ExemptionSendRun(status=SendRunStatus.QUEUED)), SendRunStatus.RUNNING),
     ReissueRun: (lambda make: _add(ReissueRun(customer_id=make.customer().id, status=ReissueStatus.QUEUED,
                                               updated_at=NOW)), ReissueStatus.RUNNING),
+    Payment: (lambda make: _add(Payment(customer_id=make.customer().id, idempotency_key="wos:race",
+                                        status=PaymentStatus.ERROR, amount_cents=2575)), PaymentStatus.APPROVED),
+    WebhookDelivery: (lambda make: _delivery(), WebhookDeliveryStatus.SUCCEEDED),
 }
+
+
+def _delivery():
+    endpoint = _add(WebhookEndpoint(url="https://receiver.example.com/hook", secret="whsec_x"))
+    event = _add(Event(uid="evt_race", type="certificate_request.completed", subject_type="certificate_request",
+                       subject_id=1, occurred_at=NOW, payload={}))
+    return _add(WebhookDelivery(endpoint_id=endpoint.id, event_id=event.id, created_at=NOW))
 MODELS = list(lifecycle.MACHINES)
 # the sub-states race on the same row's counter: (model, column) -> the move both sessions try
 SUB_START = {(CertificateRequest, "decision"): AutomationDecision.MANUAL,
@@ -102,9 +118,10 @@ def test_two_sessions_moving_the_same_row_one_wins(app, make, model):
     db.session.rollback()
     fresh = db.session.get(model, obj_id, populate_existing=True)
     assert fresh.status is to and fresh.version == seen + 1
+    machine = lifecycle.machine_of(fresh)
     assert db.session.scalars(sa.select(Activity.message).filter_by(
-        subject_type=lifecycle.machine_of(fresh).subject_of(fresh), subject_id=obj_id,
-        action=lifecycle.machine_of(fresh).action(to))).all() == ["theirs"]
+        subject_type=machine.subject_of(fresh), subject_id=obj_id,
+        action=machine.action(to))).all() == (["theirs"] if machine.timeline else [])
 
 
 @pytest.mark.parametrize("model", MODELS, ids=[m.__name__ for m in MODELS])

@@ -137,3 +137,28 @@ def test_a_chunk_is_claimed_in_one_statement_and_holds_its_limit(app, smtp):
     statuses = [str(s) for s in db.session.scalars(sa.select(OutboxMessage.status).order_by(OutboxMessage.id))]
     assert statuses == ["sending"] * 12 + ["pending"] * 18
     assert len(claim_due_emails(utcnow(), 100)) == 18 and claim_due_emails(utcnow(), 100) == []
+
+
+def test_a_non_forking_worker_keeps_its_smtp_connection_between_jobs_and_replaces_a_dropped_one(app, smtp, run_jobs):
+    from app import notify
+
+    count_connections(smtp)
+    notify.KEEP_CONNECTION = True  # what run_worker sets for an email-only worker
+    try:
+        queue(1)
+        queue(1, prefix="second")  # another transaction: its own job
+        assert run_jobs() == 2
+        assert sorted(r for rcpts, _ in smtp.messages for r in rcpts) == ["buyer0@example.com", "second0@example.com"]
+        assert smtp.connections == 1  # the second job reused the first one's connection
+        import socket
+
+        notify._Connection.kept.smtp.sock.shutdown(socket.SHUT_RDWR)  # the connection dropped while idle
+        queue(1, prefix="third")
+        run_jobs()
+        assert [rcpts for rcpts, _ in smtp.messages][-1] == ["third0@example.com"]
+        assert smtp.connections == 2 and len(smtp.messages) == 3  # a fresh connection, nothing sent twice
+    finally:
+        notify.close_kept_connection()
+        notify.KEEP_CONNECTION = False
+    assert notify._Connection.kept is None
+    assert {str(s) for s in db.session.scalars(sa.select(OutboxMessage.status))} == {"sent"}

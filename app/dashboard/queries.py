@@ -136,7 +136,7 @@ def _filtered(stmt: sa.Select, f: QueueFilters) -> sa.Select:
 ROW_COLUMNS = (CertificateRequest.id, CertificateRequest.created_at, CertificateRequest.updated_at,
                CertificateRequest.type, CertificateRequest.status, CertificateRequest.holder_name,
                CertificateRequest.instructions, CertificateRequest.manual_reason,
-               CertificateRequest.issuing, CertificateRequest.pending_issue,
+               CertificateRequest.issuing,
                CertificateRequest.customer_id, CertificateRequest.assigned_to_id)
 
 

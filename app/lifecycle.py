@@ -44,6 +44,7 @@ from app.enums import (
     InvalidTransition,
     IssueState,
     PaymentStatus,
+    PolicyStatus,
     ReissueStatus,
     RequestStatus,
     SendRunStatus,
@@ -60,6 +61,7 @@ from app.models import (
     GenerationRun,
     ImportRun,
     Payment,
+    Policy,
     ReissueRun,
     User,
     WebhookDelivery,
@@ -121,6 +123,11 @@ PAYMENT_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     PaymentStatus.ERROR: frozenset({PaymentStatus.APPROVED, PaymentStatus.DECLINED}),
     PaymentStatus.APPROVED: frozenset(),
     PaymentStatus.DECLINED: frozenset(),
+}
+POLICY_TRANSITIONS: dict[PolicyStatus, frozenset[PolicyStatus]] = {
+    # cancelled -> active: staff correct a cancellation entered by mistake (the edit form, an import)
+    PolicyStatus.ACTIVE: frozenset({PolicyStatus.CANCELLED}),
+    PolicyStatus.CANCELLED: frozenset({PolicyStatus.ACTIVE}),
 }
 WEBHOOK_DELIVERY_TRANSITIONS: dict[WebhookDeliveryStatus, frozenset[WebhookDeliveryStatus]] = {
     # -> pending: a replay (staff); a failed attempt with retries left stays pending (next_attempt_at)
@@ -205,6 +212,8 @@ MACHINES: dict[type, Machine] = {
         action=lambda to: f"reissue_{to.value}", updated_attr="updated_at"),
     Payment: Machine(
         "payment", PAYMENT_TRANSITIONS, "payment", timeline=False),
+    Policy: Machine(
+        "policy", POLICY_TRANSITIONS, "policy", timeline=False),
     WebhookDelivery: Machine(
         "webhook delivery", WEBHOOK_DELIVERY_TRANSITIONS, "webhook_delivery", customer_attr=None, timeline=False),
 }

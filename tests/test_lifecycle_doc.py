@@ -22,6 +22,7 @@ SECTIONS = {
     "send-to-many run": "Send-to-many run",
     "re-issue run": "Re-issue run",
     "payment": "Payment",
+    "policy": "Policy",
     "webhook delivery": "Webhook delivery",
 }
 MACHINES = lifecycle.all_machines()

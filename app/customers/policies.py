@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app import lifecycle
 from app.activity import record
 from app.customers.records import (
     RecordInvalid,
@@ -321,7 +322,10 @@ def _check_unique_and_overlap(customer, existing, supersedes, line, insurer_id, 
 
 # -- writes -----------------------------------------------------------------------------------------
 
-def _changes(policy: Policy, clean: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+def _changes(policy: Policy, clean: dict[str, Any], *, actor: User | None,
+             now: datetime) -> list[tuple[str, Any, Any]]:
+    """Apply the changed fields, in order; the status moves through the lifecycle engine (its table:
+    active <-> cancelled), the rest are plain fields."""
     changes = []
     for key, new in clean.items():
         if key == "endorsements":
@@ -334,7 +338,10 @@ def _changes(policy: Policy, clean: dict[str, Any]) -> list[tuple[str, Any, Any]
                 changes.append(("Insurer", policy.insurer_name, db.session.get(Insurer, new).name))
             else:
                 changes.append((POLICY_LABELS[key], _plain(old), _plain(new)))
-            setattr(policy, key, new)
+            if key == "status":
+                lifecycle.transition(policy, new, actor=actor, now=now)
+            else:
+                setattr(policy, key, new)
     return changes
 
 
@@ -405,7 +412,7 @@ def update_policy(policy: Policy, values: dict[str, Any], *, actor: User | None,
     """Change the given fields; ``endorsements`` (when given) replaces the whole list."""
     clean = clean_policy(values, customer=policy.customer, existing=policy)
     endorsements = clean.pop("endorsements", None)
-    changes = _changes(policy, clean)
+    changes = _changes(policy, clean, actor=actor, now=now)
     if endorsements is not None:
         changes += _replace_endorsements(policy, endorsements)
     if changes:

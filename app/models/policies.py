@@ -97,6 +97,7 @@ class Policy(TimestampMixin, db.Model):
     description: Mapped[str] = mapped_column(sa.String(200), default="")
     # The earlier term this renewal replaces.
     supersedes_id: Mapped[int | None] = mapped_column(sa.ForeignKey("policies.id"), index=True)
+    version: Mapped[int] = mapped_column(default=1, server_default="1")  # checked by the lifecycle engine
 
     customer: Mapped[Customer] = relationship(back_populates="policies")  # noqa: F821
     # One-directional (and the renewals list read-only), so pointing a new, unsaved policy at an insurer or
@@ -110,6 +111,7 @@ class Policy(TimestampMixin, db.Model):
 
     __table_args__ = (sa.UniqueConstraint("insurer_id", "line", "policy_number",
                                           name="uq_policies_insurer_line_number"),)
+    __mapper_args__ = {"version_id_col": version}
 
     # The certificate code reads these two; the insurer list is the one place they are kept.
     @property

@@ -17,6 +17,7 @@ from app.enums import (
     InvalidTransition,
     IssueState,
     PaymentStatus,
+    PolicyStatus,
     ReissueStatus,
     RequestStatus,
     SendRunStatus,
@@ -34,6 +35,7 @@ from app.models import (
     GenerationRun,
     ImportRun,
     Payment,
+    Policy,
     ReissueRun,
     WebhookDelivery,
 )
@@ -61,6 +63,7 @@ ALLOWED = {
     ExemptionSendRun: edges(SendRunStatus, "queued>running running>running running>done"),
     ReissueRun: edges(ReissueStatus, "queued>running queued>failed running>running running>done running>failed"),
     Payment: edges(PaymentStatus, "error>approved error>declined"),
+    Policy: edges(PolicyStatus, "active>cancelled cancelled>active"),
     WebhookDelivery: edges(WebhookDeliveryStatus, "pending>pending pending>succeeded pending>failed "
                                                   "succeeded>pending failed>pending"),
 }

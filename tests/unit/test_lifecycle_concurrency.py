@@ -12,6 +12,7 @@ from app import lifecycle
 from app.enums import (
     AuditPackStatus,
     AutomationDecision,
+    CoverageLine,
     ExemptionCertificateStatus,
     ExemptionRequestStatus,
     GenerationMode,
@@ -21,6 +22,7 @@ from app.enums import (
     InvalidTransition,
     IssueState,
     PaymentStatus,
+    PolicyStatus,
     ReissueStatus,
     RequestStatus,
     SendRunStatus,
@@ -38,6 +40,7 @@ from app.models import (
     GenerationRun,
     ImportRun,
     Payment,
+    Policy,
     ReissueRun,
     WebhookDelivery,
     WebhookEndpoint,
@@ -71,7 +74,13 @@ START = {
     Payment: (lambda make: _add(Payment(customer_id=make.customer().id, idempotency_key="wos:race",
                                         status=PaymentStatus.ERROR, amount_cents=2575)), PaymentStatus.APPROVED),
     WebhookDelivery: (lambda make: _delivery(), WebhookDeliveryStatus.SUCCEEDED),
+    Policy: (lambda make: _policy(make), PolicyStatus.CANCELLED),
 }
+
+
+def _policy(make):
+    return _add(Policy(customer_id=make.customer().id, line=CoverageLine.GENERAL_LIABILITY, insurer=make.insurer(),
+                       policy_number="GL-race", effective_date=date(2026, 1, 1), expiry_date=date(2027, 1, 1)))
 
 
 def _delivery():

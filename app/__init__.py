@@ -7,7 +7,7 @@ import os
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import Conflict, NotFound
 
 from config import Config
 
@@ -313,6 +313,18 @@ def _register_error_handlers(app: Flask) -> None:
 
     for code in messages:
         app.register_error_handler(code, handle)
+
+    from sqlalchemy.orm.exc import StaleDataError
+
+    def lost_race(error):
+        """Two saves of the same row at once: the version counter let the first win; the second is a 409
+        that says so (never a 500), and nothing of it was saved."""
+        from app.extensions import db
+
+        db.session.rollback()
+        return handle(Conflict())
+
+    app.register_error_handler(StaleDataError, lost_race)
     app.register_error_handler(CSRFError, handle)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.auth.access import requires
 from app.customers import bp, records
@@ -173,8 +174,12 @@ def _policy_form_values(form) -> dict:
     return values
 
 
+POLICY_CONFLICT = ("Someone else saved this policy at the same moment, so nothing of yours was saved. Your "
+                   "values are still in the form: check the policy list in another tab, then save again.")
+
+
 def _policy_form(customer: Customer, *, mode: str, policy: Policy | None, values: dict, errors: dict,
-                 status: int = 200):
+                 status: int = 200, conflict: str = ""):
     try:
         line = CoverageLine(values.get("line") or "")
     except ValueError:
@@ -183,7 +188,7 @@ def _policy_form(customer: Customer, *, mode: str, policy: Policy | None, values
     rows += [{"kind": "", "form_number": "", "holder_name": ""}] * max(ENDORSEMENT_ROWS - len(rows), 1)
     return render_page_or_partial(
         "customers/policy_form.html", "customers/_policy_form_part.html", status=status, customer=customer,
-        policy=policy, mode=mode, values=values, errors=errors, line=line, lines=list(CoverageLine),
+        policy=policy, mode=mode, values=values, errors=errors, conflict=conflict, line=line, lines=list(CoverageLine),
         insurers=db.session.scalars(sa.select(Insurer).order_by(Insurer.name)).all(),
         limit_keys=LIMIT_KEYS.get(line, ()), limit_labels=LIMIT_LABELS,
         coverage_fields=COVERAGE_FIELDS.get(line, {}), coverage_labels=COVERAGE_LABELS,
@@ -249,10 +254,14 @@ def update_policy(customer_id: int, policy_id: int):
     values = _policy_form_values(request.form)
     try:
         changes = policy_service.update_policy(policy, values, actor=current_user, now=utcnow())
+        db.session.commit()
     except RecordInvalid as exc:
         db.session.rollback()
         return _policy_form(customer, mode="edit", policy=policy, values=values, errors=exc.errors, status=422)
-    db.session.commit()
+    except StaleDataError:  # saved by someone else at the same moment: keep what was typed, say so
+        db.session.rollback()
+        return _policy_form(customer, mode="edit", policy=_policy(customer, policy_id), values=values, errors={},
+                            status=409, conflict=POLICY_CONFLICT)
     flash(f"Policy {policy.policy_number} saved." if changes else "Nothing changed.", "success")
     return hx_redirect(url_for("customers.policies", customer_id=customer.id))
 

@@ -5,6 +5,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from app.customers import records
 from app.enums import CustomerStatus, PolicyStatus, Role
 from app.extensions import db
 from app.models import Customer, Insurer, Policy, Program
@@ -221,3 +222,47 @@ def test_other_line_takes_named_limits(client, make, admin, insurer):
     assert client.post(f"/customers/{customer.id}/policies/new", data=form).status_code == 303
     page = text(client.get(f"/customers/{customer.id}/policies"))
     assert "Other · PL-1" in page and "Each claim: $500,000" in page and "Professional liability" in page
+
+
+def test_a_policy_saved_by_two_people_at_once_keeps_the_second_ones_values(client, make, admin, insurer,
+                                                                           monkeypatch):
+    from app.customers import policies as policy_service
+
+    customer = make.customer(with_policies=False)
+    db.session.commit()
+    base = f"/customers/{customer.id}/policies"
+    form = {"line": "general_liability", "insurer_id": str(insurer.id), "policy_number": "GL-2026-9",
+            "effective_date": "2026-01-01", "expiry_date": "2027-01-01", "limit_each_occurrence": "1000000",
+            "limit_general_aggregate": "2000000", "coverage_form": "occurrence", "endorsement_rows": "0"}
+    assert client.post(f"{base}/new", data=form).status_code == 303
+    policy = db.session.scalar(sa.select(Policy))
+    real_update = policy_service.update_policy
+
+    def saved_meanwhile(policy, values, **kw):  # a colleague's save lands between our load and our save
+        db.session.execute(sa.text("UPDATE policies SET version = version + 1, description = 'theirs' "
+                                   "WHERE id = :id"), {"id": policy.id})
+        return real_update(policy, values, **kw)
+
+    monkeypatch.setattr(policy_service, "update_policy", saved_meanwhile)
+    lost = client.post(f"{base}/{policy.id}/edit", data={**form, "description": "Mine, typed carefully"})
+    assert lost.status_code == 409
+    assert "Someone else saved this policy at the same moment" in text(lost)
+    assert "Mine, typed carefully" in lost.get_data(as_text=True)  # what was typed is still in the form
+    db.session.expire_all()
+    assert db.session.get(Policy, policy.id).description != "Mine, typed carefully"
+
+
+def test_any_lost_race_is_a_409_never_a_500(client, make, admin, monkeypatch):
+    from sqlalchemy.orm.exc import StaleDataError
+
+    customer = make.customer(name="Race Roofing")
+    db.session.commit()
+
+    def raced(*args, **kw):
+        raise StaleDataError("UPDATE statement on table 'customers' expected to update 1 row(s); 0 were matched.")
+
+    monkeypatch.setattr(records, "update_customer", raced)
+    answer = client.post(f"/customers/{customer.id}/edit", data={**NEW_CUSTOMER, "name": "Renamed Roofing"})
+    assert answer.status_code == 409 and "Someone else changed this first" in text(answer)
+    db.session.expire_all()
+    assert db.session.get(Customer, customer.id).name == "Race Roofing"

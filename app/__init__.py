@@ -7,7 +7,8 @@ import os
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import Conflict, NotFound
+from werkzeug.exceptions import Conflict as HTTPConflict
+from werkzeug.exceptions import NotFound
 
 from config import Config
 
@@ -322,7 +323,7 @@ def _register_error_handlers(app: Flask) -> None:
         from app.extensions import db
 
         db.session.rollback()
-        return handle(Conflict())
+        return handle(HTTPConflict())
 
     app.register_error_handler(StaleDataError, lost_race)
     app.register_error_handler(CSRFError, handle)

@@ -27,7 +27,7 @@ from app.fragments import fragment
 from app.htmx import hx_trigger, is_htmx, render_page_or_partial, wants_partial
 from app.i18n import current_language
 from app.insurance import processing, review_drafts
-from app.insurance.processing import ActionRefused, Conflict, UploadRejected
+from app.insurance.processing import ActionRefused, RequestConflict, UploadRejected
 from app.models import IssuedCertificate
 from app.models.base import utcnow
 from app.storage import certificate_download
@@ -159,9 +159,9 @@ def _act(request_id: int, action, toast: str, *, refused_extra=None):
     try:
         result = action(req, _version())
         db.session.commit()
-    except (Conflict, InvalidTransition, StaleDataError) as exc:
+    except (RequestConflict, InvalidTransition, StaleDataError) as exc:
         db.session.rollback()
-        message = str(exc) if isinstance(exc, Conflict) else None
+        message = str(exc) if isinstance(exc, RequestConflict) else None
         req = _load(request_id)
         db.session.refresh(req)
         response = _panel(req, status=409, error=message or processing.conflict_message(req))

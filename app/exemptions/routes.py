@@ -280,7 +280,7 @@ def approve(certificate_id: int):
     try:
         services.approve_certificate(cert, reviewer=current_user, now=utcnow(), expected_version=_version(form),
                                      notes=form.notes.data or "")
-    except (services.Conflict, InvalidTransition) as exc:
+    except (services.ReviewConflict, InvalidTransition) as exc:
         return _conflict(certificate_id, str(exc))
     except services.InvalidData as exc:
         db.session.rollback()
@@ -303,7 +303,7 @@ def reject(certificate_id: int):
     try:
         new_req = services.reject_certificate(cert, reviewer=current_user, now=utcnow(), notes=form.notes.data,
                                               send_new_link=form.send_new_link.data, expected_version=_version(form))
-    except (services.Conflict, InvalidTransition) as exc:
+    except (services.ReviewConflict, InvalidTransition) as exc:
         return _conflict(certificate_id, str(exc))
     except services.InvalidData as exc:
         form.notes.errors = [exc.errors.get("notes", str(exc))]
@@ -357,7 +357,7 @@ def edit(certificate_id: int):
     try:
         services.edit_and_approve_certificate(cert, data, reviewer=current_user, now=utcnow(),
                                               expected_version=_version(form))
-    except (services.Conflict, InvalidTransition) as exc:
+    except (services.ReviewConflict, InvalidTransition) as exc:
         db.session.rollback()
         cert = _get(ExemptionCertificate, certificate_id)
         return render_page_or_partial("exemptions/edit.html", "exemptions/_edit_form.html", status=409,

@@ -70,7 +70,7 @@ class LinkUnavailable(Exception):
     """The link is unknown, tampered with, expired, cancelled, replaced or already used."""
 
 
-class Conflict(Exception):
+class ReviewConflict(Exception):
     """Somebody else changed the item first; the message is safe to show."""
 
 
@@ -447,16 +447,16 @@ def _check_version(cert: ExemptionCertificate, expected_version: int | None, rev
     yours = reviewer is not None and cert.reviewed_by_id is not None and cert.reviewed_by_id == reviewer.id
     if expected_version is not None and cert.version != expected_version:
         if yours:
-            raise Conflict(f"You already reviewed this submission (it is now {status}); nothing else was changed. "
-                           "Reload to see the current state.")
+            raise ReviewConflict(f"You already reviewed this submission (it is now {status}); nothing else was "
+                                 "changed. Reload to see the current state.")
         who = cert.reviewed_by.name if cert.reviewed_by else "someone else"
-        raise Conflict(f"This submission was changed by {who} while you were looking at it "
-                       f"(it is now {status}). Reload to see the current state.")
+        raise ReviewConflict(f"This submission was changed by {who} while you were looking at it "
+                             f"(it is now {status}). Reload to see the current state.")
     if cert.status is not CS.PENDING_REVIEW:
         if yours:
-            raise Conflict(f"You already reviewed this submission: it is {status}; nothing else was changed.")
+            raise ReviewConflict(f"You already reviewed this submission: it is {status}; nothing else was changed.")
         who = cert.reviewed_by.name if cert.reviewed_by else "someone else"
-        raise Conflict(f"This submission was already reviewed by {who}: it is {status}.")
+        raise ReviewConflict(f"This submission was already reviewed by {who}: it is {status}.")
 
 
 def _claim(cert: ExemptionCertificate, expected_version: int | None, reviewer: User | None = None) -> None:
@@ -466,7 +466,7 @@ def _claim(cert: ExemptionCertificate, expected_version: int | None, reviewer: U
         lifecycle.claim(cert, expected_version=expected_version, target=CS.ACTIVE)
     except lifecycle.TransitionConflict as exc:
         _check_version(cert, exc.seen_version, reviewer)
-        raise Conflict("This submission was changed by someone else. Reload to see the current state.") from exc
+        raise ReviewConflict("This submission was changed by someone else. Reload to see the current state.") from exc
 
 
 def _notify_customer(cert: ExemptionCertificate, template: str, subject, **extra) -> None:

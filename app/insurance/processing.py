@@ -3,7 +3,7 @@
 Plain service functions (explicit ``actor`` and ``now``; no request, no flash). The caller commits.
 
 Conflicts: every staff action takes the ``expected_version`` the user saw on the page. If the
-request changed since (somebody else acted), the action raises :class:`Conflict` before doing
+request changed since (somebody else acted), the action raises :class:`RequestConflict` before doing
 anything. Two actions racing past that check are caught by the row's version counter
 (SQLAlchemy ``version_id_col``): the state change is flushed *first*, so the loser's UPDATE
 matches no row, raises ``StaleDataError`` and its whole transaction (pending values, e-mails,
@@ -63,7 +63,7 @@ RELABEL = {RequestType.COI: RequestType.COI_WOS, RequestType.COI_WOS: RequestTyp
 NO_AUTOMATION = ("Automation is not enabled for this customer's program: "
                  "upload the issued certificate (PDF) instead.")
 
-__all__ = ["ActionRefused", "Conflict", "InvalidTransition", "IssueFailed", "StaleDataError", "UploadRejected"]
+__all__ = ["ActionRefused", "RequestConflict", "InvalidTransition", "IssueFailed", "StaleDataError", "UploadRejected"]
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -82,7 +82,7 @@ class IssueFailed(Exception):
     """The PDF job cannot issue the submitted certificate (the data or the uploaded file is unusable)."""
 
 
-class Conflict(Exception):
+class RequestConflict(Exception):
     """Somebody else changed the request since the user loaded it (409)."""
 
     def __init__(self, req: CertificateRequest, message: str | None = None):
@@ -120,11 +120,11 @@ def transition(req: CertificateRequest, to: RequestStatus | AutomationDecision |
 
 def _check_open(req: CertificateRequest, expected_version: int | None) -> None:
     if expected_version is not None and req.version != expected_version:
-        raise Conflict(req)
+        raise RequestConflict(req)
     if issue_pending(req):
-        raise Conflict(req, issuing_message(req))
+        raise RequestConflict(req, issuing_message(req))
     if req.status not in OPEN_STATUSES:
-        raise Conflict(req, f"This request is already {req.status.value.replace('_', ' ')}. Nothing was done.")
+        raise RequestConflict(req, f"This request is already {req.status.value.replace('_', ' ')}. Nothing was done.")
 
 
 def _claim(req: CertificateRequest) -> None:
@@ -145,7 +145,7 @@ def mark_in_progress(req: CertificateRequest, *, actor: User, now: datetime,
                      expected_version: int | None = None) -> CertificateRequest:
     _check_open(req, expected_version)
     if req.status is RequestStatus.IN_PROGRESS:
-        raise Conflict(req, f"{req.assigned_to.name if req.assigned_to else 'Someone'} is already working on "
+        raise RequestConflict(req, f"{req.assigned_to.name if req.assigned_to else 'Someone'} is already working on "
                             "this request. Nothing was done.")
     req.assigned_to = actor
     transition(req, RequestStatus.IN_PROGRESS, actor=actor, now=now, action="marked_in_progress",

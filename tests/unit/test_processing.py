@@ -75,7 +75,7 @@ def test_mark_in_progress_records_who(app, make):
     entry = db.session.scalar(sa.select(Activity).filter_by(subject_id=req.id, action="marked_in_progress"))
     assert entry.actor_label == "Pia Processor"
     other = make.user(Role.REVIEWER)
-    with pytest.raises(processing.Conflict, match="Pia Processor is already working"):
+    with pytest.raises(processing.RequestConflict, match="Pia Processor is already working"):
         processing.mark_in_progress(req, actor=other, now=NOW)
 
 
@@ -136,7 +136,7 @@ def test_cancel_and_closed_requests_refuse_actions(app, make):
                    lambda: processing.relabel(req, "coi_wos", actor=staff, now=NOW),
                    lambda: processing.cancel(req, actor=staff, now=NOW),
                    lambda: processing.submit_uploaded(req, actor=staff, now=NOW, data=b"%PDF-1.4", filename="x.pdf")):
-        with pytest.raises(processing.Conflict, match="already cancelled"):
+        with pytest.raises(processing.RequestConflict, match="already cancelled"):
             action()
 
 
@@ -146,7 +146,7 @@ def test_stale_version_is_a_conflict(app, make):
     seen = req.version
     processing.mark_in_progress(req, actor=staff, now=NOW)
     db.session.commit()
-    with pytest.raises(processing.Conflict, match="Someone else changed this request first"):
+    with pytest.raises(processing.RequestConflict, match="Someone else changed this request first"):
         processing.reject(req, processing.rejection_reasons()[0].id, actor=staff, now=NOW, expected_version=seen)
     assert req.status is S.IN_PROGRESS
 
@@ -295,7 +295,7 @@ def test_submit_generated_stores_values_and_defers_the_pdf_job(app, make):
     for action in (lambda: processing.submit_generated(req, actor=other, now=NOW),
                    lambda: processing.cancel(req, actor=other, now=NOW),
                    lambda: processing.reject(req, processing.rejection_reasons()[0].id, actor=other, now=NOW)):
-        with pytest.raises(processing.Conflict, match="Pia Processor already submitted this request"):
+        with pytest.raises(processing.RequestConflict, match="Pia Processor already submitted this request"):
             action()
 
     assert processing.issue_requested(req, now=NOW) == "issued"

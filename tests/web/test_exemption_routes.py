@@ -227,7 +227,7 @@ def test_two_reviewers_at_once_the_second_gets_a_conflict(app, client, htmx, mak
 
 
 def test_conditional_update_refuses_a_stale_version_even_if_status_matches(app, make, reviewer):
-    from app.exemptions.services import Conflict, approve_certificate
+    from app.exemptions.services import ReviewConflict, approve_certificate
     from app.models.base import utcnow
 
     cert = make.exemption_certificate(status=CS.PENDING_REVIEW)
@@ -235,7 +235,7 @@ def test_conditional_update_refuses_a_stale_version_even_if_status_matches(app, 
     db.session.execute(sa.update(ExemptionCertificate).where(ExemptionCertificate.id == cert.id)
                        .values(version=stale + 1))  # another process touched it
     db.session.commit()
-    with pytest.raises(Conflict):
+    with pytest.raises(ReviewConflict):
         approve_certificate(cert, reviewer=reviewer, now=utcnow(), expected_version=stale)
 
 

@@ -11,7 +11,7 @@ in a real RQ SimpleWorker against Redis, on a throw-away database.
 Prints one line per phase: wall seconds and the process's peak RSS.
 
 ``--generation 1000`` also times the mass-generation job (the whole workflow around
-``pdf.render_batch``: run row, job, file storage, sent-certificates rows) for that many linked holders.
+``batching.render_batch``: run row, job, file storage, sent-certificates rows) for that many linked holders.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_mass_generation.py [--holders 1000] [--baseline-runs 15] [--wos-holders 1000]
                                                     [--fallback-holders 60]
 
-Needs no database: it renders the sample certificate of ``app.insurance.pdf.sample_data`` (the same
+Needs no database: it renders the sample certificate of ``app.insurance.sample.sample_data`` (the same
 template, fonts and data shape the app uses). Reports, all from this one run:
 
 - baseline: the median of N single plain xhtml2pdf renders of the same certificate (HTML -> PDF, no
@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def holders(n: int):
-    from app.insurance.pdf import HolderInfo
+    from app.insurance.layout import HolderInfo
 
     return [HolderInfo(name=f"Holder {i:04d} General Contractors of Central Texas LLC", address=f"{100 + i} Main St",
                        city="Austin", state="TX", zip_code="78701") for i in range(n)]
@@ -67,19 +67,20 @@ def holders(n: int):
 
 def child(mode: str, kind: str, count: int, out_dir: str) -> None:
     """Runs in a fresh process: one render_batch, then prints JSON with wall time and peak RSS."""
-    from app.insurance import pdf
+    from app.insurance import batching, certificate_data, sample, stamping
 
-    data = pdf.sample_data("coi" if kind in ("inline", "numbered", "signed") else kind)
+    data = sample.sample_data("coi" if kind in ("inline", "numbered", "signed") else kind)
     items = holders(count)
     data["holder"] = {**data["holder"], "name": items[0].name}
     if kind == "coi_wos":  # the wording names the holder, as build_certificate_data writes it
-        data["description"] = pdf.WOS_WORDING.format(holder=items[0].name) + "\nProject: Eastside Elementary."
+        wording = certificate_data.WOS_WORDING.format(holder=items[0].name)
+        data["description"] = wording + "\nProject: Eastside Elementary."
     if kind == "inline":  # staff wrote the holder's name inside a sentence: every holder is rendered in full
         data["description"] = f"Roofing work for {items[0].name} at its yard, as agreed in the contract."
     out = Path(out_dir) / f"out-{mode}-{kind}.{'zip' if mode == 'zip' else 'pdf'}"
     stamps = seal = None
     if kind in ("numbered", "signed"):  # each holder's number, revision, verification code and QR code
-        stamps = [pdf.IssueStamp(number=f"20261203-00001-{i:06X}", revision=1, code=f"{i:010d}",
+        stamps = [stamping.IssueStamp(number=f"20261203-00001-{i:06X}", revision=1, code=f"{i:010d}",
                                  url=f"https://certdesk.example.com/verify/{i:010d}") for i in range(count)]
     if kind == "signed":
         from datetime import UTC, datetime
@@ -92,7 +93,7 @@ def child(mode: str, kind: str, count: int, out_dir: str) -> None:
         key, cert = signing.ensure_self_signed_pair(Path(out_dir) / "signing")
         seal = signing.Seal(signing.kept_key_signer(signers.SimpleSigner.load(str(key), str(cert))),
                             signed_at=datetime.now(UTC))
-    written = pdf.render_batch(data, items, out, mode=mode, stamps=stamps, seal=seal)
+    written = batching.render_batch(data, items, out, mode=mode, stamps=stamps, seal=seal)
     wall = time.perf_counter() - start
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -139,15 +140,15 @@ def run_child(mode: str, kind: str, count: int, out_dir: str) -> dict:
 
 
 def baseline(runs: int) -> float:
-    from app.insurance import pdf
+    from app.insurance import rendering, sample
 
-    data = pdf.sample_data("coi")
-    html = pdf.render_html(data)
-    pdf._html_to_pdf(html)  # warm up (imports, fonts, template compile)
+    data = sample.sample_data("coi")
+    html = rendering.render_html(data)
+    rendering.html_to_pdf(html)  # warm up (imports, fonts, template compile)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        pdf._html_to_pdf(pdf.render_html(data))
+        rendering.html_to_pdf(rendering.render_html(data))
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

@@ -75,7 +75,9 @@ def run(args, tmp: Path, database_url: str) -> None:
         from app.enums import RequestStatus, RequestType, Role
         from app.extensions import db, jobs
         from app.insurance import processing
-        from app.insurance.pdf import HolderInfo, build_certificate_data, render_certificate_pdf
+        from app.insurance.certificate_data import build_certificate_data
+        from app.insurance.layout import HolderInfo
+        from app.insurance.rendering import render_certificate_pdf
         from app.models import CertificateRequest, Customer, OutboxMessage, User
         from app.models.base import utcnow
         from tests import factories

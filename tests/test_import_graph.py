@@ -165,9 +165,12 @@ def _all_imports(path: Path) -> set[str]:
 
 
 def test_the_renderer_reads_the_agency_without_the_issuing_module():
-    """pdf.py (rendering) and documents.py (issuing, delivery) no longer need each other for the agency."""
-    assert "app.insurance.documents" not in _all_imports(APP / "insurance" / "pdf.py")
-    assert not {"app.insurance.pdf", "app.insurance.documents"} & _all_imports(APP / "insurance" / "agency.py")
+    """The certificate modules and documents.py (issuing, delivery) no longer need each other for the agency."""
+    certificate_modules = ("layout", "certificate_data", "rendering", "stamping", "batching", "sample")
+    for name in certificate_modules:
+        assert "app.insurance.documents" not in _all_imports(APP / "insurance" / f"{name}.py"), name
+    assert not ({f"app.insurance.{n}" for n in certificate_modules} | {"app.insurance.documents"}) & _all_imports(
+        APP / "insurance" / "agency.py")
 
 
 def test_the_job_queue_plumbing_imports_nothing_from_the_app():

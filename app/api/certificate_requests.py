@@ -31,7 +31,7 @@ from app.api.contract import (
 )
 from app.enums import RequestSource, RequestStatus, RequestType, Role
 from app.extensions import db
-from app.insurance import intake
+from app.insurance import intake, intake_errors
 from app.models import CertificateRequest, Customer, IssuedCertificate
 from app.models.base import utcnow
 from app.storage import certificate_download
@@ -308,7 +308,7 @@ def create_certificate_request():
     kind = body.get("type") if isinstance(body.get("type"), str) else ""
     try:
         replay = intake.replayed_request(customer, key, type=kind, fields=fields)
-    except intake.IdempotencyMismatch as exc:
+    except intake_errors.IdempotencyMismatch as exc:
         return error(str(exc), 422, fields={"Idempotency-Key": "Already used for a different request."},
                      request_id=exc.request.id)
     if replay is not None:  # an exact retry: the first answer again, nothing created or charged
@@ -317,15 +317,15 @@ def create_certificate_request():
         req = intake.submit_certificate_request(
             customer, type=kind, source=RequestSource.API, fields=fields, actor=user, now=utcnow(),
             idempotency_key=key or None)
-    except intake.RequestInvalid as exc:
+    except intake_errors.RequestInvalid as exc:
         return _invalid({API_NAMES.get(k, k): v for k, v in exc.errors.items()})
-    except intake.NotEligible as exc:
+    except intake_errors.NotEligible as exc:
         db.session.commit()
         return error(str(exc), 403)
-    except intake.PaymentDeclined:
+    except intake_errors.PaymentDeclined:
         db.session.commit()
-        return error(intake.PAYMENT_FAILED, 402)
-    except intake.PaymentUnavailable as exc:
+        return error(intake_errors.PAYMENT_FAILED, 402)
+    except intake_errors.PaymentUnavailable as exc:
         db.session.commit()
         return error(str(exc), 503)
     db.session.commit()

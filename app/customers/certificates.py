@@ -5,10 +5,10 @@ from flask_login import current_user
 
 from app.auth.access import customer_user_limit, require_customer_access, requires
 from app.customers import bp, cards
-from app.enums import RequestSource, Role
+from app.enums import RequestSource, RequestType, Role
 from app.extensions import db
 from app.htmx import hx_trigger, render_page_or_partial, wants_partial
-from app.insurance import intake
+from app.insurance import delivery, fees, intake, intake_errors
 from app.insurance.intake_forms import CertificateRequestForm, ResendPoiForm
 from app.insurance.intake_views import resend_poi_response
 from app.models import Customer
@@ -56,12 +56,12 @@ def download_certificate(customer_id: int, certificate_id: int):
 def resend_certificates(customer_id: int):
     customer = _customer(customer_id)
     try:
-        result = intake.resend_certificates(
+        result = delivery.resend_certificates(
             customer, certificate_ids=request.form.getlist("certificate_ids"),
             send_to_holders=request.form.get("send_to_holders") == "y",
             extra_emails=request.form.get("extra_emails", ""), copy_customer=request.form.get("copy_customer") == "y",
             actor=current_user, now=utcnow())
-    except intake.RequestInvalid as exc:
+    except intake_errors.RequestInvalid as exc:
         return render_page_or_partial("customers/certificates.html", "customers/_cert_list_part.html", status=422,
                                       **_tab_context(customer, resend_errors=exc.errors,
                                                      extra_emails=request.form.get("extra_emails", "")))
@@ -92,7 +92,7 @@ def _form_context(customer: Customer, form: CertificateRequestForm, **extra) -> 
     if not form.idempotency_key.data:
         form.idempotency_key.data = intake.new_idempotency_key()
     return {"customer": customer, "form": form, "eligible": ok, "refusal": why, "internal": True,
-            "quote": intake.quote(customer, intake.RequestType.COI_WOS), "fees": intake.get_fees(),
+            "quote": fees.quote(customer, RequestType.COI_WOS), "fees": fees.get_fees(),
             "action": url_for("customers.submit_request", customer_id=customer.id), **extra}
 
 
@@ -114,17 +114,18 @@ def submit_request(customer_id: int):
         req = intake.submit_certificate_request(
             customer, type=form.type.data, source=source, fields=form.values(), actor=current_user, now=utcnow(),
             idempotency_key=form.idempotency_key.data, allowed_types=intake.REQUESTABLE_TYPES)
-    except intake.RequestInvalid as exc:
+    except intake_errors.RequestInvalid as exc:
         form.apply_errors(exc)
         return render_page_or_partial(page, partial, status=422, **_form_context(customer, form, error=str(exc)))
-    except (intake.NotEligible, intake.PaymentDeclined, intake.PaymentUnavailable) as exc:
-        if isinstance(exc, intake.PaymentDeclined):  # keep what was typed, to retry after replacing the card
+    except (intake_errors.NotEligible, intake_errors.PaymentDeclined, intake_errors.PaymentUnavailable) as exc:
+        if isinstance(exc, intake_errors.PaymentDeclined):  # keep what was typed, to retry after replacing the card
             cards.keep_declined_request(customer, exc.payment, type=form.type.data, fields=form.values(),
                                         actor=current_user, now=utcnow())
         db.session.commit()
         form.idempotency_key.data = intake.new_idempotency_key()
         return render_page_or_partial(page, partial, status=422, **_form_context(
-            customer, form, error=str(exc), declined=exc.payment if isinstance(exc, intake.PaymentDeclined) else None))
+            customer, form, error=str(exc),
+            declined=exc.payment if isinstance(exc, intake_errors.PaymentDeclined) else None))
     cards.mark_retried(customer, form.idempotency_key.data, req.id)
     db.session.commit()
     message = f"Internal request #{req.id} created: {req.type.label} for {req.holder_name}."

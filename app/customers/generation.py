@@ -121,7 +121,8 @@ def start_generation(customer: Customer, *, holder_ids: list[int] | None, mode: 
                      email_holders: bool = False, actor: User | None, now: datetime) -> GenerationRun:
     """Check the choice and queue a run. ``holder_ids=None`` means every linked holder (stored as that
     choice, not as a list); chosen ids are checked and stored in chunks, in the order given, once each."""
-    from app.insurance.pdf import CertificateDataError, HolderInfo, build_certificate_data
+    from app.insurance.certificate_data import CertificateDataError, build_certificate_data
+    from app.insurance.layout import HolderInfo
 
     try:
         mode = GenerationMode(mode)
@@ -212,7 +213,7 @@ def record_failure(run: GenerationRun, exc: BaseException, *, now: datetime) -> 
     """Decide what an error means for the run (its attempt was counted already). True when the run is
     now ``failed`` (a GenerationError, or the last attempt); False when another attempt will follow (the
     error is noted on the run, so the page says an attempt failed and will be retried)."""
-    from app.insurance.pdf import CertificateDataError
+    from app.insurance.certificate_data import CertificateDataError
 
     if isinstance(exc, CertificateDataError):
         exc = GenerationError(f"Certificates cannot be generated: {exc}. Correct it, then start the generation "
@@ -236,7 +237,7 @@ class _HolderRow:
     id: int
     name: str
     email: str
-    info: object           # app.insurance.pdf.HolderInfo
+    info: object           # app.insurance.layout.HolderInfo
     flags: tuple[bool, bool, bool]  # additional insured, waiver of subrogation, primary & non-contributory
     recorded: bool         # already in sent certificates for this run (a re-run)
 
@@ -267,7 +268,7 @@ def _holder_rows(run: GenerationRun, size: int, *, limit: int | None = None,
                  longer_than: int | None = None) -> Iterator[_HolderRow]:
     """The run's holders in order, one query per ``size`` rows (keyset on position: a few bind parameters
     each, and no cursor held open across the job's progress commits)."""
-    from app.insurance.pdf import HolderInfo
+    from app.insurance.layout import HolderInfo
 
     recorded = sa.literal(False)
     stmt = _linked_rows(run).join(Holder, Holder.id == GenerationRunHolder.holder_id).add_columns(
@@ -355,17 +356,17 @@ class _Group:
     """The certificate of one combination of endorsement flags: rendered once, each holder stamped in."""
 
     data: dict
-    stamper: object | None  # pdf.Stamper; None: the wording names the holder inside a sentence
+    stamper: object | None  # stamping.Stamper; None: the wording names the holder inside a sentence
     page: object | None = None  # generation_files.BasePage in the merged file
 
     def pdf_for(self, holder, stamp=None, seal=None) -> bytes:
         """One holder's own certificate (a ZIP member, a sent certificate, an e-mail attachment), with its
         number, revision, verification code and QR code (``stamp``), signed with ``seal`` in the same pass."""
-        from app.insurance import pdf
+        from app.insurance import batching
 
         if self.stamper is not None:
             return self.stamper.stamp(holder, stamp, seal)
-        return pdf._render_full((self.data, holder, stamp), seal)
+        return batching._render_full((self.data, holder, stamp), seal)
 
 
 def _widest_name(run: GenerationRun, size: int):
@@ -373,13 +374,13 @@ def _widest_name(run: GenerationRun, size: int):
     base keeps that many lines). Only names too long to be sure they fit one line are measured."""
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
-    from app.insurance import pdf
+    from app.insurance import layout
 
-    widest = max(stringWidth(chr(c), pdf.DESCRIPTION_FONT, pdf.DESCRIPTION_SIZE) for c in range(32, 256))
-    safe = int(pdf.DESCRIPTION_W // widest)
+    widest = max(stringWidth(chr(c), layout.DESCRIPTION_FONT, layout.DESCRIPTION_SIZE) for c in range(32, 256))
+    safe = int(layout.DESCRIPTION_W // widest)
     best, lines = None, 1
     for row in _holder_rows(run, size, longer_than=safe):
-        count = len(pdf.description_lines(row.name))
+        count = len(layout.description_lines(row.name))
         if count > lines:
             best, lines = row.info, count
     return best
@@ -412,7 +413,7 @@ def _groups(run: GenerationRun, data: dict, first, size: int, *, merged: bool,
     holder-specific endorsement (groups that print the same share one render), and for a combined PDF the
     base file holding every group's certificate once. Keys: ``group_key``."""
     from app.customers.generation_files import combine_bases
-    from app.insurance import pdf
+    from app.insurance import batching
 
     combos = db.session.execute(
         _linked_rows(run).with_only_columns(CustomerHolder.additional_insured, CustomerHolder.waiver_of_subrogation,
@@ -425,7 +426,7 @@ def _groups(run: GenerationRun, data: dict, first, size: int, *, merged: bool,
             if key[1]:
                 wanted.setdefault(key, row.name)
     samples = [first]
-    if pdf._holder_specific(data):
+    if batching._holder_specific(data):
         widest = _widest_name(run, size)
         if widest is not None:
             samples.append(widest)
@@ -437,7 +438,7 @@ def _groups(run: GenerationRun, data: dict, first, size: int, *, merged: bool,
                               policies=policies, holder_name=holder_name)
         key = json.dumps({k: v for k, v in group_data.items() if k != "omitted_marks"}, sort_keys=True, default=str)
         if key not in by_data:
-            by_data[key] = _Group(group_data, pdf._prepare_batch(group_data, samples, numbered=True))
+            by_data[key] = _Group(group_data, batching._prepare_batch(group_data, samples, numbered=True))
         groups[(flags, _name)] = by_data[key]
     if merged:
         unique = list(by_data.values())
@@ -461,7 +462,7 @@ def run_generation(run: GenerationRun, *, now: datetime, progress: Progress | No
     The ZIP and the combined PDF both keep the chosen order (all holders: by name); each holder's
     certificate carries the endorsement flags of its own link."""
     from app.customers.generation_files import MergedPdfWriter, ZipStreamWriter
-    from app.insurance.pdf import build_certificate_data
+    from app.insurance.certificate_data import build_certificate_data
 
     if not run.is_working:
         return run

@@ -6,7 +6,7 @@ central directory) in spool files next to the output instead of in lists, and co
 file is closed. Python's ``zipfile`` keeps a ``ZipInfo`` per member in memory (hundreds of bytes each,
 ~70 MB for 200,000 members), and pypdf's writer keeps every page object, hence these two small writers.
 
-The merged PDF reuses the stamping of ``app.insurance.pdf``: the certificate of each group of holders
+The merged PDF reuses the stamping of ``app.insurance.stamping``: the certificate of each group of holders
 (one per combination of endorsement flags) is rendered once; the bases are combined into one file,
 then each holder adds a page that shares its base page's drawing and fonts plus a small content
 stream with the holder's text (a few hundred bytes a page). The combined PDF is signed in place when it
@@ -31,7 +31,7 @@ class BasePage:
     def __init__(self, reader, first: int, count: int, name_slots: tuple = (), number_slots: tuple = ()) -> None:
         from pypdf.generic import ArrayObject, DictionaryObject, NameObject
 
-        from app.insurance.pdf import _serialize
+        from app.insurance.stamping import _serialize
 
         pages = list(reader.pages)[first:first + count]
         page = pages[0]
@@ -61,7 +61,7 @@ class BasePage:
 
     def content(self, holder, stamp=None) -> bytes:
         """The holder's text, and (``stamp``) its certificate number, revision, verification code and QR code."""
-        from app.insurance.pdf import holder_content, verification_content
+        from app.insurance.stamping import holder_content, verification_content
 
         ops = holder_content(holder, name_slots=self.name_slots)
         if stamp is not None:
@@ -160,7 +160,7 @@ class MergedPdfWriter:
     def add(self, page: BasePage, holder, stamp=None) -> None:
         """One holder's certificate: its group's pages, the first one with the holder's text on top (and
         ``stamp``: its number, revision, verification code, QR code and the link over it)."""
-        from app.insurance.pdf import flate_stream, link_annotation
+        from app.insurance.stamping import flate_stream, link_annotation
 
         text = self._put(flate_stream(page.content(holder, stamp)))
         annot = self._put(link_annotation(stamp)) if stamp is not None and stamp.url else None
@@ -175,7 +175,7 @@ class MergedPdfWriter:
     def close(self) -> None:
         from pypdf.generic import DictionaryObject, NameObject
 
-        from app.insurance.pdf import _serialize
+        from app.insurance.stamping import _serialize
 
         pages_at = self.pos
         self.fh.write(b"%d 0 obj\n<< /Type /Pages /Count %d /Kids [" % (self.pages_num, self.page_count))
@@ -189,7 +189,7 @@ class MergedPdfWriter:
         catalog_num = self._put(_serialize(catalog)[:-2] + b" /Pages %d 0 R" % self.pages_num + form + b" >>")
         reserved = [pages_at]
         if self.seal is not None:
-            from app.insurance.pdf import signature_dictionary, signature_widget
+            from app.insurance.stamping import signature_dictionary, signature_widget
 
             for num, body in ((self.widget_num, signature_widget(self.seal, self._first_page_num, self.sig_num)),
                               (self.sig_num, signature_dictionary(self.seal))):
@@ -210,7 +210,7 @@ class MergedPdfWriter:
         self._xref.close()
         self._kids.close()
         if self.seal is not None:
-            from app.insurance.pdf import sign_file_in_place
+            from app.insurance.stamping import sign_file_in_place
 
             sign_file_in_place(self.fh, self.seal, reserved[-1] + len(b"%d 0 obj\n" % self.sig_num))
 

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from app import lifecycle
 from app.activity import record
+from app.csvio import csv_safe
 from app.customers.holders import FLAG_LABELS, FLAGS, HolderError, HolderValues, clean_holder
 from app.enums import ImportKind, ImportStatus
 from app.extensions import db
@@ -474,20 +475,12 @@ def _write_links(chunk: list[RowResult], now: datetime) -> tuple[int, int]:
 
 # -- CSV output ----------------------------------------------------------------------------------
 
-def safe_cell(value) -> str:
-    """Neutralise spreadsheet formulas: a cell starting with = + - @ (or a tab / CR) is quoted with '."""
-    text = "" if value is None else str(value)
-    if text and text[0] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
-
-
 def csv_bytes(header: list[str], rows: Iterable[Iterable]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([safe_cell(h) for h in header])
+    writer.writerow([csv_safe(h) for h in header])
     for row in rows:
-        writer.writerow([safe_cell(v) for v in row])
+        writer.writerow([csv_safe(v) for v in row])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 

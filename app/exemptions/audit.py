@@ -20,11 +20,11 @@ from sqlalchemy.orm import selectinload
 
 from app import lifecycle
 from app.activity import record
+from app.csvio import csv_safe
 from app.enums import AuditPackStatus
 from app.enums import ExemptionCertificateStatus as CS
 from app.exemptions.services import CERTIFICATE_SUBJECT, InvalidData
 from app.extensions import db
-from app.insurance.intake import csv_safe
 from app.models import Activity, AuditPack, CertificateJurisdiction, ExemptionCertificate, User
 from app.queue import defer
 from app.validation import US_STATES

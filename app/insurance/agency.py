@@ -1,7 +1,7 @@
 """The agency (producer) printed on every certificate: stored as the ``agency`` setting, edited by admins.
 
-Its own module so that the renderer (``pdf.py``) and the issuing and delivery code (``documents.py``)
-both read it without importing each other.
+Its own module so that the certificate data (``certificate_data.py``) and the issuing and delivery code
+(``documents.py``) both read it without importing each other.
 """
 
 from __future__ import annotations

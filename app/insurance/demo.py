@@ -52,9 +52,10 @@ def _customer(prefix: str) -> Customer | None:
 
 def seed_demo_requests(today: date) -> int:
     """Add the demo requests that are missing; returns how many were added."""
-    from app.insurance import intake, processing
+    from app.insurance import fees, processing
+    from app.insurance.certificate_data import CertificateDataError
     from app.insurance.documents import issue_certificate
-    from app.insurance.pdf import CertificateDataError, HolderInfo
+    from app.insurance.layout import HolderInfo
     from app.payments import ChargeStatus, get_gateway
 
     processor = db.session.scalar(sa.select(User).where(User.email == "processor@certdesk.demo"))
@@ -69,7 +70,7 @@ def seed_demo_requests(today: date) -> int:
             continue
         now = datetime.combine(today - timedelta(days=days_ago), time(14, 5 + n * 7), tzinfo=UTC)
         fields = {**HOLDERS[holder], **extra}
-        fee = intake.get_fees().wos_fee_cents if kind is RequestType.COI_WOS else 0
+        fee = fees.get_fees().wos_fee_cents if kind is RequestType.COI_WOS else 0
         ok, reason = processing.should_auto_issue(
             CertificateRequest(type=kind, customer=customer, instructions=fields.get("instructions", "")), [])
         req = CertificateRequest(customer_id=customer.id, type=kind, source=RequestSource.PORTAL, fee_cents=fee,
@@ -82,7 +83,7 @@ def seed_demo_requests(today: date) -> int:
         activity.record(processing.SUBJECT, req.id, "submitted", customer_id=customer.id, now=now,
                         message=f"{kind.label} for {req.holder_name} submitted via the customer portal (demo).")
         if fee and customer.payment_method.charged_up_front and customer.card_token:
-            conv = intake.get_fees().convenience_cents()
+            conv = fees.get_fees().convenience_cents()
             payment = Payment(customer_id=customer.id, request_id=req.id, idempotency_key=f"wos:{key}",
                               status=PaymentStatus.ERROR, fee_cents=fee, convenience_fee_cents=conv,
                               amount_cents=fee + conv, card_last4=customer.card_last4 or "")

@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 from app.enums import RequestType
 from app.extensions import db
 from app.i18n import lazy_label
-from app.insurance.pdf import HolderInfo
+from app.insurance.layout import HolderInfo
 from app.models import CertificateRequest, Customer, IssuedCertificate, OutboxMessage, User
 from app.notify import queue_email
 

@@ -140,7 +140,7 @@ def _endorsement(policy: Any, kind: str, holder_name: str):
 
 def check(data: Mapping, policies: Mapping[int, Any], holder: Mapping | Any, on: date,
           wording: Iterable[tuple[str, str]] = ()) -> GuardResult:
-    """The guard. ``data``: the certificate data (``pdf.build_certificate_data`` shape: coverage rows with
+    """The guard. ``data``: the certificate data (``certificate_data.build_certificate_data`` shape: coverage rows with
     ``policy_id``, ``addl_insd``, ``subr_wvd``; ``description``; ``kind``). ``policies``: the customer's
     policies by id (models or dicts with the same fields). ``holder``: name, address, city, state,
     zip_code. ``wording``: (phrase, reason) pairs of the active banned-wording list."""

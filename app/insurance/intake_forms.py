@@ -10,7 +10,8 @@ from wtforms.validators import InputRequired
 
 from app.enums import RequestType
 from app.i18n import lazy_label
-from app.insurance.intake import LABELS, MAX_LENGTHS, PROJECT_FIELDS, REQUESTABLE_TYPES, RequestInvalid
+from app.insurance.intake import LABELS, MAX_LENGTHS, PROJECT_FIELDS, REQUESTABLE_TYPES
+from app.insurance.intake_errors import RequestInvalid
 from app.validation import STATE_CHOICES
 
 REQUIRED = _l("This field is required.")

@@ -31,8 +31,9 @@ def _already_queued(dedupe_key: str) -> bool:
 @job
 def send_poi(customer_id: int, email: str, name: str, actor_id: int | None, token: str):
     """Issue the current proof of insurance and e-mail it to the address the user gave."""
+    from app.insurance.certificate_data import CertificateDataError
     from app.insurance.documents import issue_certificate
-    from app.insurance.pdf import CertificateDataError, HolderInfo
+    from app.insurance.layout import HolderInfo
 
     dedupe_key = f"poi:{token}"
     if _already_queued(dedupe_key):

@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from app.extensions import db
 from app.htmx import hx_trigger, render_page_or_partial, wants_partial
-from app.insurance import intake
+from app.insurance import delivery, intake_errors
 from app.insurance.intake_forms import ResendPoiForm
 from app.models import Customer
 from app.models.base import utcnow
@@ -22,11 +22,11 @@ def resend_poi_response(customer: Customer, *, page: str, partial: str, context:
     """Handle a "Resend POI" POST: queue the POI e-mail, or re-render the form with the reason (422)."""
     form = ResendPoiForm(request.form)
     try:
-        intake.resend_poi(customer, email=form.email.data, name=form.name.data, actor=current_user, now=utcnow())
-    except intake.RequestInvalid as exc:
+        delivery.resend_poi(customer, email=form.email.data, name=form.name.data, actor=current_user, now=utcnow())
+    except intake_errors.RequestInvalid as exc:
         form.apply_errors(exc)
         return render_page_or_partial(page, partial, status=422, **context(customer, poi_form=form))
-    except intake.NotEligible as exc:
+    except intake_errors.NotEligible as exc:
         db.session.commit()  # keeps the refusal's timeline entry
         return render_page_or_partial(page, partial, status=422,
                                       **context(customer, poi_form=form, poi_error=str(exc)))

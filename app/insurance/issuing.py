@@ -37,8 +37,11 @@ from app import activity, events
 from app.enums import CertificateSource, RequestType
 from app.extensions import db
 from app.insurance import guard as guard_mod
-from app.insurance.pdf import HolderInfo, IssueStamp, build_certificate_data, render_certificate_pdf
+from app.insurance.certificate_data import build_certificate_data
+from app.insurance.layout import HolderInfo
+from app.insurance.rendering import render_certificate_pdf
 from app.insurance.signing import get_seal
+from app.insurance.stamping import IssueStamp
 from app.models import CertificateRequest, Customer, IssuedCertificate, User
 from app.models.holders import holder_key
 from app.models.insurance import DEFAULT_BANNED_WORDING, BannedWording
@@ -227,8 +230,9 @@ def stamp_uploaded(pdf: bytes, stamp: IssueStamp, *, kind: RequestType, holder: 
     page added at the end (number, revision, holder, insured, issue date, verification code, QR code) and
     the whole file signed, in one incremental update. Raises ``pdf.CertificateDataError`` when the file
     cannot be updated (the upload check lets only readable, unlocked PDFs in)."""
-    from app.insurance.pdf import CertificateDataError, append_verification_page
+    from app.insurance.certificate_data import CertificateDataError
     from app.insurance.signing import UnsignablePdf, sign_pdf
+    from app.insurance.stamping import append_verification_page
 
     facts = [("Certificate", f"{kind.label} {stamp.number}"), ("Revision", str(stamp.revision)),
              ("Certificate holder", holder.name), ("Insured", customer.name), ("Issued", f"{on:%m/%d/%Y}")]
@@ -454,7 +458,8 @@ def _printed(row: dict) -> dict:
 def reissue_preview(cert: IssuedCertificate, on: date) -> tuple[dict | None, list[str]]:
     """What a re-issue of ``cert`` would print today, and the differences per row in words (policy number,
     dates, limits, marks). ``(None, [reason])`` when it cannot be built (no policy in force)."""
-    from app.insurance.pdf import CertificateDataError, HolderInfo
+    from app.insurance.certificate_data import CertificateDataError
+    from app.insurance.layout import HolderInfo
 
     holder = HolderInfo.from_dict((cert.data or {}).get("holder") or {"name": cert.holder_name})
     old_rows = {r["line"]: r for r in (cert.data or {}).get("coverages") or [] if r.get("present")}
@@ -497,7 +502,7 @@ def certificates_to_reissue(customer: Customer, on: date, limit: int = 500) -> l
     dates), each with its per-holder preview of what changes (at most ``limit``). Certificates printing
     exactly what the lines print today are skipped without building their data (mass generation makes
     thousands)."""
-    from app.insurance.pdf import _policies_in_force
+    from app.insurance.certificate_data import _policies_in_force
 
     # What each line prints today, once; only certificates printing something else get a full preview.
     now_printed = {line.value: (p.id, p.policy_number, p.effective_date.isoformat(), p.expiry_date.isoformat(),
@@ -525,7 +530,8 @@ def certificates_to_reissue(customer: Customer, on: date, limit: int = 500) -> l
 def reissue(cert: IssuedCertificate, *, actor: User | None, now: datetime) -> IssuedCertificate:
     """Issue ``cert`` again as its next revision with what prints today (same holder, kind, marks where
     still backed, description). Raises ``CertificateBlocked`` / ``CertificateDataError`` like ``issue``."""
-    from app.insurance.pdf import CertificateDataError, HolderInfo
+    from app.insurance.certificate_data import CertificateDataError
+    from app.insurance.layout import HolderInfo
 
     data, reasons = reissue_preview(cert, now.date())
     if data is None:

@@ -83,9 +83,9 @@ def reissue_certificates(customer_id: int, certificate_ids: list, actor_id: int 
     """Kept for jobs queued before re-issue runs existed (new re-issues go through ``run_reissue``): re-issue
     the chosen certificates as their next revisions and e-mail each holder its new revision once.
     Idempotent: a certificate that is no longer current is skipped; each is committed on its own."""
+    from app.insurance.certificate_data import CertificateDataError
     from app.insurance.documents import deliver_certificate
     from app.insurance.issuing import CertificateBlocked, reissue
-    from app.insurance.pdf import CertificateDataError
     from app.models import IssuedCertificate, User
 
     actor = db.session.get(User, actor_id) if actor_id else None

@@ -161,7 +161,7 @@ def automation_available(req: CertificateRequest) -> tuple[bool, str]:
 
 
 def _holder(req: CertificateRequest, overrides: dict | None = None):
-    from app.insurance.pdf import HolderInfo
+    from app.insurance.layout import HolderInfo
 
     holder = HolderInfo.from_request(req)
     edits = {k: str(v).strip() for k, v in ((overrides or {}).get("holder") or {}).items()
@@ -170,7 +170,7 @@ def _holder(req: CertificateRequest, overrides: dict | None = None):
 
 
 def _build_data(req: CertificateRequest, *, now: datetime, overrides: dict | None = None) -> dict:
-    from app.insurance.pdf import CertificateDataError, build_certificate_data
+    from app.insurance.certificate_data import CertificateDataError, build_certificate_data
 
     try:
         return build_certificate_data(req.customer, kind=req.type, holder=_holder(req, overrides), on=now.date(),
@@ -331,7 +331,8 @@ def issue_requested(req: CertificateRequest, *, now: datetime) -> str:
     Raises :class:`IssueFailed` when the submitted values cannot be issued (the caller rolls back and
     records it with :func:`record_issue_failure`).
     """
-    from app.insurance.pdf import CertificateDataError, HolderInfo
+    from app.insurance.certificate_data import CertificateDataError
+    from app.insurance.layout import HolderInfo
     from app.storage import get_store
 
     if not issue_pending(req):
@@ -551,7 +552,7 @@ def auto_process(req: CertificateRequest, *, now: datetime) -> str:
 
     discrepancies: list[str] = []
     if req.type is not RequestType.COI_WOS and req.customer.automation_enabled:
-        from app.insurance.pdf import certificate_discrepancies
+        from app.insurance.certificate_data import certificate_discrepancies
 
         discrepancies = certificate_discrepancies(req.customer, kind=req.type, holder=_holder(req), on=now.date())
     data, blocks = None, []
@@ -664,8 +665,8 @@ def review_choices(req: CertificateRequest, data: dict) -> dict:
     line; any line on the OTHER row), the one printed now, its marks, and whether an endorsement on it backs
     ADDL INSD / SUBR WVD for this holder (unbacked marks need an override note)."""
     from app.enums import CoverageLine
+    from app.insurance.certificate_data import LINE_ORDER, LINE_TITLES
     from app.insurance.guard import _endorsement
-    from app.insurance.pdf import LINE_ORDER, LINE_TITLES
 
     holder_name = (data.get("holder") or {}).get("name") or req.holder_name
     rows = {r["line"]: r for r in data.get("coverages") or []}
@@ -691,7 +692,7 @@ def review_choices(req: CertificateRequest, data: dict) -> dict:
 def review_guard(req: CertificateRequest, data: dict):
     """The issue guard's result for the prefilled values, shown on the review form before submitting."""
     from app.insurance.issuing import run_guard
-    from app.insurance.pdf import HolderInfo
+    from app.insurance.layout import HolderInfo
     from app.models.base import utcnow
 
     holder = HolderInfo.from_dict(data.get("holder") or {}) if data.get("holder") else _holder(req)

@@ -92,8 +92,8 @@ def _skip(run: ReissueRun, cert_id: int, cert: IssuedCertificate | None, message
 def reissue_one(run: ReissueRun, cert_id: int, *, actor: User | None, now: datetime) -> IssuedCertificate | None:
     """Re-issue one certificate of the run, or record why not. Marks the id processed; the caller e-mails
     the holder and commits (all of it together). Returns the new revision, if any."""
+    from app.insurance.certificate_data import CertificateDataError
     from app.insurance.issuing import CertificateBlocked, reissue
-    from app.insurance.pdf import CertificateDataError
 
     run.processed = [*(run.processed or []), cert_id]
     run.updated_at = now

@@ -10,7 +10,7 @@ The SHA-256 stored with a certificate is of the signed file: signing appends an 
 
 Two ways in, one kind of signature (PAdES baseline B, ``ETSI.CAdES.detached``, SHA-256):
 - ``Seal``: for the certificates CertDesk renders (one or thousands). The stamping code in
-  ``app.insurance.pdf`` writes the signature field, the signature dictionary with a fixed-size
+  ``app.insurance.stamping`` writes the signature field, the signature dictionary with a fixed-size
   ``/Contents`` hole and its ``/ByteRange`` in the same incremental update as the holder and the QR code;
   it hashes the two byte ranges with hashlib and asks ``Seal.cms`` for the CMS container, which pyHanko's
   signer builds from that digest (signed attributes, signing-certificate-v2, the RSA/ECDSA signature).

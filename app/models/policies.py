@@ -17,7 +17,7 @@ from app.enums import CoverageLine, EndorsementKind, PolicyStatus, enum_column
 from app.extensions import db
 from app.models.base import TimestampMixin
 
-# Limit names per line, in print order (the certificate grid's keys; see app/insurance/pdf.py).
+# Limit names per line, in print order (the certificate grid's keys; see app/insurance/certificate_data.py).
 LIMIT_KEYS: dict[CoverageLine, tuple[str, ...]] = {
     CoverageLine.GENERAL_LIABILITY: ("each_occurrence", "damage_to_rented_premises", "medical_expense",
                                      "personal_adv_injury", "general_aggregate", "products_completed_ops"),

@@ -6,11 +6,11 @@ from flask_login import current_user
 
 from app.auth.access import customer_user_limit, requires
 from app.customers import cards
-from app.enums import RequestSource
+from app.enums import RequestSource, RequestType
 from app.extensions import db
 from app.htmx import hx_trigger, render_page_or_partial, wants_partial
 from app.i18n import label_of, money_cents
-from app.insurance import intake
+from app.insurance import fees, intake, intake_errors
 from app.insurance.intake_forms import CertificateRequestForm, ResendPoiForm
 from app.insurance.intake_views import resend_poi_response
 from app.models import CertificateRequest
@@ -45,7 +45,7 @@ def _form_context(customer, form, **extra):
     if not form.idempotency_key.data:
         form.idempotency_key.data = intake.new_idempotency_key()
     return {"customer": customer, "form": form, "eligible": ok, "refusal": why,
-            "quote": intake.quote(customer, intake.RequestType.COI_WOS), "fees": intake.get_fees(),
+            "quote": fees.quote(customer, RequestType.COI_WOS), "fees": fees.get_fees(),
             "action": url_for("portal.new_request"), **extra}
 
 
@@ -69,14 +69,14 @@ def new_request():
         req = intake.submit_certificate_request(
             customer, type=form.type.data, source=RequestSource.PORTAL, fields=form.values(), actor=current_user,
             now=utcnow(), idempotency_key=form.idempotency_key.data, allowed_types=intake.REQUESTABLE_TYPES)
-    except intake.RequestInvalid as exc:
+    except intake_errors.RequestInvalid as exc:
         form.apply_errors(exc)
         return render_page_or_partial("portal/request_new.html", "portal/_request_form_part.html", status=422,
                                       **_form_context(customer, form, error=str(exc)))
-    except (intake.NotEligible, intake.PaymentDeclined, intake.PaymentUnavailable) as exc:
+    except (intake_errors.NotEligible, intake_errors.PaymentDeclined, intake_errors.PaymentUnavailable) as exc:
         db.session.commit()  # keep the refusal / declined payment, its e-mail and SMS
         form.idempotency_key.data = intake.new_idempotency_key()
-        declined = exc.payment if isinstance(exc, intake.PaymentDeclined) else None
+        declined = exc.payment if isinstance(exc, intake_errors.PaymentDeclined) else None
         if declined is not None:  # keep what was typed, to retry after replacing the card
             cards.keep_declined_request(customer, declined, type=form.type.data, fields=form.values(),
                                         actor=current_user, now=utcnow())

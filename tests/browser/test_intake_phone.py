@@ -6,7 +6,7 @@ from app.cli import DEMO_PASSWORD, seed_demo
 from app.enums import RequestType
 from app.extensions import db
 from app.insurance.documents import issue_certificate
-from app.insurance.pdf import HolderInfo
+from app.insurance.layout import HolderInfo
 from app.models import Customer
 from app.models.base import utcnow
 from tests.factories import tiny_pdf

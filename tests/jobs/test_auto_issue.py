@@ -107,7 +107,9 @@ def test_incomplete_holder_address_goes_to_manual(app, make, run_jobs):
 def test_manual_upload_path_delivers_same_way(app, make, run_jobs, smtp):
     """Upload cert -> Submit: the uploaded PDF (its pages as they were, plus the verification page, signed)
     reaches holder and customer."""
-    from app.insurance.pdf import HolderInfo, build_certificate_data, render_certificate_pdf
+    from app.insurance.certificate_data import build_certificate_data
+    from app.insurance.layout import HolderInfo
+    from app.insurance.rendering import render_certificate_pdf
 
     staff = make.user(Role.PROCESSOR)
     customer = make.customer(contact_email="office@upload.example.com")

@@ -94,7 +94,7 @@ def test_a_policy_not_in_force_cannot_be_overridden_by_staff(app, make):
     assert "general_liability" not in {r["line"] for r in data["coverages"] if r["present"]}
     # ...and a hand-made row pointing at that policy is refused even with a note.
     from app.insurance.issuing import CertificateBlocked, issue
-    from app.insurance.pdf import HolderInfo
+    from app.insurance.layout import HolderInfo
 
     data["coverages"][0].update(present=True, policy_id=gl.id, policy_number=gl.policy_number)
     with pytest.raises(CertificateBlocked, match="expired on"):

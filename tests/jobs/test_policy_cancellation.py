@@ -8,7 +8,7 @@ from app.customers.policies import cancel_policy
 from app.enums import CoverageLine, EndorsementKind, RequestType, Role
 from app.extensions import db
 from app.insurance.documents import issue_certificate
-from app.insurance.pdf import HolderInfo
+from app.insurance.layout import HolderInfo
 from app.models import Activity, Endorsement, OutboxMessage
 from app.models.base import utcnow
 

@@ -8,8 +8,10 @@ import zipfile
 import pytest
 from pypdf import PdfReader
 
-from app.insurance import pdf
-from app.insurance.pdf import HolderInfo, render_batch, render_certificate_pdf
+from app.insurance import certificate_data, rendering, sample
+from app.insurance.batching import render_batch
+from app.insurance.layout import HolderInfo
+from app.insurance.rendering import render_certificate_pdf
 
 HOLDERS = [
     HolderInfo(name="Alpha Builders Inc", address="1 First St", city="Austin", state="TX", zip_code="78701"),
@@ -31,7 +33,7 @@ def holder_lines_in(text: str, holder: HolderInfo) -> bool:
 
 @pytest.fixture
 def data():
-    return pdf.sample_data("coi")
+    return sample.sample_data("coi")
 
 
 def test_merged_pdf_has_one_page_per_holder_each_naming_its_holder(tmp_path, data):
@@ -75,9 +77,10 @@ def test_stamped_certificate_matches_single_render(tmp_path, data):
 
 def test_holder_specific_wording_gets_each_holders_name(tmp_path):
     """A WOS description names the holder: each certificate names its own holder there too."""
-    data = pdf.sample_data("coi_wos")
+    data = sample.sample_data("coi_wos")
     data["holder"]["name"] = HOLDERS[0].name
-    data["description"] = pdf.WOS_WORDING.format(holder=HOLDERS[0].name) + "\nProject: Eastside Elementary."
+    wording = certificate_data.WOS_WORDING.format(holder=HOLDERS[0].name)
+    data["description"] = wording + "\nProject: Eastside Elementary."
     out = tmp_path / "wos.pdf"
     assert render_batch(data, HOLDERS[:3], out, mode="merged") == 3
     reader = PdfReader(out)
@@ -92,10 +95,10 @@ def test_holder_specific_wording_gets_each_holders_name(tmp_path):
 
 def test_holder_specific_wording_is_stamped_not_rerendered(tmp_path, monkeypatch):
     """1,000 WOS certificates must not cost 1,000 renders: the base is rendered twice, whatever the count."""
-    data = pdf.sample_data("coi_wos")
+    data = sample.sample_data("coi_wos")
     renders = []
-    real = pdf._html_to_pdf
-    monkeypatch.setattr(pdf, "_html_to_pdf", lambda html: renders.append(1) or real(html))
+    real = rendering.html_to_pdf
+    monkeypatch.setattr(rendering, "html_to_pdf", lambda html: renders.append(1) or real(html))
     holders = [HolderInfo(name=f"Holder {i} LLC", address="1 Road", city="Austin", state="TX", zip_code="78701")
                for i in range(30)]
     render_batch(data, holders, tmp_path / "wos.zip", mode="zip")
@@ -106,7 +109,7 @@ def test_holder_specific_wording_is_stamped_not_rerendered(tmp_path, monkeypatch
 
 
 def test_holder_named_inside_a_sentence_falls_back_to_full_renders(tmp_path):
-    data = pdf.sample_data("coi")
+    data = sample.sample_data("coi")
     data["holder"]["name"] = HOLDERS[0].name
     data["description"] = f"Work for {HOLDERS[0].name} at its yard."
     out = tmp_path / "inline.pdf"
@@ -137,7 +140,7 @@ def test_unknown_mode_and_empty_list(tmp_path, data):
 @pytest.mark.parametrize("mode", ["zip", "merged"])
 def test_proof_of_insurance_batch(tmp_path, mode):
     out = tmp_path / f"poi.{mode}"
-    assert render_batch(pdf.sample_data("poi"), HOLDERS[:2], out, mode=mode) == 2
+    assert render_batch(sample.sample_data("poi"), HOLDERS[:2], out, mode=mode) == 2
     if mode == "zip":
         with zipfile.ZipFile(out) as zf:
             texts = [PdfReader(io.BytesIO(zf.read(n))).pages[0].extract_text() for n in zf.namelist()]

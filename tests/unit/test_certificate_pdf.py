@@ -14,16 +14,12 @@ from pypdf import PdfReader
 
 from app.enums import CertificateSource, CoverageLine, RequestType
 from app.extensions import db
-from app.insurance import pdf
+from app.insurance import layout, rendering, stamping
 from app.insurance.agency import get_agency, save_agency
+from app.insurance.certificate_data import CertificateDataError, build_certificate_data, certificate_discrepancies
 from app.insurance.documents import deliver_certificate, issue_certificate
-from app.insurance.pdf import (
-    CertificateDataError,
-    HolderInfo,
-    build_certificate_data,
-    certificate_discrepancies,
-    render_certificate_pdf,
-)
+from app.insurance.layout import HolderInfo
+from app.insurance.rendering import render_certificate_pdf
 from app.models import Activity, IssuedCertificate, OutboxMessage, Policy
 from app.storage import get_store
 
@@ -242,7 +238,7 @@ def test_template_values_cannot_fetch_urls_or_read_files(make, agency, caplog):
         data = build_certificate_data(make.customer(name=f"Insured {evil}"), kind=RequestType.COI,
                                       holder=HolderInfo(name=f"Holder {evil}"), on=ON,
                                       overrides={"description": f"Desc {evil}"})
-        html = pdf.render_html(data)
+        html = rendering.render_html(data)
         assert "<img src=\"file:" not in html and "&lt;img src=&#34;file:///etc/passwd&#34;&gt;" in html
         out = render_certificate_pdf(data)
     finally:
@@ -259,21 +255,21 @@ def test_template_values_cannot_fetch_urls_or_read_files(make, agency, caplog):
 
 
 def test_injected_markup_in_a_resource_path_is_refused_by_link_callback():
-    refused = pdf.link_callback("file:///etc/passwd")
+    refused = rendering.link_callback("file:///etc/passwd")
     assert not refused.endswith("passwd") and "__refused__" in refused
-    assert "__refused__" in pdf.link_callback("http://127.0.0.1:1/x")
-    assert "__refused__" in pdf.link_callback("static/pdf/../../app/config.py")
-    assert pdf.link_callback("static/pdf/box-checked.png").endswith("static/pdf/box-checked.png")
+    assert "__refused__" in rendering.link_callback("http://127.0.0.1:1/x")
+    assert "__refused__" in rendering.link_callback("static/pdf/../../app/config.py")
+    assert rendering.link_callback("static/pdf/box-checked.png").endswith("static/pdf/box-checked.png")
 
 
 def test_rendering_does_not_log_css_warnings_but_keeps_real_problems(make, agency, caplog):
     data = build_certificate_data(make.customer(), kind=RequestType.COI, holder=HOLDER, on=ON)
     # CSS xhtml2pdf does not implement makes it warn on every render; those are silenced ...
-    html = pdf.render_html(data).replace("</style>", "p { box-shadow: 1px 1px red; width: calc(100% - 2px); }"
+    html = rendering.render_html(data).replace("</style>", "p { box-shadow: 1px 1px red; width: calc(100% - 2px); }"
                                                      "</style>", 1)
     html = html.replace("</body>", '<img src="static/pdf/not-there.png"></body>')
     with caplog.at_level(logging.WARNING):
-        pdf._html_to_pdf(html)
+        rendering.html_to_pdf(html)
         render_certificate_pdf(data)
     assert [r.getMessage() for r in caplog.records if r.name.startswith("xhtml2pdf")] == []
     # ... a refused resource is still reported, and xhtml2pdf's errors still get through.
@@ -365,8 +361,8 @@ def test_tall_rows_and_long_values_stay_on_one_page_without_running_into_next_ce
     data = build_certificate_data(customer, kind=RequestType.COI_WOS, holder=HOLDER, on=ON, overrides={
         "coverages": {line: {"policy_number": long_number, "limits": extra} for line in
                       ("general_liability", "automobile", "workers_comp")}})
-    capacity = pdf.description_capacity(data)
-    assert capacity < pdf.DESCRIPTION_MAX_LINES  # the taller rows took room from the description box
+    capacity = rendering.description_capacity(data)
+    assert capacity < layout.DESCRIPTION_MAX_LINES  # the taller rows took room from the description box
     data["description"] = "\n".join(f"Description line {i}" for i in range(capacity))
     pages = text_of(render_certificate_pdf(data))
     assert len(pages) == 1
@@ -378,23 +374,24 @@ def test_tall_rows_and_long_values_stay_on_one_page_without_running_into_next_ce
 
 
 def test_only_our_own_inlined_images_pass_the_link_callback():
-    ours = pdf.inline_image("box-checked")
-    assert pdf.link_callback(ours) == ours
-    assert "__refused__" in pdf.link_callback("data:image/png;base64,iVBORw0KGgo=")
+    ours = rendering.inline_image("box-checked")
+    assert rendering.link_callback(ours) == ours
+    assert "__refused__" in rendering.link_callback("data:image/png;base64,iVBORw0KGgo=")
     with pytest.raises(ValueError):
-        pdf.inline_image("../../app/config")
+        rendering.inline_image("../../app/config")
 
 
 def test_holder_text_always_stays_inside_its_box():
-    assert pdf.HOLDER_TEXT_X + pdf.HOLDER_TEXT_W <= pdf.MARGIN + pdf.HOLDER_W
-    assert pdf.HOLDER_TEXT_TOP + pdf.HOLDER_MAX_LINES * pdf.HOLDER_LEADING <= pdf.FOOTER_TOP + pdf.FOOTER_H - 4
+    assert layout.HOLDER_TEXT_X + layout.HOLDER_TEXT_W <= layout.MARGIN + layout.HOLDER_W
+    bottom = layout.HOLDER_TEXT_TOP + layout.HOLDER_MAX_LINES * layout.HOLDER_LEADING
+    assert bottom <= layout.FOOTER_TOP + layout.FOOTER_H - 4
     huge = HolderInfo(name="N" * 200, address="A" * 200, city="C" * 100, state="TX", zip_code="78701")
     size, leading, lines = huge.fitted()
-    assert size < pdf.HOLDER_SIZE and len(lines) * leading <= pdf.HOLDER_MAX_LINES * pdf.HOLDER_LEADING + 0.01
+    assert size < layout.HOLDER_SIZE and len(lines) * leading <= layout.HOLDER_MAX_LINES * layout.HOLDER_LEADING + 0.01
     # Set smaller, never cut: every character typed is in the box.
     joined = "".join(lines)
     assert joined.count("N") == 200 and joined.count("A") == 200 and joined.count("C") == 100
-    content = pdf.holder_content(huge).decode("latin-1")
+    content = stamping.holder_content(huge).decode("latin-1")
     assert content.count("'") + content.count(" Tj") == len(lines)
 
 

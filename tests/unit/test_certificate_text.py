@@ -9,7 +9,9 @@ import re
 import pytest
 from pypdf import PdfReader
 
-from app.insurance.pdf import CONTINUED, HolderInfo, description_lines, render_certificate_pdf, sample_data
+from app.insurance.layout import CONTINUED, HolderInfo, description_lines
+from app.insurance.rendering import render_certificate_pdf
+from app.insurance.sample import sample_data
 
 
 def pages_of(pdf: bytes) -> list[str]:
@@ -96,7 +98,7 @@ def test_policy_data_prints_fax_boxes_basis_retention_auto_limits_and_proprietor
     from types import SimpleNamespace
 
     from app.enums import CoverageLine, RequestType
-    from app.insurance.pdf import _coverage_row
+    from app.insurance.certificate_data import _coverage_row
 
     def policy(number, limits, coverage):
         return SimpleNamespace(id=1, insurer_name="Example Casualty Company", naic_number="10001",

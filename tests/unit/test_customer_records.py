@@ -258,7 +258,8 @@ def test_renewal_is_a_new_term_that_supersedes_the_old_one(customer, insurer, st
     # On the day the renewal starts (the old expiry date) only the renewal is in force.
     assert old.is_in_force(date(2026, 12, 31)) and not new.is_in_force(date(2026, 12, 31))
     assert not old.is_in_force(date(2027, 1, 1)) and new.is_in_force(date(2027, 1, 1))
-    from app.insurance.pdf import HolderInfo, build_certificate_data
+    from app.insurance.certificate_data import build_certificate_data
+    from app.insurance.layout import HolderInfo
 
     holder = HolderInfo(name="City of Austin", address="1 Main", city="Austin", state="TX", zip_code="78701")
     data = build_certificate_data(customer, kind="coi", holder=holder, on=date(2027, 1, 1))

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from app.enums import Channel, RequestType
 from app.extensions import db
-from app.insurance import intake, intake_jobs
+from app.insurance import delivery, intake_jobs
 from app.models import Activity, IssuedCertificate, OutboxMessage
 from app.storage import get_store
 
@@ -16,7 +16,7 @@ NOW = datetime(2026, 6, 15, 14, 0, tzinfo=UTC)
 
 def test_resend_poi_issues_a_poi_and_emails_it_once(make, run_jobs):
     customer = make.customer(name="Pinecrest Builders")
-    token = intake.resend_poi(customer, email="Lender@Bank.example.com", name="Loan desk", actor=None, now=NOW)
+    token = delivery.resend_poi(customer, email="Lender@Bank.example.com", name="Loan desk", actor=None, now=NOW)
     assert run_jobs() >= 1
     run_jobs()  # the delivery job of the queued e-mail
     cert = db.session.scalar(sa.select(IssuedCertificate))
@@ -38,7 +38,7 @@ def test_resend_poi_issues_a_poi_and_emails_it_once(make, run_jobs):
 
 def test_resend_poi_without_policies_records_why(make, run_jobs):
     customer = make.customer(with_policies=False)
-    intake.resend_poi(customer, email="a@example.com", actor=None, now=NOW)
+    delivery.resend_poi(customer, email="a@example.com", actor=None, now=NOW)
     run_jobs()
     assert db.session.scalar(sa.select(sa.func.count(IssuedCertificate.id))) == 0
     failed = db.session.scalar(sa.select(Activity).where(Activity.action == "poi_failed"))

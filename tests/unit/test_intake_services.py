@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from app.enums import Channel, CustomerStatus, PaymentMethod, PaymentStatus, RequestSource, RequestStatus, RequestType
 from app.extensions import db
-from app.insurance import intake
+from app.insurance import fees, intake, intake_errors
 from app.models import Activity, CertificateRequest, OutboxMessage, Payment, SandboxCharge
 from app.payments import DECLINE_CARD, ERROR_CARD, GatewayError, SandboxGateway, sandbox_token
 
@@ -50,21 +50,21 @@ def test_validation_cleans_and_accepts_good_input():
     ("holder_address", "x" * 201, "too long"),
 ])
 def test_validation_refuses_bad_fields(field, value, fragment):
-    with pytest.raises(intake.RequestInvalid) as info:
+    with pytest.raises(intake_errors.RequestInvalid) as info:
         intake.validate_fields(RequestType.COI, {**FIELDS, field: value})
     assert fragment.lower() in info.value.errors[field].lower()
 
 
 def test_wos_requires_project_fields_coi_does_not():
     intake.validate_fields(RequestType.COI, FIELDS)
-    with pytest.raises(intake.RequestInvalid) as info:
+    with pytest.raises(intake_errors.RequestInvalid) as info:
         intake.validate_fields(RequestType.COI_WOS, FIELDS)
     assert set(info.value.errors) == {"project_name", "project_location", "project_duration", "contract_details"}
     assert "WOS" in info.value.errors["project_name"]
 
 
 def test_unknown_type_is_a_field_error():
-    with pytest.raises(intake.RequestInvalid) as info:
+    with pytest.raises(intake_errors.RequestInvalid) as info:
         intake.parse_type("banana")
     assert "Certificate of insurance" in info.value.errors["type"]
 
@@ -73,7 +73,7 @@ def test_unknown_type_is_a_field_error():
                                          (CustomerStatus.SUSPENDED, "suspended")])
 def test_inactive_customers_are_refused_with_a_reason_and_timeline_entry(make, status, word):
     customer = make.customer(status=status, payment_method=PaymentMethod.CARD)
-    with pytest.raises(intake.NotEligible) as info:
+    with pytest.raises(intake_errors.NotEligible) as info:
         intake.submit_certificate_request(customer, type="coi_wos", source=RequestSource.PORTAL, fields=WOS,
                                           actor=None, now=NOW)
     assert word in str(info.value) and customer.name in str(info.value)
@@ -112,7 +112,7 @@ def test_same_idempotency_key_returns_the_same_request_without_a_second_charge(m
 
 def test_declined_card_creates_nothing_and_sends_email_and_sms(make):
     customer = make.customer(payment_method=PaymentMethod.CARD, card=DECLINE_CARD)
-    with pytest.raises(intake.PaymentDeclined) as info:
+    with pytest.raises(intake_errors.PaymentDeclined) as info:
         intake.submit_certificate_request(customer, type="coi_wos", source=RequestSource.PORTAL, fields=WOS,
                                           actor=None, now=NOW)
     db.session.commit()
@@ -157,7 +157,7 @@ def test_gateway_that_never_answers_creates_nothing(make, monkeypatch):
 
     monkeypatch.setattr(intake, "get_gateway", lambda: Down())
     customer = make.customer(payment_method=PaymentMethod.CARD)
-    with pytest.raises(intake.PaymentUnavailable) as info:
+    with pytest.raises(intake_errors.PaymentUnavailable) as info:
         intake.submit_certificate_request(customer, type="coi_wos", source=RequestSource.PORTAL, fields=WOS,
                                           actor=None, now=NOW)
     assert "Merchant payment failed" in str(info.value)
@@ -193,10 +193,10 @@ def test_submission_defers_the_auto_process_job(make):
 
 def test_fees_are_admin_configurable(make):
     admin = make.user()
-    assert intake.get_fees() == intake.Fees(2500, 300)
-    intake.save_fees(wos_fee="40", card_fee_percent="2.5", actor=admin, now=NOW)
-    fees = intake.get_fees()
-    assert (fees.wos_fee_cents, fees.card_fee_bps, fees.convenience_cents()) == (4000, 250, 100)
+    assert fees.get_fees() == fees.Fees(2500, 300)
+    fees.save_fees(wos_fee="40", card_fee_percent="2.5", actor=admin, now=NOW)
+    saved = fees.get_fees()
+    assert (saved.wos_fee_cents, saved.card_fee_bps, saved.convenience_cents()) == (4000, 250, 100)
     customer = make.customer(payment_method=PaymentMethod.CARD)
     intake.submit_certificate_request(customer, type="coi_wos", source=RequestSource.PORTAL, fields=WOS,
                                       actor=None, now=NOW)
@@ -209,10 +209,10 @@ def test_fees_are_admin_configurable(make):
                                            ("NaN", "3", "wos_fee"), ("25", "Infinity", "card_fee_percent")])
 def test_bad_fee_values_are_refused(make, wos, pct, field):
     admin = make.user()
-    with pytest.raises(intake.RequestInvalid) as info:
-        intake.save_fees(wos_fee=wos, card_fee_percent=pct, actor=admin, now=NOW)
+    with pytest.raises(intake_errors.RequestInvalid) as info:
+        fees.save_fees(wos_fee=wos, card_fee_percent=pct, actor=admin, now=NOW)
     assert field in info.value.errors
-    assert intake.get_fees() == intake.Fees()
+    assert fees.get_fees() == fees.Fees()
 
 
 def test_seeded_demo_customers_behave_as_their_card_outcome_says(app):
@@ -227,9 +227,9 @@ def test_seeded_demo_customers_behave_as_their_card_outcome_says(app):
             intake.submit_certificate_request(customer, type="coi_wos", source=RequestSource.INTERNAL, fields=WOS,
                                               actor=None, now=NOW)
             result = "created"
-        except intake.PaymentDeclined:
+        except intake_errors.PaymentDeclined:
             result = "declined"
-        except intake.NotEligible:
+        except intake_errors.NotEligible:
             result = "refused"
         seen[row["name"].split()[0]] = (row["card_outcome"], result)
     db.session.commit()

@@ -12,8 +12,9 @@ from pypdf import PdfReader
 from app.enums import EndorsementKind, PolicyStatus, RequestType
 from app.extensions import db
 from app.insurance import issuing, signing
+from app.insurance.certificate_data import build_certificate_data
 from app.insurance.documents import issue_certificate
-from app.insurance.pdf import HolderInfo, build_certificate_data
+from app.insurance.layout import HolderInfo
 from app.models import Endorsement
 from app.storage import get_store
 
@@ -208,7 +209,8 @@ def test_renewal_and_changed_limits_list_the_certificates_to_reissue_with_a_prev
 
 def test_an_uploaded_certificate_gets_a_verification_page_and_a_signature_and_keeps_its_pages(app, make, client):
     from app.enums import CertificateSource
-    from app.insurance.pdf import render_certificate_pdf, sample_data
+    from app.insurance.rendering import render_certificate_pdf
+    from app.insurance.sample import sample_data
 
     customer = make.customer(name="Acme Roofing LLC")
     data = sample_data("coi")
@@ -251,7 +253,9 @@ def test_an_uploaded_certificate_gets_a_verification_page_and_a_signature_and_ke
 def test_an_uploaded_pdf_locked_against_editing_is_signed_and_a_broken_one_is_refused(app, make):
     from pypdf import PdfWriter
 
-    from app.insurance.pdf import CertificateDataError, render_certificate_pdf, sample_data
+    from app.insurance.certificate_data import CertificateDataError
+    from app.insurance.rendering import render_certificate_pdf
+    from app.insurance.sample import sample_data
     from app.models import IssuedCertificate
 
     customer = make.customer()
@@ -281,7 +285,7 @@ def test_a_prepared_signature_validates_with_an_rsa_or_an_ec_key_and_breaks_on_a
     from cryptography.x509.oid import NameOID
     from pyhanko.sign import signers
 
-    from app.insurance import pdf
+    from app.insurance import rendering, sample, stamping
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Agency EC signing")])
@@ -295,12 +299,12 @@ def test_a_prepared_signature_validates_with_an_rsa_or_an_ec_key_and_breaks_on_a
     (tmp_path / "ec-cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     pairs = [(app.config["CERT_SIGNING_KEY"], app.config["CERT_SIGNING_CERT"]),
              (tmp_path / "ec-key.pem", tmp_path / "ec-cert.pem")]
-    stamper = pdf.Stamper(pdf.render_base_pdf(pdf.sample_data("coi")))
+    stamper = stamping.Stamper(rendering.render_base_pdf(sample.sample_data("coi")))
     for key_path, cert_path in pairs:
         seal = signing.Seal(signing.kept_key_signer(signers.SimpleSigner.load(str(key_path), str(cert_path))),
                             signed_at=NOW)
         for i in range(8):
-            stamp = pdf.IssueStamp(number=f"20260601-00001-00000{i}", revision=1, code="K7Q2M9XD4H",
+            stamp = stamping.IssueStamp(number=f"20260601-00001-00000{i}", revision=1, code="K7Q2M9XD4H",
                                    url="http://certdesk.test/verify/K7Q2M9XD4H")
             signed = stamper.stamp(HolderInfo(name=f"Holder {i} LLC"), stamp, seal)
             status = signing.signature_status(signed, trust_cert_path=cert_path)

@@ -298,7 +298,7 @@ def test_same_key_same_body_200_original_different_body_422(client, make):
 
 def _issue(req, customer):
     from app.insurance.documents import issue_certificate
-    from app.insurance.pdf import HolderInfo
+    from app.insurance.layout import HolderInfo
     from app.models.base import utcnow
     from tests.factories import tiny_pdf
 

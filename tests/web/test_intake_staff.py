@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from app.csvio import csv_safe
 from app.enums import CustomerStatus, PaymentMethod, PaymentStatus, RequestSource, RequestType, Role
 from app.extensions import db
-from app.insurance import intake
+from app.insurance import fees
 from app.models import Activity, CertificateRequest, IssuedCertificate, OutboxMessage, Payment, SandboxCharge
 from app.payments import DECLINE_CARD
 from app.storage import get_store
@@ -150,7 +151,7 @@ def test_admin_sets_fees_and_bad_values_are_refused(client, htmx, staff):
     assert bad.status_code == 422 and "Enter the WOS fee" in bad.get_data(as_text=True)
     ok = htmx.post("/admin/fees", data={"wos_fee": "30", "card_fee_percent": "2.5"}, target="fees-form")
     assert ok.status_code == 200 and "fees-changed" in ok.headers["HX-Trigger"]
-    assert intake.get_fees() == intake.Fees(3000, 250)
+    assert fees.get_fees() == fees.Fees(3000, 250)
     assert count(Activity, Activity.action == "fees_changed") == 1
 
 
@@ -158,7 +159,7 @@ def test_only_admins_configure_fees(client, staff):
     staff(Role.REVIEWER)
     assert client.get("/admin/fees").status_code == 403
     assert client.post("/admin/fees", data={"wos_fee": "1", "card_fee_percent": "1"}).status_code == 403
-    assert intake.get_fees() == intake.Fees()
+    assert fees.get_fees() == fees.Fees()
 
 
 def _wos(customer, when, fee=2500, payment=None):
@@ -186,14 +187,14 @@ def test_wos_fee_report_sums_per_month_and_customer_and_csv(client, staff, make)
                                       holder_name="plain coi, no fee"))
     db.session.commit()
 
-    report = intake.wos_fee_report(year=2026)
+    report = fees.wos_fee_report(year=2026)
     months = {m.month: (m.requests, m.wos_fees_cents, m.convenience_cents, m.card_charged_cents,
                         m.billed_to_account_cents) for m in report["months"]}
     assert months == {"2026-03": (3, 7500, 150, 5150, 2500), "2026-04": (1, 4000, 120, 4120, 0)}
     per_customer = {c.customer_name: (c.requests, c.wos_fees_cents) for c in report["customers"]}
     assert per_customer == {card.name: (3, 9000), "Brook ACH Co": (1, 2500)}
     assert report["total"].wos_fees_cents == 11500
-    assert intake.wos_fee_report()["total"].requests == 5
+    assert fees.wos_fee_report()["total"].requests == 5
 
     page = client.get("/admin/fees/report?year=2026").get_data(as_text=True)
     assert "2026-03" in page and "$75.00" in page and "$115.00" in page
@@ -212,7 +213,7 @@ def test_wos_fee_report_sums_per_month_and_customer_and_csv(client, staff, make)
 @pytest.mark.parametrize("value,expected", [("=1+2", "'=1+2"), ("+x", "'+x"), ("-3", "'-3"), ("@SUM", "'@SUM"),
                                             ("\tx", "'\tx"), ("Acme", "Acme"), ("", "")])
 def test_csv_safe(value, expected):
-    assert intake.csv_safe(value) == expected
+    assert csv_safe(value) == expected
 
 
 def test_staff_download_an_issued_certificate_and_other_customers_is_404(client, staff, make):
@@ -255,7 +256,7 @@ def test_wos_fee_report_costs_the_same_statements_for_many_customers(client, sta
 
         sa.event.listen(db.engine, "before_cursor_execute", listen)
         try:
-            report = intake.wos_fee_report(year=2026)
+            report = fees.wos_fee_report(year=2026)
         finally:
             sa.event.remove(db.engine, "before_cursor_execute", listen)
         return len(seen), report

@@ -136,7 +136,8 @@ def test_counts_and_filters_without_n_plus_one(client, processor, make):
 def test_card_wos_requests_appear_only_after_approved_payment(client, processor, make):
     """A card WOS request is created only once its payment is approved: a declined charge never reaches the queue."""
     from app.enums import RequestSource
-    from app.insurance.intake import PaymentDeclined, submit_certificate_request
+    from app.insurance.intake import submit_certificate_request
+    from app.insurance.intake_errors import PaymentDeclined
     from app.models.base import utcnow
     from app.payments import APPROVE_CARD, DECLINE_CARD
 

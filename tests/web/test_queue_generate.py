@@ -33,7 +33,9 @@ def issue_widget(htmx, req_id):
 
 
 def a_pdf(make) -> bytes:
-    from app.insurance.pdf import HolderInfo, build_certificate_data, render_certificate_pdf
+    from app.insurance.certificate_data import build_certificate_data
+    from app.insurance.layout import HolderInfo
+    from app.insurance.rendering import render_certificate_pdf
     from app.models.base import utcnow
 
     c = make.customer(name="Uploaded Insured Co")

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from app.enums import PaymentMethod, RequestSource, RequestStatus, Role
 from app.extensions import db
-from app.insurance import intake, processing
+from app.insurance import fees, intake, processing
 from app.models import Activity, OutboxMessage, Payment, SandboxRefund
 from app.models.base import utcnow
 from app.payments import APPROVE_CARD, GatewayError, RefundRefused, SandboxGateway
@@ -131,7 +131,7 @@ def test_fee_report_shows_refunds_and_net(client, htmx, auth, make):
     auth.login(make.user(Role.PROCESSOR))
     htmx.post(f"/dashboard/queue/{paid.id}/reject", data={"version": str(paid.version),
                                                           "reason_id": str(_reason_id())})
-    report = intake.wos_fee_report()
+    report = fees.wos_fee_report()
     assert (report["total"].card_charged_cents, report["total"].refunded_cents, report["total"].net_cents) == \
         (5150, 2575, 2575)
     auth.logout()

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from app.enums import CoverageLine, ReissueStatus, RequestType, Role
 from app.extensions import db
 from app.insurance.documents import issue_certificate
-from app.insurance.pdf import HolderInfo
+from app.insurance.layout import HolderInfo
 from app.models import IssuedCertificate, OutboxMessage, ReissueRun
 from app.models.base import utcnow
 

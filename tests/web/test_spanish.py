@@ -555,7 +555,7 @@ def test_verify_pages_follow_accept_language(app, client, make):
     """A holder checking a certificate reads the verify page in its browser's language; the PDF it checks
     stays English."""
     from app.insurance.documents import issue_certificate
-    from app.insurance.pdf import HolderInfo
+    from app.insurance.layout import HolderInfo
 
     customer = spanish(make, name="Techos Hernández LLC")
     holder = HolderInfo(name="Northwind Builders Inc", address="500 Congress Ave", city="Austin", state="TX",

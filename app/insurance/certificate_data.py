@@ -1,7 +1,6 @@
 """Certificate data: what a certificate says, assembled from the customer's policies on file, and the
 discrepancy rules that decide whether a request may be issued without a person looking
-(``certificate_discrepancies``; the automation decision that reads them is
-``processing.should_auto_issue``).
+(``certificate_discrepancies``) next to the automation decision that reads them (``should_auto_issue``).
 
 Plain data in, a dict out: nothing here renders or needs a Flask app context.
 """
@@ -369,3 +368,22 @@ def build_certificate_data(customer: Customer, *, kind: RequestType, holder: Hol
         "certificate_number": "",
         "revision": 0,
     }
+
+
+def should_auto_issue(request: CertificateRequest, discrepancies: list[str],
+                      guard_blocks: list[str] | tuple[str, ...] = ()) -> tuple[bool, str]:
+    """Pure decision: may a job issue this request without staff? Returns (yes/no, the reason).
+
+    Never past an issue-guard block (``guard_blocks``: the guard's reasons); a WOS request always goes to
+    staff, with the guard's reasons (e.g. "needs a waiver of subrogation endorsement") when it has any."""
+    if request.type is RequestType.COI_WOS:
+        return False, " ".join(["Waiver of subrogation requests are always processed by staff.", *guard_blocks])
+    if guard_blocks:
+        return False, "Issue guard: " + " ".join(guard_blocks)
+    if not request.customer.automation_enabled:
+        return False, "Automation is not enabled for this customer's program."
+    if (request.instructions or "").strip():
+        return False, "The request has special instructions."
+    if discrepancies:
+        return False, "Discrepancies: " + "; ".join(discrepancies)
+    return True, "No special instructions, no discrepancies and automation is enabled."

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from app import activity, lifecycle
 from app.enums import AutomationDecision, PaymentStatus, RequestSource, RequestStatus, RequestType
 from app.extensions import db
+from app.insurance import certificate_data
 from app.models import CertificateRequest, Customer, Payment, User
 
 HOLDERS = [
@@ -71,7 +72,7 @@ def seed_demo_requests(today: date) -> int:
         now = datetime.combine(today - timedelta(days=days_ago), time(14, 5 + n * 7), tzinfo=UTC)
         fields = {**HOLDERS[holder], **extra}
         fee = fees.get_fees().wos_fee_cents if kind is RequestType.COI_WOS else 0
-        ok, reason = processing.should_auto_issue(
+        ok, reason = certificate_data.should_auto_issue(
             CertificateRequest(type=kind, customer=customer, instructions=fields.get("instructions", "")), [])
         req = CertificateRequest(customer_id=customer.id, type=kind, source=RequestSource.PORTAL, fee_cents=fee,
                                  decision=AutomationDecision.MANUAL, idempotency_key=key, created_at=now,

@@ -42,6 +42,7 @@ from app.enums import (
     Role,
 )
 from app.extensions import db
+from app.insurance.certificate_data import should_auto_issue
 from app.models import CertificateRequest, IssuedCertificate, RejectionReason, User
 from app.models.insurance import DEFAULT_REJECTION_REASONS
 from app.notify import queue_email
@@ -521,25 +522,6 @@ def add_note(req: CertificateRequest, text: str, *, actor: User, now: datetime):
 
 
 # -- automatic path ----------------------------------------------------------------------------------
-
-def should_auto_issue(request: CertificateRequest, discrepancies: list[str],
-                      guard_blocks: list[str] | tuple[str, ...] = ()) -> tuple[bool, str]:
-    """Pure decision: may a job issue this request without staff? Returns (yes/no, the reason).
-
-    Never past an issue-guard block (``guard_blocks``: the guard's reasons); a WOS request always goes to
-    staff, with the guard's reasons (e.g. "needs a waiver of subrogation endorsement") when it has any."""
-    if request.type is RequestType.COI_WOS:
-        return False, " ".join(["Waiver of subrogation requests are always processed by staff.", *guard_blocks])
-    if guard_blocks:
-        return False, "Issue guard: " + " ".join(guard_blocks)
-    if not request.customer.automation_enabled:
-        return False, "Automation is not enabled for this customer's program."
-    if (request.instructions or "").strip():
-        return False, "The request has special instructions."
-    if discrepancies:
-        return False, "Discrepancies: " + "; ".join(discrepancies)
-    return True, "No special instructions, no discrepancies and automation is enabled."
-
 
 def auto_process(req: CertificateRequest, *, now: datetime) -> str:
     """The job's work: issue and deliver without staff, or send to the manual queue with the reason.

@@ -19,6 +19,7 @@ from app.enums import (
 )
 from app.extensions import db
 from app.insurance import processing
+from app.insurance.certificate_data import should_auto_issue
 from app.models import Activity, CertificateRequest, IssuedCertificate, OutboxMessage, RejectionReason
 from app.models.insurance import DEFAULT_REJECTION_REASONS
 
@@ -61,7 +62,7 @@ def _req(type_="coi", instructions="", automation=True):
     (_req("coi"), ["No general liability policy in force"], False, "general liability policy"),
 ])
 def test_should_auto_issue(req, discrepancies, expected, why):
-    ok, reason = processing.should_auto_issue(req, discrepancies)
+    ok, reason = should_auto_issue(req, discrepancies)
     assert ok is expected
     assert why in reason.lower()
 
